@@ -1,0 +1,799 @@
+"""Behaviour features, defined once and computed two ways: per request and over event logs.
+
+Where it sits: events → **session state / event frames → features** → models → policy.
+
+One definition
+--------------
+Features are written once, as data, in three small tables:
+
+1. *event variables* — values derived from one event and the session's past, e.g. whether a page
+   view revisits a page (``revisit``) or returns to the page before the previous one (``back``),
+   or the dwell time of the page a page view ends (``ended_dwell_s``). See :data:`EVENT_VARIABLES`.
+2. *slots* — running aggregates over the session's events so far (count, sum, max, last, first of
+   an event variable where a condition holds), see :data:`SLOTS`;
+3. *features* — arithmetic expressions over slots and the decision time ``now``, see
+   :data:`FEATURES`.
+
+Two executors read these tables: the **online** one (:class:`SessionState`) generates straight-line
+Python code for ``update(event)`` (O(1) per event) and for ``features_one(now)``; the **batch**
+one (:func:`features_many`) evaluates the same slot definitions with numpy/pandas over an event
+log and the same feature expressions over arrays, point-in-time: the features at a decision point
+``(session_id, ts)`` use only that session's events with ``ts`` at or before it. Property tests
+assert that both give identical values.
+
+Time and order
+--------------
+Events of a session must arrive in non-decreasing ``ts``; equal timestamps keep their order of
+arrival (row order in a log). The batch path sorts a log stably by ``(session, ts)``; the online
+path, when given an event earlier than the last one, treats it as malformed (strict mode raises).
+Lenient mode (the web default) never raises: an event with an unknown type or a non-finite ``ts``
+is skipped and counted in ``SessionState.n_malformed``; a missing or non-finite numeric field
+counts as absent (sums and maxima skip it). The batch path skips the same rows.
+
+Examples
+--------
+>>> from nextchannel.features import SessionState, features_many
+>>> s = SessionState("s1")
+>>> s.update({"session_id": "s1", "ts": 0.0, "type": "page_view", "page": "/cart", "page_type": "cart"})
+>>> s.update({"session_id": "s1", "ts": 40.0, "type": "idle", "duration_s": 35.0})
+>>> f = s.features_one(now=45.0)
+>>> f["dwell_current_s"], f["idle_current_page_s"], f["funnel_stage"]
+(45.0, 35.0, 3.0)
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from nextchannel.errors import ValidationError
+from nextchannel.schema import (
+    DEVICES,
+    EVENT_FIELDS,
+    FUNNEL_STAGE,
+    LANGUAGES,
+    PAGE_TYPES,
+    REFERRERS,
+    SCROLL_DIRECTIONS,
+    validate_event,
+    validate_events,
+)
+
+__all__ = [
+    "EVENT_VARIABLES",
+    "SLOTS",
+    "FEATURES",
+    "SESSION_FEATURES",
+    "CATEGORICAL_FEATURES",
+    "Slot",
+    "Feature",
+    "SessionState",
+    "feature_names",
+    "features_many",
+]
+
+_OTHER_LANGUAGE = LANGUAGES.index("other")
+_PT = {p: i for i, p in enumerate(PAGE_TYPES)}
+
+#: Event variables every slot may use, with their meaning. ``ts`` and the event's own numeric fields
+#: (``duration_s``, ``value``, ``n_results``, ``depth``, ``utc_offset_s``) are available as well.
+EVENT_VARIABLES: dict[str, str] = {
+    "pt": "page type code of a page view (index in schema.PAGE_TYPES), -1 if unknown",
+    "stage": "funnel stage of a page view (schema.FUNNEL_STAGE), -1 outside the funnel",
+    "revisit": "1 if this page view's page was already viewed in the session",
+    "back": "1 if this page view returns to the page viewed before the previous one (A→B→A)",
+    "forward": "1 if this page view reaches a funnel stage beyond any reached before",
+    "ended_dwell_s": "seconds since the previous page view (the dwell it ends), NaN for the first",
+    "ended_pt": "page type code of the page whose dwell this page view ends, -1 if none",
+    "reversal": "1 if this scroll's direction differs from the session's previous scroll",
+    "device": "device code (schema.DEVICES) of a session_start, -1 if unknown",
+    "language": "language code (schema.LANGUAGES); unknown languages code as 'other'",
+    "referrer": "referrer code (schema.REFERRERS), -1 if unknown",
+    "known": "1 if a session_start names a customer_id",
+    "returning": "1 if a session_start says the visitor is returning",
+}
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A running aggregate over a session's events.
+
+    ``kind`` is ``count`` (events where ``where`` holds), ``sum`` / ``max`` (of ``value``, skipping
+    NaN), ``last`` (the latest non-NaN ``value``) or ``first``; ``on`` lists the event types it
+    reads (``()`` = every event); ``value`` and ``where`` are expressions over event variables
+    and, for ``value``, slots defined earlier (their value after this event); ``default`` is the
+    value before any matching event.
+    """
+
+    name: str
+    kind: str
+    on: tuple[str, ...] = ()
+    value: str = "1"
+    where: str = ""
+    default: float = 0.0
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A feature: an expression over slots and ``now`` (the decision time), with its meaning."""
+
+    name: str
+    expr: str
+    doc: str
+
+
+_PV = ("page_view",)
+SLOTS: tuple[Slot, ...] = (
+    Slot("n_events", "count"),
+    Slot("start_ts", "first", (), "ts", default=math.nan),
+    Slot("n_page_views", "count", _PV),
+    Slot("n_revisits", "count", _PV, where="revisit"),
+    Slot("n_back", "count", _PV, where="back"),
+    Slot("n_help_views", "count", _PV, where=f"(pt == {_PT['help']}) | (pt == {_PT['contact']})"),
+    Slot("pv_ts", "last", _PV, "ts", default=math.nan),
+    Slot("pv_pt", "last", _PV, "pt", default=-1.0),
+    Slot("fwd_ts", "last", _PV, "ts", where="forward", default=math.nan),
+    Slot("max_stage", "max", _PV, "stage", default=-1.0),
+    *(Slot(f"dwell_done_{p}", "sum", _PV, "ended_dwell_s", where=f"ended_pt == {i}")
+      for i, p in enumerate(PAGE_TYPES)),
+    Slot("longest_done", "max", _PV, "ended_dwell_s"),
+    Slot("n_idle", "count", ("idle",)),
+    Slot("idle_total_s", "sum", ("idle",), "duration_s"),
+    Slot("idle_max_s", "max", ("idle",), "duration_s"),
+    Slot("idle_at_pv", "last", _PV, "idle_total_s"),
+    Slot("n_scroll", "count", ("scroll",)),
+    Slot("n_reversal", "count", ("scroll",), where="reversal"),
+    Slot("scroll_depth", "last", ("scroll",), "depth"),
+    Slot("n_click", "count", ("click",)),
+    Slot("n_form_error", "count", ("form_error",)),
+    Slot("n_form_submit", "count", ("form_submit",)),
+    Slot("n_cart_add", "count", ("cart_add",)),
+    Slot("cart_added", "sum", ("cart_add",), "value"),
+    Slot("n_cart_remove", "count", ("cart_remove",)),
+    Slot("cart_removed", "sum", ("cart_remove",), "value"),
+    Slot("n_search", "count", ("search",)),
+    Slot("n_search_none", "count", ("search",), where="n_results == 0"),
+    Slot("n_exit", "count", ("exit_intent",)),
+    Slot("exit_ts", "last", ("exit_intent",), "ts", default=math.nan),
+    Slot("n_offer", "count", ("offer_shown",)),
+    Slot("offer_ts", "last", ("offer_shown",), "ts", default=math.nan),
+    Slot("n_dismiss", "count", ("offer_dismissed",)),
+    Slot("dismiss_ts", "last", ("offer_dismissed",), "ts", default=math.nan),
+    Slot("n_accept", "count", ("offer_accepted",)),
+    Slot("n_contact", "count", ("contact_started",)),
+    Slot("n_purchase", "count", ("purchase",)),
+    Slot("n_end", "count", ("session_end",)),
+    Slot("ctx_device", "last", ("session_start",), "device", default=-1.0),
+    Slot("ctx_language", "last", ("session_start",), "language", default=-1.0),
+    Slot("ctx_referrer", "last", ("session_start",), "referrer", default=-1.0),
+    Slot("ctx_known", "last", ("session_start",), "known"),
+    Slot("ctx_returning", "last", ("session_start",), "returning"),
+    Slot("ctx_utc_offset_s", "last", ("session_start",), "utc_offset_s"),
+)
+
+FEATURES: tuple[Feature, ...] = (
+    # dwell
+    Feature("dwell_current_s", "nz(now - pv_ts, 0.0)", "seconds on the current page"),
+    Feature("session_duration_s", "nz(now - start_ts, 0.0)", "seconds since the session's first event"),
+    *(Feature(f"dwell_{p}_s", f"dwell_done_{p} + (pv_pt == {i}) * nz(now - pv_ts, 0.0)",
+              f"seconds spent on {p} pages, the current one included")
+      for i, p in enumerate(PAGE_TYPES)),
+    Feature("longest_dwell_s", "fmax(longest_done, nz(now - pv_ts, 0.0))", "longest dwell on one page"),
+    # hesitation
+    Feature("idle_count", "n_idle", "idle periods"),
+    Feature("idle_total_s", "idle_total_s", "seconds idle in total"),
+    Feature("idle_max_s", "idle_max_s", "longest idle period"),
+    Feature("idle_current_page_s", "idle_total_s - idle_at_pv", "seconds idle since the last page view"),
+    Feature("back_navigations", "n_back", "returns to the page before the previous one"),
+    Feature("revisits", "n_revisits", "page views of a page seen before"),
+    Feature("scroll_reversals", "n_reversal", "changes of scroll direction"),
+    Feature("form_errors", "n_form_error", "form validation errors"),
+    Feature("cart_removals", "n_cart_remove", "items removed from the cart"),
+    Feature("searches_no_result", "n_search_none", "searches that found nothing"),
+    Feature("exit_intents", "n_exit", "exit-intent signals (pointer to the tab bar, back swipe)"),
+    Feature("help_views", "n_help_views", "views of help/FAQ and contact pages"),
+    Feature("time_since_forward_s", "nz(now - nz(fwd_ts, start_ts), 0.0)",
+            "seconds since the last step forward in the funnel (or since the start)"),
+    Feature("time_since_exit_intent_s", "now - exit_ts", "seconds since the last exit intent, NaN if none"),
+    # journey
+    Feature("pages_viewed", "n_page_views", "page views"),
+    Feature("funnel_stage", "max_stage", "furthest funnel stage reached (-1 none, 4 checkout)"),
+    Feature("page_type", "pv_pt", "type of the current page (code in schema.PAGE_TYPES)"),
+    Feature("cart_value", "cart_added - cart_removed", "net value added to the cart"),
+    Feature("cart_items", "n_cart_add - n_cart_remove", "net items added to the cart"),
+    Feature("searches", "n_search", "searches"),
+    Feature("clicks", "n_click", "clicks"),
+    Feature("form_submits", "n_form_submit", "form submits"),
+    Feature("scroll_depth", "scroll_depth", "depth of the last scroll (0..1)"),
+    # context
+    Feature("device", "ctx_device", "device code (schema.DEVICES), -1 unknown"),
+    Feature("hour_of_day", "((now + ctx_utc_offset_s) % 86400.0) // 3600.0", "local hour at the decision"),
+    Feature("weekday", "(((now + ctx_utc_offset_s) // 86400.0) + 3.0) % 7.0", "local weekday, 0 = Monday"),
+    Feature("language", "ctx_language", "language code (schema.LANGUAGES), -1 unknown"),
+    Feature("referrer", "ctx_referrer", "referrer code (schema.REFERRERS), -1 unknown"),
+    Feature("is_known", "ctx_known", "1 if a known customer"),
+    Feature("is_returning", "ctx_returning", "1 if a returning visitor"),
+    # this session's offers
+    Feature("offers_shown", "n_offer", "offers shown in this session"),
+    Feature("offers_dismissed", "n_dismiss", "offers dismissed in this session"),
+    Feature("offers_accepted", "n_accept", "offers accepted in this session"),
+    Feature("time_since_offer_s", "now - offer_ts", "seconds since the last offer, NaN if none"),
+    Feature("time_since_dismiss_s", "now - dismiss_ts", "seconds since the last dismissal, NaN if none"),
+    Feature("contacts_started", "n_contact", "contacts started in this session"),
+    Feature("purchased", "fmin(n_purchase, 1.0)", "1 once the visitor has bought"),
+)
+SESSION_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+#: Features that are codes, to be treated as categorical by the models.
+CATEGORICAL_FEATURES: tuple[str, ...] = ("page_type", "device", "language", "referrer")
+
+
+def feature_names(channels: Any = None, with_profile: bool = True) -> tuple[str, ...]:
+    """All feature names in model order: session features, then the customer profile's.
+
+    Examples
+    --------
+    >>> names = feature_names(with_profile=False)
+    >>> names[:3]
+    ('dwell_current_s', 'session_duration_s', 'dwell_home_s')
+    """
+    if not with_profile:
+        return SESSION_FEATURES
+    from nextchannel.profile import ProfileConfig, profile_feature_names
+
+    cfg_channels = channels if channels is not None else ProfileConfig().channels
+    return SESSION_FEATURES + tuple(profile_feature_names(cfg_channels))
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers usable in expressions; the scalar versions serve the online path, the array versions
+# the batch path, with the same meaning.
+# ---------------------------------------------------------------------------------------------
+def _nz_scalar(x: float, d: float) -> float:
+    return d if x != x else x
+
+
+def _fmax_scalar(a: float, b: float) -> float:
+    return a if a >= b else b
+
+
+def _fmin_scalar(a: float, b: float) -> float:
+    return a if a <= b else b
+
+
+_SCALAR_ENV: dict[str, Any] = {"nz": _nz_scalar, "fmax": _fmax_scalar, "fmin": _fmin_scalar, "nan": math.nan}
+_ARRAY_ENV: dict[str, Any] = {
+    "nz": lambda x, d: np.where(np.isnan(x), d, x),
+    "fmax": np.fmax,
+    "fmin": np.fmin,
+    "nan": np.nan,
+}
+
+
+def _names_in(expr: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Online executor: code generated from SLOTS and FEATURES
+# ---------------------------------------------------------------------------------------------
+def _missing(x: Any) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and x != x)
+
+
+def _page_key(x: Any) -> str | None:
+    """A page id as a string, None when missing (the batch path maps the same way)."""
+    if isinstance(x, str):
+        return x
+    return None if _missing(x) else str(x)
+
+
+def _flag(x: Any) -> int:
+    return 1 if (x is True or (isinstance(x, (int, float, np.integer, np.floating)) and x == 1)) else 0
+
+
+def _num(x: Any) -> float:
+    """A finite float, or NaN for anything missing or malformed (never raises)."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return f if f - f == 0.0 else math.nan
+
+
+# Enrichment: how each event type's variables are computed online (the batch twin is
+# `_enrich`; the parity tests hold the two together).
+_ENRICH: dict[str, str] = {
+    "page_view": """
+    page = _page_key(e.get("page"))
+    pt = _PT.get(e.get("page_type"), -1)
+    stage = _STAGE.get(e.get("page_type"), -1)
+    revisit = page is not None and page in s._pages
+    back = page is not None and page == s._pv2 and page != s._pv1
+    forward = stage > s._max_stage
+    ended_dwell_s = ts - s._pv_ts
+    ended_pt = s._pv_pt_e
+    if page is not None:
+        s._pages.add(page)
+    s._pv2 = s._pv1
+    s._pv1 = page
+    s._pv_ts = ts
+    s._pv_pt_e = pt
+    if forward:
+        s._max_stage = stage
+""",
+    "scroll": """
+    d = e.get("direction")
+    dcode = 0 if d == "down" else (1 if d == "up" else -1)
+    depth = _num(e.get("depth"))
+    reversal = dcode >= 0 and s._last_dir >= 0 and dcode != s._last_dir
+    if dcode >= 0:
+        s._last_dir = dcode
+""",
+    "session_start": """
+    device = _DEV.get(e.get("device"), -1)
+    lang = e.get("language")
+    language = _LANG.get(lang, _OTHER_LANG if isinstance(lang, str) else -1)
+    referrer = _REF.get(e.get("referrer"), -1)
+    cid = e.get("customer_id")
+    known = 0 if (_missing(cid) or cid == "") else 1
+    returning = _flag(e.get("returning"))
+    utc_offset_s = _num(e.get("utc_offset_s"))
+""",
+}
+_FIELD_VARS = {"duration_s", "value", "n_results"}
+
+
+def _slot_code(slot: Slot) -> list[str]:
+    """Python statements updating ``slot`` for one event (variables already bound)."""
+    val_expr = _rewrite(slot.value)
+    stmts: list[str] = []
+    if slot.kind == "count":
+        stmts = [f"s.{slot.name} += 1"]
+    elif slot.kind == "sum":
+        stmts = [f"v = {val_expr}", "if v == v:", f"    s.{slot.name} += v"]
+    elif slot.kind == "max":
+        stmts = [f"v = {val_expr}", f"if v > s.{slot.name}:", f"    s.{slot.name} = v"]
+    elif slot.kind == "last":
+        stmts = [f"v = {val_expr}", "if v == v:", f"    s.{slot.name} = v"]
+    elif slot.kind == "first":
+        stmts = [f"if s.{slot.name} != s.{slot.name}:", f"    s.{slot.name} = {val_expr}"]
+    else:  # pragma: no cover - guarded by the spec test
+        raise ValueError(f"unknown slot kind {slot.kind!r}")
+    if slot.where:
+        return [f"if {_rewrite(slot.where)}:"] + ["    " + x for x in stmts]
+    return stmts
+
+
+_SLOT_NAMES = frozenset(s.name for s in SLOTS)
+
+
+def _rewrite(expr: str) -> str:
+    """Rewrite an expression so that slot names read the state (``s.name``)."""
+
+    class _T(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            if node.id in _SLOT_NAMES:
+                return ast.copy_location(ast.Attribute(ast.Name("s", ast.Load()), node.id, ast.Load()), node)
+            return node
+
+    return ast.unparse(_T().visit(ast.parse(expr, mode="eval")))
+
+
+def _compile_online() -> tuple[dict[str, Callable], Callable, Callable]:
+    env: dict[str, Any] = dict(_SCALAR_ENV)
+    env.update(_PT=_PT, _STAGE=FUNNEL_STAGE, _DEV={d: i for i, d in enumerate(DEVICES)},
+               _LANG={x: i for i, x in enumerate(LANGUAGES)}, _OTHER_LANG=_OTHER_LANGUAGE,
+               _REF={x: i for i, x in enumerate(REFERRERS)}, _num=_num, _page_key=_page_key,
+               _missing=_missing, _flag=_flag)
+    src: list[str] = []
+    handlers: dict[str, str] = {}
+    for etype in EVENT_FIELDS:
+        body = [_ENRICH.get(etype, "").strip("\n")]
+        fields = [f for f in EVENT_FIELDS[etype] if f in _FIELD_VARS or f == "depth"]
+        for f in fields:
+            if f != "depth":
+                body.append(f"    {f} = _num(e.get({f!r}))")
+        for slot in SLOTS:
+            if slot.on and etype not in slot.on:
+                continue
+            body.extend("    " + line for line in _slot_code(slot))
+        fname = f"_on_{etype}"
+        handlers[etype] = fname
+        src.append(f"def {fname}(s, e, ts):\n" + "\n".join(b for b in body if b) + "\n")
+    exprs = ", ".join(_rewrite(f.expr) for f in FEATURES)
+    src.append(f"def _features(s, now):\n    return ({exprs},)\n")
+    writes = "\n".join(f"    buf[offset + {i}] = {_rewrite(f.expr)}" for i, f in enumerate(FEATURES))
+    src.append(f"def _features_into(s, now, buf, offset):\n{writes}\n")
+    code = "\n".join(src)
+    exec(compile(code, "<nextchannel.features online executor>", "exec"), env)  # noqa: S102 - our own spec
+    return {t: env[f] for t, f in handlers.items()}, env["_features"], env["_features_into"]
+
+
+_HANDLERS, _FEATURES_FN, _FEATURES_INTO_FN = _compile_online()
+_SLOT_DEFAULTS = tuple((s.name, s.default) for s in SLOTS)
+
+
+class SessionState:
+    """One session's running state: the online (per-request) feature executor.
+
+    ``update(event)`` costs O(1) per event; ``features_one(now)`` gives the features at a decision
+    taken at ``now`` (default: the last event's time) using every event fed so far.
+
+    Parameters
+    ----------
+    session_id : str, optional
+        The session this state belongs to (events of other sessions are refused in strict mode and
+        skipped in lenient mode).
+    strict : bool, default False
+        Raise :class:`~nextchannel.errors.ValidationError` on a malformed event instead of skipping
+        it (use in development and batch jobs; the web path stays lenient).
+
+    Examples
+    --------
+    >>> s = SessionState("s1")
+    >>> s.update({"session_id": "s1", "ts": 1.0, "type": "form_error", "field": "zip"})
+    >>> s.update({"session_id": "s1", "ts": 2.0, "type": "teleport"})   # lenient: skipped
+    >>> s.n_malformed, s.features_one()["form_errors"]
+    (1, 1.0)
+    """
+
+    __slots__ = tuple(n for n, _ in _SLOT_DEFAULTS) + (
+        "session_id", "strict", "last_ts", "n_malformed", "_pages", "_pv1", "_pv2", "_pv_ts",
+        "_pv_pt_e", "_max_stage", "_last_dir",
+    )
+
+    def __init__(self, session_id: Any = None, *, strict: bool = False) -> None:
+        self.session_id = session_id
+        self.strict = strict
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every event (the session id and mode stay)."""
+        for name, default in _SLOT_DEFAULTS:
+            setattr(self, name, default)
+        self.last_ts = -math.inf
+        self.n_malformed = 0
+        self._pages: set[str] = set()
+        self._pv1: str | None = None
+        self._pv2: str | None = None
+        self._pv_ts = math.nan
+        self._pv_pt_e = -1
+        self._max_stage = -1
+        self._last_dir = -1
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        """Feed one event (a dict with ``session_id``, ``ts``, ``type`` and its fields)."""
+        if self.strict:
+            validate_event(event, last_ts=None if self.last_ts == -math.inf else self.last_ts)
+            if self.session_id is not None and event["session_id"] != self.session_id:
+                raise ValidationError(
+                    f"session_id must be {self.session_id!r} for this SessionState, got {event['session_id']!r}")
+        try:
+            handler = _HANDLERS.get(event.get("type"))  # type: ignore[arg-type]
+            ts = event.get("ts")
+            ts = float(ts)  # type: ignore[arg-type]
+        except (AttributeError, TypeError, ValueError):
+            self.n_malformed += 1
+            return
+        if handler is None or ts - ts != 0.0 or ts < self.last_ts:
+            self.n_malformed += 1
+            return
+        if self.session_id is not None and event.get("session_id", self.session_id) != self.session_id:
+            self.n_malformed += 1
+            return
+        self.last_ts = ts
+        handler(self, event, ts)
+
+    def update_many(self, events: Iterable[Mapping[str, Any]]) -> "SessionState":
+        """Feed events in order; returns ``self``."""
+        for e in events:
+            self.update(e)
+        return self
+
+    def _now(self, now: float | None) -> float:
+        if now is None:
+            return self.last_ts if self.last_ts != -math.inf else 0.0
+        return float(now)
+
+    def features_one(self, now: float | None = None) -> dict[str, float]:
+        """The session features at a decision taken at ``now`` (seconds; default: last event)."""
+        vals = _FEATURES_FN(self, self._now(now))
+        return {name: float(v) for name, v in zip(SESSION_FEATURES, vals)}
+
+    def features_into(self, buf: Any, now: float | None = None, offset: int = 0) -> None:
+        """Write the session features into ``buf[offset : offset + len(SESSION_FEATURES)]``.
+
+        The scorer's fast path: no dict, no allocation (``buf`` is a preallocated float64 array).
+        """
+        _FEATURES_INTO_FN(self, self._now(now), buf, offset)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch executor
+#
+# Slots are evaluated only where they are needed: at each decision point's last event (and, for a
+# slot whose value reads another slot, at that slot's matching rows). For each slot the matching
+# rows are found once (sparse indices); counts, firsts and lasts come from `searchsorted` on them;
+# sums and maxima from a sequential cumulative pass over the matching rows of each session, so
+# floating-point sums add in exactly the order the online path adds them.
+# ---------------------------------------------------------------------------------------------
+class _Log:
+    """An event log as arrays, sorted stably by (session, ts)."""
+
+    def __init__(self, events: pd.DataFrame) -> None:
+        ts_all = pd.to_numeric(events["ts"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        etype_all = events["type"].to_numpy(dtype=object)
+        sess_codes, uniques = pd.factorize(events["session_id"], use_na_sentinel=True)
+        type_codes = pd.Index(list(EVENT_FIELDS)).get_indexer(etype_all)
+        keep = np.isfinite(ts_all) & (type_codes >= 0) & (sess_codes >= 0)
+        order = np.flatnonzero(keep)
+        seg, ts = sess_codes[order], ts_all[order]
+        if len(order) > 1 and not ((seg[1:] > seg[:-1]) | ((seg[1:] == seg[:-1]) & (ts[1:] >= ts[:-1]))).all():
+            sub = np.lexsort((ts, seg))  # lexsort is stable: ties keep their log order
+            order, seg, ts = order[sub], seg[sub], ts[sub]
+        self.events, self.order, self.seg, self.ts = events, order, seg, ts
+        self.uniques = uniques
+        self.tcode = type_codes[order]
+        self.n = len(order)
+        starts = np.r_[True, seg[1:] != seg[:-1]] if self.n else np.zeros(0, dtype=bool)
+        self.seg_first = np.flatnonzero(starts)             # first row of each present segment
+        self.row_seg_first = self.seg_first[np.cumsum(starts) - 1] if self.n else np.zeros(0, dtype=np.int64)
+        self._type_rows: dict[str, np.ndarray] = {}
+
+    def rows_of(self, types: Sequence[str]) -> np.ndarray:
+        """Sorted row positions of events of the given types (all valid events for ())."""
+        key = ",".join(types)
+        if key not in self._type_rows:
+            if not types:
+                self._type_rows[key] = np.arange(self.n)
+            else:
+                codes = [list(EVENT_FIELDS).index(t) for t in types]
+                self._type_rows[key] = np.flatnonzero(np.isin(self.tcode, codes))
+        return self._type_rows[key]
+
+    def column(self, name: str, rows: np.ndarray) -> pd.Series:
+        """Raw column ``name`` at the given sorted rows (a Series of NaN when absent)."""
+        if name not in self.events.columns:
+            return pd.Series(np.full(len(rows), np.nan))
+        return self.events[name].iloc[self.order[rows]].reset_index(drop=True)
+
+    def numeric(self, name: str, rows: np.ndarray) -> np.ndarray:
+        v = pd.to_numeric(self.column(name, rows), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return np.where(np.isfinite(v), v, np.nan)
+
+def _codes_of(col: pd.Series, vocab: Sequence[str], unknown_str: int = -1) -> np.ndarray:
+    idx = pd.Index(list(vocab)).get_indexer(col.astype(object))
+    if unknown_str != -1:
+        is_str = col.astype(object).map(lambda x: isinstance(x, str)).to_numpy(dtype=bool)
+        idx = np.where((idx < 0) & is_str, unknown_str, idx)
+    return idx.astype(float)
+
+
+def _prev_in_group(values: np.ndarray, seg: np.ndarray, lag: int, fill: Any) -> np.ndarray:
+    """The value ``lag`` rows earlier within the same segment (rows are one type, sorted)."""
+    out = np.full(len(values), fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
+    if len(values) > lag:
+        same = seg[lag:] == seg[:-lag]
+        out[lag:][same] = values[:-lag][same]
+    return out
+
+
+def _enrich(log: _Log) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Event variables per event type, at that type's rows: the batch twin of ``_ENRICH``."""
+    out: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    for etype, fields in EVENT_FIELDS.items():
+        rows = log.rows_of((etype,))
+        var: dict[str, np.ndarray] = {"ts": log.ts[rows]}
+        for f in ("duration_s", "value", "n_results", "depth", "utc_offset_s"):
+            if f in fields:
+                var[f] = log.numeric(f, rows)
+        out[etype] = (rows, var)
+
+    rows, var = out["page_view"]
+    seg = log.seg[rows]
+    ptype = log.column("page_type", rows).astype(object)
+    var["pt"] = _codes_of(ptype, PAGE_TYPES)
+    stage = ptype.map(FUNNEL_STAGE).astype(float).fillna(-1.0).to_numpy()
+    var["stage"] = stage
+    page = log.column("page", rows)
+    if not page.map(lambda x: isinstance(x, str) or _missing(x)).all():
+        page = page.astype(object).map(_page_key)
+    pcode, _ = pd.factorize(page, use_na_sentinel=True)
+    valid = pcode >= 0
+    dup = pd.DataFrame({"seg": seg, "p": pcode}).duplicated().to_numpy()
+    var["revisit"] = (valid & dup).astype(float)
+    p1, p2 = _prev_in_group(pcode, seg, 1, -1), _prev_in_group(pcode, seg, 2, -1)
+    var["back"] = (valid & (pcode == p2) & (pcode != p1)).astype(float)
+    run_max = pd.Series(stage).groupby(seg, sort=False).cummax().to_numpy()
+    var["forward"] = (stage > _prev_in_group(run_max, seg, 1, -1.0)).astype(float)
+    var["ended_dwell_s"] = var["ts"] - _prev_in_group(var["ts"], seg, 1, np.nan)
+    var["ended_pt"] = _prev_in_group(var["pt"], seg, 1, -1.0)
+
+    rows, var = out["scroll"]
+    seg = log.seg[rows]
+    dcode = _codes_of(log.column("direction", rows), SCROLL_DIRECTIONS)
+    ok = dcode >= 0
+    prev = np.full(len(rows), -1.0)
+    prev[ok] = _prev_in_group(dcode[ok], seg[ok], 1, -1.0)
+    var["reversal"] = (ok & (prev >= 0) & (dcode != prev)).astype(float)
+
+    rows, var = out["session_start"]
+    var["device"] = _codes_of(log.column("device", rows), DEVICES)
+    var["language"] = _codes_of(log.column("language", rows), LANGUAGES, unknown_str=_OTHER_LANGUAGE)
+    var["referrer"] = _codes_of(log.column("referrer", rows), REFERRERS)
+    var["known"] = log.column("customer_id", rows).astype(object).map(
+        lambda x: 0.0 if (_missing(x) or x == "") else 1.0).to_numpy(dtype=float)
+    var["returning"] = log.column("returning", rows).astype(object).map(_flag).to_numpy(dtype=float)
+    return out
+
+
+def _eval_array(expr: str, names: Mapping[str, Any]) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return eval(compile(expr, "<feature>", "eval"), dict(_ARRAY_ENV), dict(names))  # noqa: S307 - our spec
+
+
+class _SlotEvaluator:
+    """Evaluates slots at arbitrary row positions of a sorted log (point in time)."""
+
+    def __init__(self, log: _Log) -> None:
+        self.log = log
+        self.by_type = _enrich(log)
+        self.slots = {s.name: s for s in SLOTS}
+        self._matches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _matching(self, slot: Slot) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, values) of the events a slot counts, in log order; cumulated for sum and max."""
+        if slot.name in self._matches:
+            return self._matches[slot.name]
+        parts_rows, parts_vals = [], []
+        for etype in (slot.on or tuple(EVENT_FIELDS)):
+            rows, var = self.by_type[etype]
+            if not len(rows):
+                continue
+            env: dict[str, Any] = dict(var)
+            for ref in _names_in(slot.value) & set(self.slots):
+                # a value that reads another slot: that slot's value after this event
+                env[ref] = self.at(self.slots[ref], rows)
+            mask = np.ones(len(rows), dtype=bool)
+            if slot.where:
+                mask &= np.broadcast_to(_eval_array(slot.where, env), (len(rows),)).astype(bool)
+            val = np.broadcast_to(_eval_array(slot.value, env), (len(rows),)).astype(float)
+            if slot.kind != "count":
+                mask &= ~np.isnan(val)
+            parts_rows.append(rows[mask])
+            parts_vals.append(val[mask])
+        rows = np.concatenate(parts_rows) if parts_rows else np.zeros(0, dtype=np.int64)
+        vals = np.concatenate(parts_vals) if parts_vals else np.zeros(0)
+        if len(parts_rows) > 1:
+            o = np.argsort(rows, kind="stable")
+            rows, vals = rows[o], vals[o]
+        if slot.kind in ("sum", "max") and len(rows):
+            # sequential within each session: the same additions, in the same order, as online
+            g = pd.Series(vals).groupby(self.log.seg[rows], sort=False)
+            vals = (g.cumsum() if slot.kind == "sum" else g.cummax()).to_numpy()
+        self._matches[slot.name] = (rows, vals)
+        return rows, vals
+
+    def at(self, slot: Slot, pos: np.ndarray) -> np.ndarray:
+        """The slot's value after the event at each row ``pos`` (-1: before any event)."""
+        rows, vals = self._matching(slot)
+        out = np.full(len(pos), slot.default, dtype=float)
+        if not len(rows) or not len(pos):
+            return out
+        have = pos >= 0
+        p = np.where(have, pos, 0)
+        first_row = np.where(have, self.log.row_seg_first[p], 0)
+        if slot.kind == "first":
+            j = np.searchsorted(rows, first_row, side="left")     # first matching row of the session
+            jc = np.clip(j, 0, len(rows) - 1)
+            ok = have & (j < len(rows)) & (rows[jc] <= p)
+            out[ok] = vals[jc[ok]]
+            return out
+        j = np.searchsorted(rows, p, side="right") - 1           # last matching row <= pos
+        jc = np.clip(j, 0, None)
+        ok = have & (j >= 0) & (rows[jc] >= first_row)
+        if slot.kind == "count":
+            j0 = np.searchsorted(rows, first_row, side="left")    # matching rows before the session
+            out[ok] = (j[ok] + 1 - j0[ok]).astype(float)
+        elif slot.kind == "max":
+            out[ok] = np.maximum(vals[jc[ok]], slot.default)
+        elif slot.kind == "sum":
+            out[ok] = vals[jc[ok]] + slot.default
+        else:  # last
+            out[ok] = vals[jc[ok]]
+        return out
+
+
+def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFrame | None = None,
+                  contacts: pd.DataFrame | None = None, *, with_profile: bool | None = None,
+                  profile_config: Any = None, validate: bool = False) -> pd.DataFrame:
+    """Point-in-time features for many decision points from an event log (the batch path).
+
+    Parameters
+    ----------
+    events : DataFrame
+        Event log: ``session_id``, ``ts``, ``type`` and the event fields (see :mod:`nextchannel.schema`).
+        Rows may interleave sessions; each session is ordered stably by ``ts``.
+    at : DataFrame
+        Decision points: ``session_id`` and ``ts``; optionally ``customer_id`` (otherwise taken from
+        the session's first ``session_start`` event).
+    customers, contacts : DataFrame, optional
+        Customer table (opt-outs) and contact history for the profile features
+        (:mod:`nextchannel.profile`); used when ``with_profile`` is true (default: when either is given).
+    validate : bool, default False
+        Run :func:`nextchannel.schema.validate_events` first (strict; raises on the first bad row).
+        Otherwise malformed rows are skipped exactly as the online path skips them.
+
+    Returns
+    -------
+    DataFrame
+        One row per row of ``at`` (same index), one float column per feature.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ev = pd.DataFrame({"session_id": ["a", "a", "b"], "ts": [0.0, 5.0, 1.0],
+    ...                    "type": ["page_view", "form_error", "click"],
+    ...                    "page": ["/checkout", None, None], "page_type": ["checkout", None, None],
+    ...                    "field": [None, "zip", None]})
+    >>> at = pd.DataFrame({"session_id": ["a", "a", "b"], "ts": [4.0, 9.0, 2.0]})
+    >>> f = features_many(ev, at)
+    >>> f[["form_errors", "dwell_checkout_s", "clicks"]].to_numpy().tolist()
+    [[0.0, 4.0, 0.0], [1.0, 9.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    if not isinstance(events, pd.DataFrame):
+        raise ValidationError(f"events must be a pandas DataFrame, got {type(events).__name__}")
+    if not isinstance(at, pd.DataFrame) or not {"session_id", "ts"} <= set(at.columns):
+        raise ValidationError("at must be a DataFrame with columns ['session_id', 'ts'], got "
+                              f"{type(at).__name__ if not isinstance(at, pd.DataFrame) else list(at.columns)}")
+    for c in ("session_id", "ts", "type"):
+        if c not in events.columns:
+            raise ValidationError(f"events must have columns ['session_id', 'ts', 'type'], missing {c!r}")
+    if validate:
+        validate_events(events)
+    at_ts = pd.to_numeric(at["ts"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if not np.isfinite(at_ts).all():
+        bad = int(np.flatnonzero(~np.isfinite(at_ts))[0])
+        raise ValidationError(f"at.ts must be finite numbers, got {at['ts'].iloc[bad]!r} at row {at.index[bad]}")
+
+    log = _Log(events)
+    ev_slots = _SlotEvaluator(log)
+    # Point in time: each decision's last event of its session with ts <= the decision's ts.
+    at_seg = pd.Index(log.uniques).get_indexer(at["session_id"]) if len(log.uniques) else np.full(len(at), -1)
+    pos = np.full(len(at), -1, dtype=np.int64)
+    if log.n:
+        _, inv = np.unique(np.concatenate([log.ts, at_ts]), return_inverse=True)
+        n_ranks = np.int64(inv.max() + 1)
+        key_ev = log.seg.astype(np.int64) * n_ranks + inv[: log.n]
+        key_at = at_seg.astype(np.int64) * n_ranks + inv[log.n:]
+        cand = np.searchsorted(key_ev, key_at, side="right") - 1
+        cc = np.clip(cand, 0, None)
+        ok = (at_seg >= 0) & (cand >= 0) & (log.seg[cc] == at_seg)
+        pos = np.where(ok, cand, -1)
+    names: dict[str, Any] = {"now": at_ts}
+    for slot in SLOTS:
+        names[slot.name] = ev_slots.at(slot, pos)
+    data = {f.name: np.broadcast_to(_eval_array(f.expr, names), (len(at),)).astype(float) for f in FEATURES}
+    out = pd.DataFrame(data, index=at.index)
+
+    use_profile = with_profile if with_profile is not None else (customers is not None or contacts is not None)
+    if use_profile:
+        from nextchannel.profile import profiles_many
+
+        if "customer_id" in at.columns:
+            cust = at["customer_id"]
+        else:
+            starts = events.loc[events["type"] == "session_start", ["session_id", "customer_id"]] \
+                if "customer_id" in events.columns else pd.DataFrame(columns=["session_id", "customer_id"])
+            first = starts.drop_duplicates("session_id").set_index("session_id")["customer_id"]
+            cust = at["session_id"].map(first)
+        prof_at = pd.DataFrame({"customer_id": cust.to_numpy(dtype=object), "ts": at_ts}, index=at.index)
+        prof = profiles_many(prof_at, contacts, customers, config=profile_config)
+        out = pd.concat([out, prof.set_axis(at.index)], axis=1)
+    return out
+

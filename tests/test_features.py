@@ -1,0 +1,252 @@
+"""Features: one definition, two executors (online SessionState, batch features_many) that agree."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nextchannel.errors import ValidationError
+from nextchannel.features import (
+    EVENT_VARIABLES,
+    FEATURES,
+    SESSION_FEATURES,
+    SLOTS,
+    SessionState,
+    features_many,
+)
+from nextchannel.schema import EVENT_FIELDS, PAGE_TYPES
+
+SESSIONS = ["a", "b", "c"]
+
+_field_values = {
+    "page": st.sampled_from(["/", "/p/1", "/p/2", "/cart", "/help", None]),
+    "page_type": st.sampled_from(list(PAGE_TYPES) + [None]),
+    "depth": st.one_of(st.floats(0, 1), st.none()),
+    "direction": st.sampled_from(["down", "up", None]),
+    "duration_s": st.one_of(st.floats(0, 500, allow_nan=False), st.none()),
+    "field": st.sampled_from(["zip", "email", None]),
+    "value": st.one_of(st.floats(0, 300, allow_nan=False), st.none()),
+    "n_results": st.one_of(st.integers(0, 3), st.none()),
+    "channel": st.sampled_from(["chat", "phone", "self_service"]),
+    "device": st.sampled_from(["desktop", "mobile", "tablet", None]),
+    "language": st.sampled_from(["en", "de", "sv", None]),
+    "referrer": st.sampled_from(["direct", "ads", "nowhere", None]),
+    "customer_id": st.sampled_from(["c1", "c2", None]),
+    "returning": st.sampled_from([True, False, None]),
+    "utc_offset_s": st.sampled_from([0.0, 3600.0, -18000.0, None]),
+}
+
+
+@st.composite
+def event_logs(draw):
+    """Interleaved sessions, each in non-decreasing ts (ties included), every event type."""
+    n = draw(st.integers(0, 40))
+    clock = {s: draw(st.sampled_from([0.0, 1_767_225_600.0, 1_767_225_600.5])) for s in SESSIONS}
+    rows = []
+    for _ in range(n):
+        sid = draw(st.sampled_from(SESSIONS))
+        clock[sid] += draw(st.sampled_from([0.0, 0.0, 0.25, 1.0, 7.5, 60.0, 3601.0]))
+        etype = draw(st.sampled_from(list(EVENT_FIELDS)))
+        row = {"session_id": sid, "ts": clock[sid], "type": etype}
+        for f in EVENT_FIELDS[etype]:
+            row[f] = draw(_field_values[f])
+        rows.append(row)
+    return rows
+
+
+def _frame(rows):
+    cols = ["session_id", "ts", "type"] + sorted({k for r in rows for k in r} - {"session_id", "ts", "type"})
+    return pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(columns=["session_id", "ts", "type"])
+
+
+def _online(rows, sid, t):
+    s = SessionState(sid)
+    for r in rows:
+        if r["session_id"] == sid and r["ts"] <= t:
+            s.update(r)
+    return s.features_one(now=t)
+
+
+def _assert_same(batch_row: dict, online: dict, ctx):
+    for name in SESSION_FEATURES:
+        a, b = batch_row[name], online[name]
+        if math.isnan(a) or math.isnan(b):
+            assert math.isnan(a) and math.isnan(b), (name, a, b, ctx)
+        else:
+            assert abs(a - b) <= 1e-9, (name, a, b, ctx)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=event_logs(), data=st.data())
+def test_online_equals_batch(rows, data):
+    ts_pool = sorted({r["ts"] for r in rows}) or [0.0]
+    at_rows = []
+    for _ in range(data.draw(st.integers(1, 8))):
+        sid = data.draw(st.sampled_from(SESSIONS + ["zz"]))
+        base = data.draw(st.sampled_from(ts_pool))
+        t = base + data.draw(st.sampled_from([0.0, 0.0, 0.1, 30.0, -1.0]))
+        at_rows.append({"session_id": sid, "ts": t})
+    at = pd.DataFrame(at_rows)
+    events = _frame(rows)
+    before = events.copy(deep=True)
+    batch = features_many(events, at)
+    pd.testing.assert_frame_equal(events, before)  # no mutation of the input
+    assert list(batch.columns) == list(SESSION_FEATURES)
+    assert list(batch.index) == list(at.index)
+    for i, r in enumerate(at_rows):
+        _assert_same(batch.iloc[i].to_dict(), _online(rows, r["session_id"], r["ts"]), (r, rows))
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=event_logs())
+def test_batch_does_not_depend_on_row_order_across_sessions(rows):
+    """Interleaving of sessions in the log must not matter, only each session's own order."""
+    if not rows:
+        return
+    at = pd.DataFrame({"session_id": SESSIONS, "ts": [max(r["ts"] for r in rows)] * 3})
+    a = features_many(_frame(rows), at)
+    grouped = sorted(rows, key=lambda r: SESSIONS.index(r["session_id"]))  # stable: keeps order within
+    b = features_many(_frame(grouped), at)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_point_in_time_ignores_future_events():
+    rows = [
+        {"session_id": "a", "ts": 0.0, "type": "page_view", "page": "/c", "page_type": "checkout"},
+        {"session_id": "a", "ts": 10.0, "type": "form_error", "field": "zip"},
+        {"session_id": "a", "ts": 10.0, "type": "form_error", "field": "zip"},
+        {"session_id": "a", "ts": 20.0, "type": "form_error", "field": "card"},
+    ]
+    at = pd.DataFrame({"session_id": ["a", "a", "a", "a"], "ts": [9.999, 10.0, 15.0, 20.0]})
+    f = features_many(_frame(rows), at)
+    assert f["form_errors"].tolist() == [0.0, 2.0, 2.0, 3.0]  # ties at the decision ts count
+    assert f["dwell_checkout_s"].tolist() == [9.999, 10.0, 15.0, 20.0]
+
+
+def test_hand_computed_session():
+    e = [
+        {"type": "session_start", "ts": 0.0, "device": "mobile", "language": "de", "referrer": "ads",
+         "customer_id": "c9", "returning": True, "utc_offset_s": 3600.0},
+        {"type": "page_view", "ts": 0.0, "page": "/", "page_type": "home"},
+        {"type": "page_view", "ts": 10.0, "page": "/p/1", "page_type": "product"},
+        {"type": "page_view", "ts": 40.0, "page": "/", "page_type": "home"},       # back, revisit
+        {"type": "page_view", "ts": 45.0, "page": "/cart", "page_type": "cart"},   # forward
+        {"type": "idle", "ts": 90.0, "duration_s": 40.0},
+        {"type": "scroll", "ts": 91.0, "depth": 0.5, "direction": "down"},
+        {"type": "scroll", "ts": 92.0, "depth": 0.2, "direction": "up"},           # reversal
+        {"type": "cart_add", "ts": 93.0, "value": 30.0},
+        {"type": "cart_add", "ts": 94.0, "value": 20.0},
+        {"type": "cart_remove", "ts": 95.0, "value": 20.0},
+        {"type": "search", "ts": 96.0, "n_results": 0},
+        {"type": "offer_shown", "ts": 97.0, "channel": "chat"},
+        {"type": "offer_dismissed", "ts": 98.0, "channel": "chat"},
+    ]
+    s = SessionState("s")
+    for r in e:
+        s.update({"session_id": "s", **r})
+    f = s.features_one(now=100.0)
+    assert f["dwell_current_s"] == 55.0
+    assert f["dwell_home_s"] == 10.0 + 5.0
+    assert f["dwell_product_s"] == 30.0
+    assert f["dwell_cart_s"] == 55.0
+    assert f["longest_dwell_s"] == 55.0
+    assert f["back_navigations"] == 1.0 and f["revisits"] == 1.0
+    assert f["funnel_stage"] == 3.0 and f["time_since_forward_s"] == 55.0
+    assert f["idle_current_page_s"] == 40.0 and f["idle_count"] == 1.0
+    assert f["scroll_reversals"] == 1.0 and f["scroll_depth"] == 0.2
+    assert f["cart_value"] == 30.0 and f["cart_items"] == 1.0 and f["cart_removals"] == 1.0
+    assert f["searches_no_result"] == 1.0
+    assert f["time_since_offer_s"] == 3.0 and f["time_since_dismiss_s"] == 2.0
+    assert f["device"] == 1.0 and f["language"] == 1.0 and f["is_known"] == 1.0 and f["is_returning"] == 1.0
+    assert f["hour_of_day"] == 1.0 and f["weekday"] == 3.0  # 1970-01-01 01:01 local, a Thursday
+    assert f["page_type"] == float(PAGE_TYPES.index("cart"))
+
+
+def test_empty_session_defaults():
+    f = SessionState().features_one(now=5.0)
+    assert f["pages_viewed"] == 0.0 and f["dwell_current_s"] == 0.0 and f["funnel_stage"] == -1.0
+    assert math.isnan(f["time_since_offer_s"]) and f["device"] == -1.0
+
+
+def test_features_into_matches_features_one():
+    s = SessionState("s")
+    s.update({"session_id": "s", "ts": 1.0, "type": "page_view", "page": "/x", "page_type": "help"})
+    buf = np.full(len(SESSION_FEATURES) + 2, -7.0)
+    s.features_into(buf, now=3.0, offset=1)
+    one = s.features_one(now=3.0)
+    assert buf[0] == -7.0 and buf[-1] == -7.0
+    np.testing.assert_array_equal(buf[1:-1], np.array([one[n] for n in SESSION_FEATURES]))
+
+
+MALFORMED = [
+    ({"session_id": "s", "ts": 1.0, "type": "teleport"}, "type must be one of"),
+    ({"session_id": "s", "type": "click"}, "ts of a click event is required"),
+    ({"session_id": "s", "ts": float("inf"), "type": "click"}, "ts of a click event must be a finite number"),
+    ({"session_id": "s", "ts": "soon", "type": "click"}, "ts of a click event must be a number"),
+    ({"session_id": "s", "ts": 1.0, "type": "idle", "duration_s": -3}, r"duration_s of a idle event must be >= 0, got -3"),
+    ({"session_id": "s", "ts": 1.0, "type": "offer_shown", "channel": "pigeon"}, "channel of a offer_shown event must be one of"),
+    ({"session_id": "s", "ts": -1.0, "type": "click"}, "must not go backwards"),
+    ({"session_id": "other", "ts": 1.0, "type": "click"}, "session_id must be 's'"),
+    ("not a dict", "event must be a mapping"),
+]
+
+
+@pytest.mark.parametrize("event,match", MALFORMED)
+def test_strict_mode_raises_precise_errors(event, match):
+    s = SessionState("s", strict=True)
+    s.update({"session_id": "s", "ts": 0.0, "type": "click"})
+    with pytest.raises(ValidationError, match=match):
+        s.update(event)
+
+
+@pytest.mark.parametrize("event,match", MALFORMED)
+def test_lenient_mode_skips_and_counts(event, match):
+    s = SessionState("s")
+    s.update({"session_id": "s", "ts": 0.0, "type": "click"})
+    before = s.features_one(now=2.0)
+    s.update(event)
+    after = s.features_one(now=2.0)
+    if "channel" in match or "duration_s" in match:
+        # a field value out of range is not malformed for the lenient path: the event counts
+        return
+    assert s.n_malformed == 1
+    _assert_same(after, before, event)
+
+
+def test_batch_skips_malformed_rows_like_online():
+    rows = [
+        {"session_id": "a", "ts": 0.0, "type": "click"},
+        {"session_id": "a", "ts": float("nan"), "type": "click"},
+        {"session_id": "a", "ts": 1.0, "type": "teleport"},
+        {"session_id": None, "ts": 1.0, "type": "click"},
+    ]
+    f = features_many(_frame(rows), pd.DataFrame({"session_id": ["a"], "ts": [5.0]}))
+    assert f["clicks"].iloc[0] == 1.0
+    with pytest.raises(ValidationError, match="row 1: ts of a click event"):
+        features_many(_frame(rows), pd.DataFrame({"session_id": ["a"], "ts": [5.0]}), validate=True)
+
+
+@pytest.mark.parametrize("at,match", [
+    (pd.DataFrame({"session_id": ["a"]}), r"at must be a DataFrame with columns \['session_id', 'ts'\]"),
+    (pd.DataFrame({"session_id": ["a"], "ts": [float("nan")]}), "at.ts must be finite"),
+    ([("a", 1.0)], "at must be a DataFrame"),
+])
+def test_bad_decision_points(at, match):
+    ev = _frame([{"session_id": "a", "ts": 0.0, "type": "click"}])
+    with pytest.raises(ValidationError, match=match):
+        features_many(ev, at)
+
+
+def test_spec_is_consistent():
+    names = [s.name for s in SLOTS]
+    assert len(names) == len(set(names))
+    assert len(SESSION_FEATURES) == len(set(SESSION_FEATURES)) == len(FEATURES)
+    assert {s.kind for s in SLOTS} <= {"count", "sum", "max", "last", "first"}
+    # a slot must not shadow an event variable: expressions would read the wrong one
+    event_vars = set(EVENT_VARIABLES) | {"ts", "duration_s", "value", "n_results", "depth", "utc_offset_s"}
+    assert not set(names) & event_vars
