@@ -601,7 +601,7 @@ def _enrich(log: _Log) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
     stage = ptype.map(FUNNEL_STAGE).astype(float).fillna(-1.0).to_numpy()
     var["stage"] = stage
     page = log.column("page", rows)
-    if not page.map(lambda x: isinstance(x, str) or _missing(x)).all():
+    if pd.api.types.infer_dtype(page, skipna=True) not in ("string", "empty"):
         page = page.astype(object).map(_page_key)
     pcode, _ = pd.factorize(page, use_na_sentinel=True)
     valid = pcode >= 0

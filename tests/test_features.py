@@ -250,3 +250,31 @@ def test_spec_is_consistent():
     # a slot must not shadow an event variable: expressions would read the wrong one
     event_vars = set(EVENT_VARIABLES) | {"ts", "duration_s", "value", "n_results", "depth", "utc_offset_s"}
     assert not set(names) & event_vars
+
+
+def test_profile_features_join_point_in_time():
+    """features_many with a contact log = online session features + profile_one at the same time."""
+    from nextchannel.profile import history_of, profile_one
+
+    rows = [
+        {"session_id": "a", "ts": 100.0, "type": "session_start", "customer_id": "c1", "device": "mobile"},
+        {"session_id": "a", "ts": 101.0, "type": "page_view", "page": "/help", "page_type": "help"},
+        {"session_id": "b", "ts": 100.0, "type": "session_start", "customer_id": None},
+    ]
+    contacts = pd.DataFrame({
+        "customer_id": ["c1", "c1", "c1"], "ts": [10.0, 50.0, 150.0],
+        "channel": ["phone", "chat", "email"], "resolved": [True, False, True],
+        "satisfaction": [4.0, float("nan"), 5.0], "handling_s": [300.0, 120.0, 0.0],
+    })
+    customers = pd.DataFrame({"customer_id": ["c1"], "opt_out_phone": [True]})
+    at = pd.DataFrame({"session_id": ["a", "a", "b"], "ts": [101.0, 200.0, 120.0]})
+    f = features_many(_frame(rows), at, customers=customers, contacts=contacts)
+    for i, r in at.iterrows():
+        cust = history_of(contacts, "c1", customers) if r["session_id"] == "a" else None
+        expected = {**_online(rows, r["session_id"], r["ts"]), **profile_one(cust, r["ts"])}
+        got = f.loc[i].to_dict()
+        assert set(got) == set(expected)
+        for k, v in expected.items():
+            assert (math.isnan(v) and math.isnan(got[k])) or abs(v - got[k]) <= 1e-9, (k, v, got[k])
+    assert f.loc[0, "prof_n_contacts"] == 2.0 and f.loc[1, "prof_n_contacts"] == 3.0   # point in time
+    assert f.loc[0, "prof_optout_phone"] == 1.0 and f.loc[2, "prof_known"] == 0.0
