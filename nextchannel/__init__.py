@@ -1,21 +1,57 @@
 """nextchannel: decide whether to offer help to a website visitor now, and on which channel.
 
-The package namespace is the map of the public API; each name lives in the module of its concept.
+The package namespace is the map of the public API: each name lives in the module of its concept
+and is imported from there on first use (PEP 562), so that ``import nextchannel`` — and above all
+the web scorer — never pays for the simulator, the evaluation tools or matplotlib.
+
+Examples
+--------
+>>> import nextchannel as nc
+>>> nc.ChannelCatalogue.default().names[:2]
+('chat', 'callback')
 """
 
-from nextchannel.errors import BundleError, ConfigError, NextChannelError, ValidationError
-from nextchannel.schema import Channel, ChannelCatalogue, validate_event, validate_events
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__",
-    "NextChannelError",
-    "ValidationError",
-    "ConfigError",
-    "BundleError",
-    "Channel",
-    "ChannelCatalogue",
-    "validate_event",
-    "validate_events",
-]
+_EXPORTS: dict[str, str] = {
+    # errors
+    "NextChannelError": "errors", "ValidationError": "errors", "ConfigError": "errors", "BundleError": "errors",
+    # vocabulary
+    "Channel": "schema", "ChannelCatalogue": "schema", "validate_event": "schema", "validate_events": "schema",
+    # features and profiles
+    "SessionState": "features", "features_many": "features", "feature_names": "features",
+    "ProfileConfig": "profile", "profile_one": "profile", "profiles_many": "profile", "history_of": "profile",
+    "validate_contacts": "profile",
+    # simulator
+    "SimConfig": "simulate", "ChannelSim": "simulate", "SimResult": "simulate", "simulate": "simulate",
+    # policy and decision
+    "PolicyConfig": "policy", "Decision": "policy",
+    # bundles
+    "write_bundle": "bundle", "read_bundle": "bundle", "verify_bundle": "bundle", "Bundle": "bundle",
+    # evaluation
+    "dm": "evaluate", "ips": "evaluate", "snips": "evaluate", "dr": "evaluate", "Estimate": "evaluate",
+    "estimate_policy_value": "evaluate",
+    "qini_curve": "diagnostics", "uplift_curve": "diagnostics", "qini_auc": "diagnostics",
+    "uplift_auc": "diagnostics", "uplift_at_k": "diagnostics", "calibration_curve": "diagnostics",
+    "expected_calibration_error": "diagnostics",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nextchannel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"nextchannel.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

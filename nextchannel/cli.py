@@ -1,0 +1,69 @@
+"""The ``nextchannel`` command: the main job (``demo``) and the batch jobs on files.
+
+Where it sits: on top of everything; nothing in the library imports it. Output here is for a
+person at a terminal, so this module prints; the library itself only logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["main"]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from nextchannel.features import features_many
+    from nextchannel.simulate import SimConfig, simulate, summary
+
+    cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
+    res = simulate(args.sessions, seed=args.seed, config=cfg)
+    s = summary(res)
+    print(f"nextchannel demo: a simulated world ({args.world}), {args.sessions:,} sessions, seed {args.seed}\n")
+    print("Sessions")
+    for k in ("sessions", "customers", "contacts", "events", "events_per_session", "decision_points",
+              "decisions_per_session", "problem_session_rate", "needs_help_rate", "offer_rate", "accept_rate"):
+        v = s[k]
+        print(f"  {k:<24} {v:,.3f}" if isinstance(v, float) else f"  {k:<24} {v:,}")
+    feats = features_many(res.events, res.decisions[["session_id", "ts", "customer_id"]],
+                          customers=res.customers, contacts=res.contacts)
+    print(f"\nFeatures at {len(feats):,} decision points ({feats.shape[1]} features), by whether the visitor needed help")
+    cols = ["dwell_current_s", "idle_total_s", "idle_current_page_s", "back_navigations", "revisits",
+            "form_errors", "help_views", "searches_no_result", "funnel_stage", "prof_n_contacts"]
+    need = res.decisions["needs_help"].to_numpy(dtype=bool)
+    table = pd.DataFrame({"no need (mean)": feats.loc[~need, cols].mean(),
+                          "needs help (mean)": feats.loc[need, cols].mean()})
+    print(table.round(2).to_string())
+    print("\nOracle: expected reward per action (mean over decision points) and how often each is best")
+    ev = pd.DataFrame({"mean_ev": s["mean_ev"], "best_share": s["oracle_best_share"]})
+    print(ev.round(3).to_string())
+    print(f"\n  value of the logging policy {s['logged_value']:.3f} per decision point; "
+          f"oracle {s['oracle_value']:.3f}; never offer {float(res.decisions['ev_none'].mean()):.3f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nextchannel`` command."""
+    parser = argparse.ArgumentParser(prog="nextchannel", description="Proactive customer engagement: "
+                                     "decide whether to offer help now, and on which channel.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="simulate a world and show its sessions, features and oracle values")
+    p.add_argument("--sessions", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--world", default="default", help="default, phone_costly, long_queues, mobile_heavy, problem_heavy")
+    p.set_defaults(func=_demo)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""The policy: business values, eligibility, contact rules and exploration → a :class:`Decision`.
+
+Where it sits: features → models → **policy → decision** → logs. The models give, per action, the
+probabilities of acceptance, success and leaving; the policy turns them into expected values with
+the business's own numbers (DESIGN.md §3)::
+
+    EV(a) = value_success·P(success | a) − cost(a)·P(accept | a) − annoyance·P(dismiss | a)
+            − leave_cost·P(leave | a)
+
+with ``EV(none)`` the value of leaving the visitor alone. It offers iff the best *eligible*
+channel beats ``none`` by ``offer_margin``, and says why every other channel was not eligible.
+Exploration (epsilon-greedy or softmax) draws the action with a known probability, logged as the
+decision's ``propensity`` so that the logs can train the next model and evaluate policies.
+
+Examples
+--------
+>>> import numpy as np
+>>> cfg = PolicyConfig(exploration="epsilon", epsilon=0.1)
+>>> eligible = np.array([True, True, False, True, True, True, True])
+>>> a, p, probs = choose(cfg, np.array([0.0, 2.0, 9.0, 1.0, 0.5, 0.2, 0.3]), eligible, u=0.5)
+>>> cfg.actions[a], round(p, 4)
+('chat', 0.9167)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from nextchannel.errors import ConfigError
+from nextchannel.schema import DEVICES, NONE_ACTION, ChannelCatalogue
+
+__all__ = ["PolicyConfig", "Decision", "eligibility", "choose", "expected_values"]
+
+_DEFAULT_COST = {"chat": 3.0, "callback": 3.5, "phone": 6.0, "email": 1.5, "messaging": 2.0, "self_service": 0.1}
+_DEFAULT_WAIT_LIMIT = {"chat": 300.0, "callback": 1800.0, "phone": 600.0}
+
+
+def _finite(name: str, v: Any, lo: float = -math.inf) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo:
+        rng = f" >= {lo:g}" if lo != -math.inf else ""
+        raise ConfigError(f"{name} must be a finite number{rng}, got {v!r}")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Business values, contact rules, eligibility and exploration. JSON round-trips.
+
+    Parameters
+    ----------
+    value_success : float, default 10.0
+        Value of a visitor's problem solved (same unit as costs, e.g. euros).
+    channel_cost : dict, default chat 3, callback 3.5, phone 6, email 1.5, messaging 2, self_service 0.1
+        Cost of an accepted offer per channel (a missing channel costs 0).
+    annoyance : float, default 1.0
+        Cost of a dismissed offer.
+    leave_cost : float, default 5.0
+        Cost of a visitor leaving the site unresolved or annoyed.
+    offer_margin : float, default 0.0
+        Offer only if the best eligible channel's EV beats ``none`` by more than this.
+    max_offers_per_session : int, default 2
+    cooldown_after_dismiss_s : float, default 120.0
+        No new offer this many seconds after a dismissal.
+    no_offer_after_contact : bool, default True
+        No offer once a contact has started in the session.
+    wait_limit_s : dict, default chat 300, callback 1800, phone 600
+        A channel whose current wait exceeds its limit is not offered (no entry: no limit).
+    unsuitable_devices : dict, default {}
+        Devices a channel must not be offered on, e.g. ``{"phone": ["desktop"]}``.
+    exploration : {"none", "epsilon", "softmax"}, default "none"
+        ``epsilon``: with probability ``epsilon`` a uniformly random eligible action (``none``
+        included), else the greedy one. ``softmax``: eligible actions drawn with probabilities
+        proportional to ``exp(gain / temperature)``, with ``none``'s gain ``offer_margin``.
+    epsilon : float, default 0.05
+    temperature : float, default 1.0
+    channels : ChannelCatalogue, default the default catalogue
+
+    Examples
+    --------
+    >>> cfg = PolicyConfig(offer_margin=0.5)
+    >>> PolicyConfig.from_json(cfg.to_json()) == cfg
+    True
+    >>> PolicyConfig(exploration="greedy")
+    Traceback (most recent call last):
+    ...
+    nextchannel.errors.ConfigError: exploration must be one of ['none', 'epsilon', 'softmax'], got 'greedy'
+    """
+
+    value_success: float = 10.0
+    channel_cost: Mapping[str, float] = field(default_factory=lambda: dict(_DEFAULT_COST))
+    annoyance: float = 1.0
+    leave_cost: float = 5.0
+    offer_margin: float = 0.0
+    max_offers_per_session: int = 2
+    cooldown_after_dismiss_s: float = 120.0
+    no_offer_after_contact: bool = True
+    wait_limit_s: Mapping[str, float] = field(default_factory=lambda: dict(_DEFAULT_WAIT_LIMIT))
+    unsuitable_devices: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    exploration: str = "none"
+    epsilon: float = 0.05
+    temperature: float = 1.0
+    channels: ChannelCatalogue = field(default_factory=ChannelCatalogue.default)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.channels, Mapping):
+            object.__setattr__(self, "channels", ChannelCatalogue.from_dict(self.channels))
+        if not isinstance(self.channels, ChannelCatalogue):
+            raise ConfigError(f"channels must be a ChannelCatalogue, got {type(self.channels).__name__}")
+        for name in ("value_success", "annoyance", "leave_cost", "cooldown_after_dismiss_s"):
+            _finite(name, getattr(self, name), 0.0)
+        _finite("offer_margin", self.offer_margin)
+        if isinstance(self.max_offers_per_session, bool) or not isinstance(self.max_offers_per_session, int) \
+                or self.max_offers_per_session < 0:
+            raise ConfigError(f"max_offers_per_session must be an integer >= 0, got {self.max_offers_per_session!r}")
+        for dname in ("channel_cost", "wait_limit_s", "unsuitable_devices"):
+            d = getattr(self, dname)
+            if not isinstance(d, Mapping):
+                raise ConfigError(f"{dname} must be a dict keyed by channel, got {type(d).__name__}")
+            for ch, v in d.items():
+                if ch not in self.channels:
+                    raise ConfigError(f"{dname} key must be a channel of {list(self.channels.names)}, got {ch!r}")
+                if dname == "unsuitable_devices":
+                    if isinstance(v, str) or not all(x in DEVICES for x in v):
+                        raise ConfigError(f"unsuitable_devices[{ch!r}] must be a list of devices from "
+                                          f"{list(DEVICES)}, got {v!r}")
+                else:
+                    _finite(f"{dname}[{ch!r}]", v, 0.0)
+            frozen = {k: (tuple(v) if dname == "unsuitable_devices" else float(v)) for k, v in d.items()}
+            object.__setattr__(self, dname, frozen)
+        if self.exploration not in ("none", "epsilon", "softmax"):
+            raise ConfigError(f"exploration must be one of ['none', 'epsilon', 'softmax'], got {self.exploration!r}")
+        if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, (int, float)) or not 0 <= self.epsilon <= 1:
+            raise ConfigError(f"epsilon must be a number in [0, 1], got {self.epsilon!r}")
+        _finite("temperature", self.temperature, 0.0)
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return self.channels.actions
+
+    def cost_vector(self) -> np.ndarray:
+        """Cost per action (``none`` first, 0)."""
+        return np.array([0.0] + [self.channel_cost.get(c, 0.0) for c in self.channels.names])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["channels"] = self.channels.to_dict()
+        d["channel_cost"] = dict(self.channel_cost)
+        d["wait_limit_s"] = dict(self.wait_limit_s)
+        d["unsuitable_devices"] = {k: list(v) for k, v in self.unsuitable_devices.items()}
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PolicyConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"PolicyConfig got unknown keys {unknown}; expected a subset of {sorted(known)}")
+        return cls(**dict(d))
+
+    @classmethod
+    def from_json(cls, s: str) -> "PolicyConfig":
+        try:
+            return cls.from_dict(json.loads(s))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"PolicyConfig JSON is malformed: {err}") from err
+
+    @classmethod
+    def from_sim(cls, sim_config: Any, **changes: Any) -> "PolicyConfig":
+        """The business values of a simulated world (its costs, annoyance, value of a success)."""
+        base = dict(
+            value_success=float(sim_config.value_success), annoyance=float(sim_config.annoyance),
+            leave_cost=float(sim_config.leave_cost), channels=sim_config.channels,
+            channel_cost={c.name: float(c.cost) for c in sim_config.channel_sims},
+        )
+        base.update(changes)
+        return cls(**base)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The scorer's answer for one decision point.
+
+    Attributes
+    ----------
+    action : str
+        ``"none"`` or the channel offered.
+    offer : bool
+    channel : str or None
+    ev : dict
+        Expected value of every action (NaN for an action the models could not score).
+    offer_score : float
+        The offer model's estimate of the incremental value of offering (uplift) — or, with a
+        need-for-help fallback model, the probability of needing help.
+    propensity : float
+        Probability with which the policy chose ``action`` (1.0 without exploration).
+    model_version : str
+    reasons : tuple of str
+        The few signals that drove the decision, in words.
+    why_not : tuple of str
+        Why each channel that was not eligible was not (``"phone: closed"``), and contact rules
+        that blocked every offer (``"all: cooldown after a dismissal 20 s ago"``).
+    fallback : str or None
+        Set when the scorer could not decide normally (malformed signals): the reason.
+    """
+
+    action: str
+    offer: bool
+    channel: str | None
+    ev: Mapping[str, float]
+    offer_score: float
+    propensity: float
+    model_version: str
+    reasons: tuple[str, ...] = ()
+    why_not: tuple[str, ...] = ()
+    fallback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record (NaN becomes None) to log next to the outcome."""
+        d = asdict(self)
+        d["ev"] = {k: (None if v != v else float(v)) for k, v in self.ev.items()}
+        d["offer_score"] = None if self.offer_score != self.offer_score else float(self.offer_score)
+        d["reasons"], d["why_not"] = list(self.reasons), list(self.why_not)
+        return d
+
+
+def _fmt_s(x: float) -> str:
+    return f"{x:,.0f} s"
+
+
+def eligibility(cfg: PolicyConfig, *, device: str | None, language: str | None,
+                offers_shown: float, time_since_dismiss_s: float, contacts_started: float,
+                open_: Sequence[bool], wait_s: Sequence[float], lang_ok: Sequence[bool],
+                opted_out: Sequence[bool]) -> tuple[np.ndarray, list[str]]:
+    """Which actions may be taken now, and why not for the others.
+
+    Returns a boolean array over ``cfg.actions`` (``none`` always True) and the why-not texts.
+
+    Examples
+    --------
+    >>> cfg = PolicyConfig()
+    >>> ok, why = eligibility(cfg, device="mobile", language="de", offers_shown=1, time_since_dismiss_s=20.0,
+    ...                       contacts_started=0, open_=[True] * 6, wait_s=[0.0] * 6, lang_ok=[True] * 6,
+    ...                       opted_out=[False] * 6)
+    >>> ok.tolist(), why
+    ([True, False, False, False, False, False, False], ['all: cooldown after a dismissal 20 s ago'])
+    """
+    names = cfg.channels.names
+    ok = np.ones(len(names) + 1, dtype=bool)
+    why: list[str] = []
+    blocked = None
+    if cfg.no_offer_after_contact and contacts_started > 0:
+        blocked = "all: a contact has already started in this session"
+    elif offers_shown >= cfg.max_offers_per_session:
+        blocked = f"all: {offers_shown:.0f} offers already shown (max {cfg.max_offers_per_session} per session)"
+    elif time_since_dismiss_s == time_since_dismiss_s and time_since_dismiss_s < cfg.cooldown_after_dismiss_s:
+        blocked = f"all: cooldown after a dismissal {_fmt_s(time_since_dismiss_s)} ago"
+    if blocked:
+        ok[1:] = False
+        return ok, [blocked]
+    for i, ch in enumerate(names):
+        limit = cfg.wait_limit_s.get(ch)
+        if not open_[i]:
+            why.append(f"{ch}: closed")
+        elif opted_out[i]:
+            why.append(f"{ch}: customer opted out")
+        elif not lang_ok[i]:
+            why.append(f"{ch}: language {language!r} not served")
+        elif device is not None and device in cfg.unsuitable_devices.get(ch, ()):
+            why.append(f"{ch}: not offered on {device}")
+        elif limit is not None and wait_s[i] > limit:
+            why.append(f"{ch}: wait {_fmt_s(wait_s[i])} over the {_fmt_s(limit)} limit")
+        else:
+            continue
+        ok[i + 1] = False
+    return ok, why
+
+
+def expected_values(cfg: PolicyConfig, p_accept: np.ndarray, p_success: np.ndarray,
+                    p_leave: np.ndarray) -> np.ndarray:
+    """EV of each action from outcome probabilities (arrays ``(..., n_actions)``, ``none`` first).
+
+    ``p_accept[..., 0]`` must be 0 (``none`` is never accepted nor dismissed).
+
+    Examples
+    --------
+    >>> cfg = PolicyConfig()
+    >>> ev = expected_values(cfg, np.array([0, .5, .5, .5, .5, .5, .5]), np.array([.2] + [.6] * 6),
+    ...                      np.array([.1] * 7))
+    >>> [round(float(x), 2) for x in ev[:3]]
+    [1.5, 3.5, 3.25]
+    """
+    cost = cfg.cost_vector()
+    p_dismiss = np.where(np.arange(p_accept.shape[-1]) == 0, 0.0, 1.0 - p_accept)
+    return (cfg.value_success * p_success - cost * p_accept - cfg.annoyance * p_dismiss
+            - cfg.leave_cost * p_leave)
+
+
+def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float) -> tuple[int, float, np.ndarray]:
+    """Pick an action index from expected values, with its exact probability.
+
+    Parameters
+    ----------
+    ev : array (n_actions,)
+        Expected value per action, ``none`` first.
+    eligible : bool array (n_actions,)
+        ``none`` must be eligible.
+    u : float in [0, 1)
+        A uniform random number (the caller owns the generator, so decisions are reproducible).
+
+    Returns
+    -------
+    (index, propensity, probabilities over all actions)
+    """
+    n = len(ev)
+    gain = np.where(eligible, ev - ev[0], -np.inf)
+    gain[0] = cfg.offer_margin
+    # greedy: the best eligible channel if it beats none by the margin (ties: catalogue order)
+    best = int(np.argmax(gain))
+    greedy = best if best != 0 and gain[best] > cfg.offer_margin else 0
+    if cfg.exploration == "none":
+        probs = np.zeros(n)
+        probs[greedy] = 1.0
+    elif cfg.exploration == "epsilon":
+        k = int(eligible.sum())
+        probs = np.where(eligible, cfg.epsilon / k, 0.0)
+        probs[greedy] += 1.0 - cfg.epsilon
+    else:
+        z = np.where(eligible, gain / cfg.temperature, -np.inf)
+        z = z - z.max()
+        w = np.exp(z)
+        probs = w / w.sum()
+    cum = np.cumsum(probs)
+    idx = int(np.searchsorted(cum, u * cum[-1], side="right"))
+    idx = min(idx, n - 1)
+    while probs[idx] == 0.0:  # guard against float edges landing on a zero-probability action
+        idx -= 1
+    return idx, float(probs[idx]), probs

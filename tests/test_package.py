@@ -1,0 +1,25 @@
+"""The package map: every public name resolves, and light imports stay light."""
+
+import subprocess
+import sys
+
+import nextchannel
+
+
+def test_every_public_name_resolves():
+    for name in nextchannel.__all__:
+        assert getattr(nextchannel, name) is not None, name
+
+
+def test_import_does_not_load_heavy_modules():
+    code = ("import sys, nextchannel, nextchannel.features, nextchannel.policy; "
+            "heavy = [m for m in ('matplotlib', 'dask', 'nextchannel.simulate', 'nextchannel.evaluate') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_py_typed_ships():
+    import importlib.resources
+
+    assert importlib.resources.files("nextchannel").joinpath("py.typed").is_file()
