@@ -29,6 +29,9 @@ _EXPORTS: dict[str, str] = {
     "validate_contacts": "profile",
     # simulator
     "SimConfig": "simulate", "ChannelSim": "simulate", "SimResult": "simulate", "simulate": "simulate",
+    # learners, training, model sets, scorer
+    "ChannelModel": "models", "OfferModel": "models", "NoRandomisationWarning": "models",
+    "TrainConfig": "train", "train": "train", "ModelSet": "modelset", "Scorer": "scorer",
     # policy and decision
     "PolicyConfig": "policy", "Decision": "policy",
     # bundles
@@ -39,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "qini_curve": "diagnostics", "uplift_curve": "diagnostics", "qini_auc": "diagnostics",
     "uplift_auc": "diagnostics", "uplift_at_k": "diagnostics", "calibration_curve": "diagnostics",
     "expected_calibration_error": "diagnostics",
+    "compare": "evaluate", "Comparison": "evaluate", "policy_value_true": "evaluate", "normalised_value": "evaluate",
+    "policy_facts": "facts", "PolicyFacts": "facts", "write_report": "report", "report_from_files": "report",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -48,6 +48,60 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_table(path: str | None) -> pd.DataFrame | None:
+    if path is None:
+        return None
+    if path.endswith(".parquet"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from nextchannel.policy import PolicyConfig
+    from nextchannel.simulate import SimConfig, simulate
+    from nextchannel.train import TrainConfig, train
+
+    tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(
+        n_estimators=args.n_estimators, num_leaves=args.num_leaves, random_state=args.seed)
+    if args.simulate:
+        sim_cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
+        print(f"simulating {args.simulate:,} sessions of the {args.world} world (seed {args.seed})")
+        sim = simulate(args.simulate, seed=args.seed, config=sim_cfg)
+        events, decisions, customers, contacts = sim.events, sim.decisions, sim.customers, sim.contacts
+        policy = PolicyConfig.from_sim(sim_cfg)
+    else:
+        if not (args.events and args.decisions):
+            print("train: give --simulate N, or --events and --decisions files", file=sys.stderr)
+            return 2
+        events, decisions = _read_table(args.events), _read_table(args.decisions)
+        customers, contacts = _read_table(args.customers), _read_table(args.contacts)
+        policy = PolicyConfig.from_json(open(args.policy).read()) if args.policy else PolicyConfig()
+    ms = train(events, decisions, customers, contacts, tcfg, policy=policy)
+    path = ms.save(args.out, overwrite=args.overwrite)
+    size = sum(f.stat().st_size for f in path.iterdir())
+    print(f"trained on {ms.meta['rows']:,} decisions ({ms.meta['sessions']:,} sessions); offer margin "
+          f"{ms.policy.offer_margin:g}; model {ms.version}; bundle {path} ({size / 1e6:.2f} MB)")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from nextchannel.bundle import verify_bundle
+
+    problems = verify_bundle(args.path)
+    for p in problems:
+        print(p)
+    print("ok" if not problems else f"{len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from nextchannel.report import report_from_files
+
+    out = report_from_files(args.decisions, args.out, truth_csv=args.truth)
+    print(f"report written to {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nextchannel`` command."""
     parser = argparse.ArgumentParser(prog="nextchannel", description="Proactive customer engagement: "
@@ -59,6 +113,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--world", default="default", help="default, phone_costly, long_queues, mobile_heavy, problem_heavy")
     p.set_defaults(func=_demo)
+    p = sub.add_parser("train", help="train a model bundle from a simulation or from log files")
+    p.add_argument("--simulate", type=int, help="simulate this many sessions and train on their logs")
+    p.add_argument("--world", default="default")
+    p.add_argument("--events"), p.add_argument("--decisions"), p.add_argument("--customers"), p.add_argument("--contacts")
+    p.add_argument("--policy", help="PolicyConfig JSON file (business values); default PolicyConfig()")
+    p.add_argument("--config", help="TrainConfig JSON file")
+    p.add_argument("--n-estimators", type=int, default=300)
+    p.add_argument("--num-leaves", type=int, default=15)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_train)
+    p = sub.add_parser("verify", help="check a model bundle's files and checksums")
+    p.add_argument("path")
+    p.set_defaults(func=_verify)
+    p = sub.add_parser("report", help="write a policy report folder from a decisions CSV")
+    p.add_argument("decisions"), p.add_argument("--truth"), p.add_argument("--out", required=True)
+    p.set_defaults(func=_report)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -715,3 +715,258 @@ def normalised_value(v_policy: float, v_never: float, v_reference: float) -> flo
         raise ValidationError(
             f"v_reference must differ from v_never to define the scale, got both equal to {float(v_never)!r}")
     return (float(v_policy) - float(v_never)) / (float(v_reference) - float(v_never))
+
+
+# ---------------------------------------------------------------------------------------------
+# Champion against challenger on the same logs
+# ---------------------------------------------------------------------------------------------
+#: Verdicts of :func:`compare`.
+VERDICTS = ("better", "not distinguishable", "worse")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A challenger policy's value against the champion's, estimated on the same logged rounds.
+
+    Attributes
+    ----------
+    estimator : str
+        The off-policy estimator used for both policies.
+    champion, challenger : Estimate
+        Each policy's value with its own interval.
+    difference : float
+        ``challenger.value - champion.value``.
+    low, high : float
+        Interval of the difference, from the *paired* per-round differences.
+    se : float
+        Standard error of the difference (paired; delta method for SNIPS).
+    n : int
+        Number of logged rounds.
+    ci : float
+        Confidence level.
+    ci_method : str
+        ``"normal"`` or ``"bootstrap"``.
+    min_effect : float
+        The smallest difference that counts as better or worse.
+    verdict : str
+        ``"better"`` iff ``low > min_effect``, ``"worse"`` iff ``high < -min_effect``, else
+        ``"not distinguishable"``.
+
+    Examples
+    --------
+    >>> e = Estimate("ips", 0.5, 0.4, 0.6, 0.05, 10, 0.95, "normal")
+    >>> c = Comparison("ips", e, e, 0.0, -0.01, 0.01, 0.005, 10, 0.95, "normal", 0.0, "not distinguishable")
+    >>> c.to_dict()["champion"]["value"], c.verdict
+    (0.5, 'not distinguishable')
+    """
+
+    estimator: str
+    champion: Estimate
+    challenger: Estimate
+    difference: float
+    low: float
+    high: float
+    se: float
+    n: int
+    ci: float
+    ci_method: str
+    min_effect: float
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (the estimates as dicts), for logging and JSON."""
+        return asdict(self)
+
+
+def _policy_matrix(x: Any, name: str, actions: list[str], logs: pd.DataFrame) -> np.ndarray:
+    """An (n, n_actions) matrix from an array, or from a frame's ``p_<action>`` / ``<action>`` columns."""
+    n = len(logs)
+    if isinstance(x, pd.DataFrame):
+        pcols = [f"p_{a}" for a in actions]
+        if all(c in x.columns for c in pcols):
+            extra = sorted(str(c)[2:] for c in x.columns if isinstance(c, str) and c.startswith("p_")
+                           and c not in pcols and f"ev_{str(c)[2:]}" in x.columns)
+            if extra:
+                raise ValidationError(
+                    f"{name} has p_<action> columns for actions {extra} that are not in actions {actions}; "
+                    f"actions must list every action of the policy")
+            cols = pcols
+        elif all(a in x.columns for a in actions):
+            cols = list(actions)
+        else:
+            missing = [c for c in pcols if c not in x.columns]
+            raise ValidationError(
+                f"{name} must have a column p_<action> (or <action>) for every action in actions {actions}, "
+                f"missing {missing}")
+        if len(x) != n:
+            raise ValidationError(
+                f"{name} must have one row per logged round: expected {n} rows (len(logs)), got {len(x)}")
+        if not x.index.equals(logs.index):
+            raise ValidationError(
+                f"{name} must have the same index as logs (rows are matched by label), got a different index")
+        return _float_array(x[cols].to_numpy(dtype=np.float64, na_value=np.nan), name, 2)
+    arr = _float_array(x, name, 2)
+    if arr.shape != (n, len(actions)):
+        raise ValidationError(
+            f"{name} must have shape (n, n_actions) = ({n}, {len(actions)}): one row per logged round and "
+            f"one column per action {actions} in that order, got shape {arr.shape}")
+    return arr
+
+
+def _hat_matrix(x: Any, actions: list[str], logs: pd.DataFrame) -> np.ndarray:
+    if isinstance(x, pd.DataFrame) and all(f"ev_{a}" in x.columns for a in actions) \
+            and not all(a in x.columns for a in actions):
+        x = x[[f"ev_{a}" for a in actions]].set_axis(actions, axis=1)
+    return _action_matrix(x, "reward_hat", actions, logs)
+
+
+def compare(champion: Any, challenger: Any, logs: pd.DataFrame, *, actions: Sequence[str],
+            reward_hat: Any = None, estimator: str = "dr", ci: float = 0.95, ci_method: str = "normal",
+            n_bootstrap: int = 1000, random_state: int | np.random.Generator | None = 0,
+            min_effect: float = 0.0) -> Comparison:
+    """Is the challenger policy better than the champion? Both estimated on the same logs, paired.
+
+    Both policies are evaluated on the same logged rounds, so their estimation errors are
+    strongly correlated; the interval of the difference is computed from the per-round
+    differences of the estimator's contributions, not from the two separate intervals, and is
+    usually much narrower. For DR, IPS and DM the difference is a mean of per-round differences
+    ``c_i(challenger) - c_i(champion)``; for SNIPS (a ratio) the normal interval uses the delta
+    method with influence ``(w'_i (r_i - V') / mean(w')) - (w_i (r_i - V) / mean(w))``, and the
+    bootstrap recomputes both ratios on the same resamples (paired bootstrap). The per-policy
+    bootstrap intervals come from those same resamples and equal those of :func:`dr`,
+    :func:`snips`… called with the same ``random_state``.
+
+    Parameters
+    ----------
+    champion, challenger : ndarray of shape (n, n_actions) or DataFrame
+        Action probabilities of each policy at each logged round: an array with columns in the
+        order of ``actions``, or a frame with a ``p_<action>`` column per action (a decisions
+        frame) or a column per action name, with the index of ``logs``.
+    logs : DataFrame
+        Logged rounds with ``action`` (name), ``propensity`` (of the logged action) and ``reward``.
+    actions : sequence of str
+        Action names; their order defines the columns.
+    reward_hat : ndarray or DataFrame, optional
+        Predicted reward of every action, laid out like the policies (a frame may have
+        ``ev_<action>`` columns); needed by ``"dr"`` and ``"dm"``.
+    estimator : {"dr", "snips", "ips", "dm"}, default "dr"
+    ci : float, default 0.95
+        Confidence level of all intervals.
+    ci_method : {"normal", "bootstrap"}, default "normal"
+    n_bootstrap : int, default 1000
+    random_state : int, Generator or None, default 0
+        Seed of the bootstrap.
+    min_effect : float, default 0.0
+        Margin (>= 0, in reward units) the difference must clear to be called better or worse.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    ValidationError
+        Policies whose shape or columns do not match ``logs`` and ``actions``; logged actions not
+        in ``actions``; an unknown estimator; DR/DM without ``reward_hat``; and everything the
+        estimators themselves refuse (see :func:`dr`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> logs = pd.DataFrame({"action": ["none", "chat"] * 50, "propensity": 0.5,
+    ...                      "reward": [0.0, 1.0] * 50})
+    >>> never = [[1.0, 0.0]] * 100
+    >>> always = [[0.0, 1.0]] * 100
+    >>> c = compare(never, always, logs, actions=["none", "chat"], estimator="snips")
+    >>> c.champion.value, c.challenger.value, c.difference, c.verdict
+    (0.0, 1.0, 1.0, 'better')
+    """
+    if not isinstance(logs, pd.DataFrame):
+        raise ValidationError(f"logs must be a pandas DataFrame, got {type(logs).__name__}")
+    missing = [c for c in ("action", "propensity", "reward") if c not in logs.columns]
+    if missing:
+        raise ValidationError(f"logs must have columns ['action', 'propensity', 'reward'], missing {missing}")
+    if isinstance(actions, str):
+        raise ValidationError(f"actions must be a sequence of action names, got the string {actions!r}")
+    actions = list(actions)
+    if not actions or len(set(actions)) != len(actions):
+        raise ValidationError(f"actions must be a non-empty sequence of distinct names, got {actions}")
+    if estimator not in ESTIMATORS:
+        raise ValidationError(f"estimator must be one of {list(ESTIMATORS)}, got {estimator!r}")
+    if ci is None:
+        raise ValidationError("ci must be a confidence level in (0, 1) for a comparison, got None")
+    _check_ci_args(ci, ci_method, n_bootstrap)
+    if isinstance(min_effect, bool) or not isinstance(min_effect, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(min_effect)) or float(min_effect) < 0:
+        raise ValidationError(f"min_effect must be a finite number >= 0, got {min_effect!r}")
+    need_hat = ESTIMATORS[estimator][1]
+    if need_hat and reward_hat is None:
+        raise ValidationError(
+            f"estimator {estimator!r} needs reward_hat: expected an array of shape (n, {len(actions)}), got None; "
+            f"pass reward_hat or use estimator='snips'")
+
+    codes = pd.Index(actions).get_indexer(logs["action"])
+    if (codes < 0).any():
+        i = int(np.flatnonzero(codes < 0)[0])
+        raise ValidationError(
+            f"logs['action'] must hold names among actions {actions}, got {_py(logs['action'].iloc[i])!r} "
+            f"at row {_py(logs.index[i])!r}")
+    tgt_cp = _policy_matrix(champion, "champion", actions, logs)
+    tgt_ch = _policy_matrix(challenger, "challenger", actions, logs)
+    hat = None if reward_hat is None else _hat_matrix(reward_hat, actions, logs)
+    reward = logs["reward"].to_numpy(dtype=np.float64, na_value=np.nan)
+    prop = logs["propensity"].to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        r_cp = _validate_rounds(reward, codes, prop, tgt_cp, hat, need_hat=need_hat)
+    except ValidationError as err:
+        raise ValidationError(str(err).replace("target", "champion", 1)) from err
+    try:
+        r_ch = _validate_rounds(reward, codes, prop, tgt_ch, hat, need_hat=need_hat)
+    except ValidationError as err:
+        raise ValidationError(str(err).replace("target", "challenger", 1)) from err
+
+    fn = ESTIMATORS[estimator][0]
+    (num0, den0), (num1, den1) = fn(r_cp), fn(r_ch)
+    n = reward.shape[0]
+    v0, v1 = _ratio(num0, den0), _ratio(num1, den1)
+    se0, se1 = _standard_error(num0, den0, v0), _standard_error(num1, den1, v1)
+    diff = v1 - v0
+    # Paired standard error: per-round influence of the difference.
+    if n < 2 or not math.isfinite(diff):
+        se_d = math.nan
+    elif den0 is None:
+        se_d = float(np.std(num1 - num0, ddof=1)) / math.sqrt(n)
+    else:
+        assert den1 is not None
+        psi = (num1 - v1 * den1) / den1.mean() - (num0 - v0 * den0) / den0.mean()
+        se_d = float(np.sqrt(np.sum(psi * psi) / (n - 1))) / math.sqrt(n)
+
+    level = float(ci)
+    if ci_method == "normal":
+        z = NormalDist().inv_cdf(0.5 + level / 2.0)
+        bounds = [(v - z * s, v + z * s) for v, s in ((v0, se0), (v1, se1), (diff, se_d))]
+    else:
+        rng = np.random.default_rng(random_state)
+        reps = _bootstrap_ratios([num0, num1], [den0, den1], n_bootstrap, rng)
+        reps = np.column_stack([reps, reps[:, 1] - reps[:, 0]])
+        alpha = 1.0 - level
+        bounds = []
+        for k in range(3):
+            finite = reps[:, k][~np.isnan(reps[:, k])]
+            if finite.size < reps.shape[0]:
+                logger.warning("compare (%s): %d of %d bootstrap resamples had no weight and were dropped",
+                               estimator, reps.shape[0] - finite.size, reps.shape[0])
+            lo, hi = (float(q) for q in np.quantile(finite, [alpha / 2, 1 - alpha / 2])) if finite.size \
+                else (math.nan, math.nan)
+            bounds.append((lo, hi))
+    est0 = Estimate(estimator, v0, bounds[0][0], bounds[0][1], se0, n, level, ci_method)
+    est1 = Estimate(estimator, v1, bounds[1][0], bounds[1][1], se1, n, level, ci_method)
+    low, high = bounds[2]
+    m = float(min_effect)
+    verdict = "better" if low > m else "worse" if high < -m else "not distinguishable"
+    logger.info("compare (%s): challenger - champion = %.6g [%.6g, %.6g] -> %s", estimator, diff, low, high, verdict)
+    return Comparison(estimator, est0, est1, float(diff), float(low), float(high), se_d, n, level, ci_method, m,
+                      verdict)
+
+
+__all__ += ["Comparison", "compare", "VERDICTS"]

@@ -34,7 +34,7 @@ import numpy as np
 from nextchannel.errors import ConfigError
 from nextchannel.schema import DEVICES, NONE_ACTION, ChannelCatalogue
 
-__all__ = ["PolicyConfig", "Decision", "eligibility", "choose", "expected_values"]
+__all__ = ["PolicyConfig", "Decision", "eligibility", "eligibility_many", "choose", "greedy_many", "eligibility_frame", "expected_values"]
 
 _DEFAULT_COST = {"chat": 3.0, "callback": 3.5, "phone": 6.0, "email": 1.5, "messaging": 2.0, "self_service": 0.1}
 _DEFAULT_WAIT_LIMIT = {"chat": 300.0, "callback": 1800.0, "phone": 600.0}
@@ -344,3 +344,54 @@ def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float) ->
     while probs[idx] == 0.0:  # guard against float edges landing on a zero-probability action
         idx -= 1
     return idx, float(probs[idx]), probs
+
+
+def eligibility_many(cfg: PolicyConfig, *, device: np.ndarray, language: np.ndarray, offers_shown: np.ndarray,
+                     time_since_dismiss_s: np.ndarray, contacts_started: np.ndarray, open_: np.ndarray,
+                     wait_s: np.ndarray, lang_ok: np.ndarray, opted_out: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`eligibility` (the mask only): arrays of n rows, per-channel ones of shape (n, k).
+
+    ``device`` and ``language`` are code arrays (index in ``schema.DEVICES`` / ``LANGUAGES``, -1 unknown).
+    A property test holds it equal to :func:`eligibility` row by row.
+    """
+    n, k = open_.shape
+    blocked = offers_shown >= cfg.max_offers_per_session
+    if cfg.no_offer_after_contact:
+        blocked |= contacts_started > 0
+    with np.errstate(invalid="ignore"):
+        blocked |= ~np.isnan(time_since_dismiss_s) & (time_since_dismiss_s < cfg.cooldown_after_dismiss_s)
+    ok = (open_ > 0) & ~(opted_out > 0) & (lang_ok > 0) & ~blocked[:, None]
+    for j, ch in enumerate(cfg.channels.names):
+        bad_devices = [DEVICES.index(d) for d in cfg.unsuitable_devices.get(ch, ())]
+        if bad_devices:
+            ok[:, j] &= ~np.isin(device, bad_devices)
+        limit = cfg.wait_limit_s.get(ch)
+        if limit is not None:
+            ok[:, j] &= ~(wait_s[:, j] > limit)
+    return np.column_stack([np.ones(n, dtype=bool), ok])
+
+
+def greedy_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, margin: float | None = None) -> np.ndarray:
+    """Greedy action index per row (the :func:`choose` rule without exploration), vectorised."""
+    m = cfg.offer_margin if margin is None else margin
+    gain = np.where(eligible[:, 1:], ev[:, 1:] - ev[:, :1], -np.inf)
+    best = 1 + np.argmax(gain, axis=1)
+    return np.where(gain[np.arange(len(ev)), best - 1] > m, best, 0)
+
+
+def eligibility_frame(cfg: PolicyConfig, X: Any, C: Any) -> np.ndarray:
+    """:func:`eligibility_many` from a feature frame ``X`` (features of :mod:`nextchannel.features`,
+    ``prof_optout_<ch>``) and a channel-context frame ``C`` (``open_<ch>``, ``wait_<ch>_s``, ``lang_ok_<ch>``)."""
+    names = cfg.channels.names
+
+    def col(frame: Any, name: str, default: float) -> np.ndarray:
+        return frame[name].to_numpy(dtype=float) if name in frame.columns else np.full(len(frame), default)
+
+    def chans(frame: Any, fmt: str, default: float) -> np.ndarray:
+        return np.column_stack([col(frame, fmt.format(c), default) for c in names])
+
+    return eligibility_many(
+        cfg, device=col(X, "device", -1).astype(int), language=col(X, "language", -1).astype(int),
+        offers_shown=col(X, "offers_shown", 0), time_since_dismiss_s=col(X, "time_since_dismiss_s", np.nan),
+        contacts_started=col(X, "contacts_started", 0), open_=chans(C, "open_{}", 1),
+        wait_s=chans(C, "wait_{}_s", 0), lang_ok=chans(C, "lang_ok_{}", 1), opted_out=chans(X, "prof_optout_{}", 0))

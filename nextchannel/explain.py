@@ -1,0 +1,120 @@
+"""Reasons: the few signals that drove a decision, in words a CX person reads.
+
+Where it sits: models → policy → **decision** (its ``reasons``). The offer model's LightGBM
+feature contributions (SHAP values) rank the signals; each feature has a phrase template that
+renders its value ("idle 45 s on checkout", "3 form errors"). For an offer the strongest signals
+*for* offering are named, for no offer the strongest *against*.
+
+Examples
+--------
+>>> from nextchannel.features import SESSION_FEATURES
+>>> names = ["idle_current_page_s", "form_errors", "page_type"]
+>>> phrase("idle_current_page_s", {"idle_current_page_s": 45.0, "page_type": 5.0})
+'idle 45 s on checkout'
+>>> top_reasons(names, [45.0, 3.0, 5.0], contrib=[0.8, 0.5, -0.1], offer=True, k=2)
+['idle 45 s on checkout', '3 form errors']
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, Sequence
+
+from nextchannel.schema import DEVICES, LANGUAGES, PAGE_TYPES, REFERRERS
+
+__all__ = ["phrase", "top_reasons"]
+
+_STAGES = {-1: "no funnel step yet", 0: "home", 1: "browsing", 2: "a product", 3: "the cart", 4: "checkout"}
+
+
+def _name(vocab: Sequence[str], v: float) -> str:
+    i = int(v) if v == v else -1
+    return vocab[i] if 0 <= i < len(vocab) else "unknown"
+
+
+def _n(v: float, one: str, many: str) -> str:
+    k = int(round(v))
+    return f"{k} {one if k == 1 else many}"
+
+
+_PHRASES: dict[str, Callable[[float, Mapping[str, float]], str]] = {
+    "dwell_current_s": lambda v, f: f"{v:,.0f} s on this {_name(PAGE_TYPES, f.get('page_type', -1))} page",
+    "session_duration_s": lambda v, f: f"{v / 60:,.1f} min in the session",
+    "longest_dwell_s": lambda v, f: f"longest dwell {v:,.0f} s",
+    "idle_count": lambda v, f: _n(v, "idle period", "idle periods"),
+    "idle_total_s": lambda v, f: f"idle {v:,.0f} s in total",
+    "idle_max_s": lambda v, f: f"longest idle {v:,.0f} s",
+    "idle_current_page_s": lambda v, f: f"idle {v:,.0f} s on {_name(PAGE_TYPES, f.get('page_type', -1))}",
+    "back_navigations": lambda v, f: _n(v, "back-and-forth navigation", "back-and-forth navigations"),
+    "revisits": lambda v, f: _n(v, "page revisited", "pages revisited"),
+    "scroll_reversals": lambda v, f: _n(v, "scroll reversal", "scroll reversals"),
+    "form_errors": lambda v, f: _n(v, "form error", "form errors"),
+    "cart_removals": lambda v, f: _n(v, "item removed from the cart", "items removed from the cart"),
+    "searches_no_result": lambda v, f: _n(v, "search without result", "searches without result"),
+    "exit_intents": lambda v, f: "about to leave" if v >= 1 else "no exit intent",
+    "help_views": lambda v, f: _n(v, "help/contact page view", "help/contact page views"),
+    "time_since_forward_s": lambda v, f: f"no progress for {v:,.0f} s",
+    "time_since_exit_intent_s": lambda v, f: f"exit intent {v:,.0f} s ago",
+    "pages_viewed": lambda v, f: _n(v, "page viewed", "pages viewed"),
+    "funnel_stage": lambda v, f: f"reached {_STAGES.get(int(v) if v == v else -1, 'unknown')}",
+    "page_type": lambda v, f: f"on a {_name(PAGE_TYPES, v)} page",
+    "cart_value": lambda v, f: f"cart worth {v:,.0f}",
+    "cart_items": lambda v, f: _n(v, "item in the cart", "items in the cart"),
+    "searches": lambda v, f: _n(v, "search", "searches"),
+    "device": lambda v, f: f"on {_name(DEVICES, v)}",
+    "hour_of_day": lambda v, f: f"at {int(v):02d}:00 local time",
+    "weekday": lambda v, f: ("on a weekend" if v >= 5 else "on a weekday"),
+    "language": lambda v, f: f"language {_name(LANGUAGES, v)}",
+    "referrer": lambda v, f: f"came from {_name(REFERRERS, v)}",
+    "is_known": lambda v, f: "known customer" if v >= 1 else "anonymous visitor",
+    "is_returning": lambda v, f: "returning visitor" if v >= 1 else "first visit",
+    "offers_shown": lambda v, f: _n(v, "offer already shown", "offers already shown"),
+    "offers_dismissed": lambda v, f: _n(v, "offer dismissed", "offers dismissed"),
+    "time_since_offer_s": lambda v, f: f"last offer {v:,.0f} s ago",
+    "time_since_dismiss_s": lambda v, f: f"dismissed an offer {v:,.0f} s ago",
+    "prof_n_contacts": lambda v, f: _n(v, "past contact", "past contacts"),
+    "prof_days_since_last": lambda v, f: f"last contact {v:,.0f} days ago",
+}
+
+
+def phrase(name: str, features: Mapping[str, float]) -> str:
+    """The feature's value in words (a generic ``name = value`` for features without a template)."""
+    v = features.get(name, math.nan)
+    if v != v:
+        return f"{name.replace('_', ' ')} unknown"
+    fn = _PHRASES.get(name)
+    if fn is not None:
+        return fn(v, features)
+    if name.startswith("prof_"):
+        parts = name.split("_", 2)  # prof_<stat>_<channel>
+        if len(parts) == 3:
+            stat, ch = parts[1], parts[2].replace("_", " ")
+            if stat == "share":
+                return f"{v:.0%} of past contacts by {ch}"
+            if stat == "n":
+                return _n(v, f"past {ch} contact", f"past {ch} contacts")
+            if stat == "resolved":
+                return f"{v:.0%} of past {ch} contacts resolved"
+            if stat == "sat":
+                return f"satisfaction {v:.1f}/5 with {ch}"
+            if stat == "optout":
+                return f"opted out of {ch}" if v >= 1 else f"accepts {ch}"
+    if name.startswith("dwell_") and name.endswith("_s"):
+        return f"{v:,.0f} s on {name[6:-2]} pages"
+    return f"{name.replace('_', ' ')} {v:,.4g}"
+
+
+def top_reasons(names: Sequence[str], values: Sequence[float], contrib: Sequence[float], *, offer: bool,
+                k: int = 3, min_abs: float = 1e-6) -> list[str]:
+    """Phrases of the ``k`` features that pushed hardest towards (``offer``) or against offering."""
+    sign = 1.0 if offer else -1.0
+    order = sorted(range(len(names)), key=lambda i: -sign * contrib[i])
+    feats = dict(zip(names, values))
+    out: list[str] = []
+    for i in order:
+        if sign * contrib[i] <= min_abs or len(out) >= k:
+            break
+        text = phrase(names[i], feats)
+        if text not in out:
+            out.append(text)
+    return out

@@ -1,0 +1,175 @@
+"""A trained model set: channel model + offer model + policy + the feature schema, and its bundle.
+
+Where it sits: training → **model set → bundle** → scorer. :func:`nextchannel.train.train` makes
+one; :meth:`ModelSet.save` writes it as a bundle folder (manifest, LightGBM text models, JSON
+metadata and calibration; checksums; atomic) and :meth:`ModelSet.load` reads one back, refusing a
+bundle whose files are missing, corrupt, tampered with or made for another feature schema.
+
+Bundle layout::
+
+    manifest.json        library and format version, feature names and schema hash, channels, policy,
+                         training window and size, evaluation figures, sha256 of every file
+    channel_accept.txt   LightGBM text, one per channel-model head
+    channel_success.txt
+    channel_leave.txt
+    offer.txt            LightGBM text of the offer model
+    models.json          learners' parameters and metadata
+    calibration.json     isotonic calibration tables of the channel-model heads
+    policy.json          the PolicyConfig
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from nextchannel.bundle import Bundle, feature_schema_hash, read_bundle, write_bundle
+from nextchannel.errors import BundleError, ValidationError
+from nextchannel.models import (
+    HEADS,
+    ChannelModel,
+    OfferModel,
+    channel_model_from_state,
+    channel_model_state,
+    offer_model_from_state,
+    offer_model_state,
+)
+from nextchannel.policy import PolicyConfig, expected_values
+from nextchannel.profile import ProfileConfig
+
+__all__ = ["ModelSet", "DEFAULT_BUNDLE"]
+
+#: The bundle shipped with the repository (``models/default``), loaded by ``Scorer.load()``.
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "default"
+_MODEL_FILES = tuple(f"channel_{h}.txt" for h in HEADS) + ("offer.txt", "models.json", "calibration.json", "policy.json")
+
+
+class ModelSet:
+    """The learners, the policy and the schema they were trained for.
+
+    Parameters
+    ----------
+    channel_model : ChannelModel (fitted)
+    offer_model : OfferModel (fitted)
+    policy : PolicyConfig
+    profile_config : ProfileConfig
+    meta : dict
+        Training facts: window (first/last ts), rows, sessions, outcome rates, train config.
+    evaluation : dict, optional
+        Evaluation figures recorded in the manifest.
+    """
+
+    def __init__(self, channel_model: ChannelModel, offer_model: OfferModel, policy: PolicyConfig,
+                 profile_config: ProfileConfig | None = None, meta: Mapping[str, Any] | None = None,
+                 evaluation: Mapping[str, Any] | None = None) -> None:
+        self.channel_model = channel_model
+        self.offer_model = offer_model
+        self.policy = policy
+        self.profile_config = profile_config or ProfileConfig(channels=policy.channels)
+        self.meta = dict(meta or {})
+        self.evaluation = dict(evaluation or {})
+        if tuple(channel_model.actions_) != policy.actions:
+            raise ValidationError(f"channel model actions {list(channel_model.actions_)} differ from the policy's "
+                                  f"{list(policy.actions)}")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.channel_model.input_features_)
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return self.policy.actions
+
+    @property
+    def version(self) -> str:
+        """A content hash of the models and policy: the same training gives the same version."""
+        if getattr(self, "_version", None) is None:
+            self._version = self._content_hash()
+        return self._version
+
+    def _content_hash(self) -> str:
+        h = hashlib.sha256()
+        for name, content in sorted(self._files().items()):
+            h.update(name.encode())
+            h.update(content.encode() if isinstance(content, str) else json.dumps(content, sort_keys=True).encode())
+        return "m-" + h.hexdigest()[:12]
+
+    def outcome_probabilities(self, X: pd.DataFrame, context: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+        return self.channel_model.predict_proba(X, context)
+
+    def expected_values(self, X: pd.DataFrame, context: pd.DataFrame | None = None) -> np.ndarray:
+        """EV of every action (n, n_actions) under this set's policy values."""
+        p = self.outcome_probabilities(X, context)
+        return expected_values(self.policy, p["accept"], p["success"], p["leave"])
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _files(self) -> dict[str, Any]:
+        cm_meta, cm_texts = channel_model_state(self.channel_model)
+        om_meta, om_text = offer_model_state(self.offer_model)
+        calibration = cm_meta.pop("calibration")
+        files: dict[str, Any] = {f"channel_{h}.txt": cm_texts[h] for h in HEADS}
+        files["offer.txt"] = om_text
+        files["models.json"] = {"channel_model": cm_meta, "offer_model": om_meta,
+                                "profile_config": self.profile_config.to_dict()}
+        files["calibration.json"] = calibration
+        files["policy.json"] = self.policy.to_dict()
+        return files
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the bundle folder atomically (see the module docstring for its layout)."""
+        from nextchannel import __version__
+
+        files = self._files()
+        manifest = {
+            "kind": "nextchannel-modelset",
+            "model_version": self.version,
+            "feature_names": list(self.feature_names),
+            "channels": self.policy.channels.to_dict(),
+            "actions": list(self.actions),
+            "policy": self.policy.to_dict(),
+            "training": self.meta,
+            "evaluation": self.evaluation,
+            "nextchannel_version": __version__,
+        }
+        return write_bundle(path, files, manifest, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | Path, *, expected_feature_names: tuple[str, ...] | None = None) -> "ModelSet":
+        """Read and verify a bundle; raises :class:`~nextchannel.errors.BundleError` naming file and problem."""
+        kwargs: dict[str, Any] = {"required_files": _MODEL_FILES}
+        if expected_feature_names is not None:
+            kwargs["expected_feature_hash"] = feature_schema_hash(expected_feature_names)
+            kwargs["expected_feature_names"] = list(expected_feature_names)
+        b = read_bundle(path, **kwargs)
+        return cls.from_bundle(b)
+
+    @classmethod
+    def from_bundle(cls, b: Bundle) -> "ModelSet":
+        where = str(b.path)
+        try:
+            models = b.json("models.json")
+            calibration = b.json("calibration.json")
+            policy = PolicyConfig.from_dict(b.json("policy.json"))
+            cm_meta = dict(models["channel_model"])
+            cm_meta["calibration"] = calibration
+            cm = channel_model_from_state(cm_meta, {h: b.text(f"channel_{h}.txt") for h in HEADS})
+            om = offer_model_from_state(models["offer_model"], b.text("offer.txt"))
+            prof = ProfileConfig.from_dict(models["profile_config"])
+        except KeyError as err:
+            raise BundleError(f"{where}/models.json: missing key {err}") from err
+        except (ValidationError, TypeError, ValueError) as err:
+            raise BundleError(f"{where}: model files do not make a valid model set: {err}") from err
+        names = b.manifest.get("feature_names")
+        if names is not None and list(names) != cm.input_features_:
+            raise BundleError(f"{where}/manifest.json: feature_names differ from the channel model's features")
+        ms = cls(cm, om, policy, prof, meta=b.manifest.get("training", {}), evaluation=b.manifest.get("evaluation", {}))
+        recorded = b.manifest.get("model_version")
+        if recorded is not None and recorded != ms.version:
+            raise BundleError(f"{where}/manifest.json: model_version {recorded!r} does not match the models' "
+                              f"content ({ms.version!r})")
+        return ms

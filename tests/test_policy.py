@@ -1,0 +1,143 @@
+"""Policy: config round trip and validation, eligibility and why-not, exploration probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nextchannel.errors import ConfigError
+from nextchannel.policy import (
+    Decision,
+    PolicyConfig,
+    choose,
+    eligibility,
+    eligibility_many,
+    expected_values,
+    greedy_many,
+)
+from nextchannel.schema import DEVICES, LANGUAGES
+
+K = 6
+
+
+def _elig(cfg, **kw):
+    base = dict(device="desktop", language="en", offers_shown=0, time_since_dismiss_s=math.nan, contacts_started=0,
+                open_=[True] * K, wait_s=[0.0] * K, lang_ok=[True] * K, opted_out=[False] * K)
+    base.update(kw)
+    return eligibility(cfg, **base)
+
+
+def test_why_not_texts():
+    cfg = PolicyConfig(unsuitable_devices={"phone": ["tablet"]})
+    ok, why = _elig(cfg, device="tablet", open_=[True, True, False, True, True, True],
+                    wait_s=[1800.0, 0, 0, 0, 0, 0], lang_ok=[True, False, True, True, True, True],
+                    opted_out=[False, False, False, True, False, False])
+    assert why == ["chat: wait 1,800 s over the 300 s limit", "callback: language 'en' not served",
+                   "phone: closed", "email: customer opted out"]
+    assert ok.tolist() == [True, False, False, False, False, True, True]
+    ok, why = _elig(cfg, device="tablet")
+    assert why == ["phone: not offered on tablet"]
+
+
+@pytest.mark.parametrize("kw,text", [
+    (dict(contacts_started=1), "all: a contact has already started in this session"),
+    (dict(offers_shown=2), "all: 2 offers already shown (max 2 per session)"),
+    (dict(time_since_dismiss_s=20.0), "all: cooldown after a dismissal 20 s ago"),
+])
+def test_contact_rules_block_every_offer(kw, text):
+    ok, why = _elig(PolicyConfig(), **kw)
+    assert ok.tolist() == [True] + [False] * K and why == [text]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_eligibility_many_equals_eligibility(data):
+    cfg = PolicyConfig(unsuitable_devices={"phone": ["desktop"], "callback": ["tablet"]}, max_offers_per_session=2)
+    n = 5
+    dev = np.array(data.draw(st.lists(st.integers(-1, 2), min_size=n, max_size=n)))
+    lang = np.array(data.draw(st.lists(st.integers(-1, len(LANGUAGES) - 1), min_size=n, max_size=n)))
+    shown = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), dtype=float)
+    since = np.array(data.draw(st.lists(st.sampled_from([math.nan, 5.0, 119.9, 120.0, 500.0]), min_size=n, max_size=n)))
+    contacts = np.array(data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)), dtype=float)
+    bools = st.lists(st.lists(st.booleans(), min_size=K, max_size=K), min_size=n, max_size=n)
+    open_, lang_ok, opt = (np.array(data.draw(bools)) for _ in range(3))
+    wait = np.array(data.draw(st.lists(st.lists(st.sampled_from([0.0, 299.0, 300.0, 301.0, 2000.0]), min_size=K,
+                                                 max_size=K), min_size=n, max_size=n)))
+    many = eligibility_many(cfg, device=dev, language=lang, offers_shown=shown, time_since_dismiss_s=since,
+                            contacts_started=contacts, open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opt)
+    for i in range(n):
+        one, _ = eligibility(cfg, device=DEVICES[dev[i]] if dev[i] >= 0 else None,
+                             language=LANGUAGES[lang[i]] if lang[i] >= 0 else None, offers_shown=shown[i],
+                             time_since_dismiss_s=since[i], contacts_started=contacts[i], open_=open_[i],
+                             wait_s=wait[i], lang_ok=lang_ok[i], opted_out=opt[i])
+        assert many[i].tolist() == one.tolist()
+
+
+def test_greedy_respects_margin_and_eligibility():
+    cfg = PolicyConfig(offer_margin=0.5)
+    ev = np.array([0.0, 0.4, 2.0, 0.6, -1, -1, -1])
+    elig = np.array([True, True, False, True, True, True, True])
+    a, p, probs = choose(cfg, ev, elig, u=0.3)
+    assert (a, p) == (3, 1.0)                         # phone: best eligible, beats none by 0.6 > 0.5
+    assert greedy_many(cfg, ev[None], elig[None]).tolist() == [3]
+    assert greedy_many(cfg, ev[None], elig[None], margin=0.7).tolist() == [0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-5, 5), min_size=7, max_size=7), st.lists(st.booleans(), min_size=6, max_size=6),
+       st.sampled_from(["none", "epsilon", "softmax"]), st.floats(0, 0.999))
+def test_choose_probabilities_are_exact(ev, elig, exploration, u):
+    cfg = PolicyConfig(exploration=exploration, epsilon=0.2, temperature=0.7)
+    eligible = np.array([True] + elig)
+    a, p, probs = choose(cfg, np.array(ev), eligible, u)
+    assert abs(probs.sum() - 1) < 1e-12 and (probs[~eligible] == 0).all()
+    assert eligible[a] and p == probs[a] > 0
+    # the empirical frequency of each action over a grid of u equals its probability
+    grid = (np.arange(4000) + 0.5) / 4000
+    freq = np.bincount([choose(cfg, np.array(ev), eligible, x)[0] for x in grid], minlength=7) / 4000
+    assert np.abs(freq - probs).max() <= 1 / 4000 + 1e-9
+
+
+def test_expected_values_formula():
+    cfg = PolicyConfig(value_success=10, channel_cost={"chat": 2.0}, annoyance=1.0, leave_cost=4.0)
+    k = len(cfg.actions)
+    pa, ps, pl = np.zeros(k), np.full(k, 0.5), np.full(k, 0.25)
+    pa[1] = 0.4
+    ev = expected_values(cfg, pa, ps, pl)
+    assert ev[0] == pytest.approx(10 * 0.5 - 4 * 0.25)
+    assert ev[1] == pytest.approx(10 * 0.5 - 2 * 0.4 - 1 * 0.6 - 4 * 0.25)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(value_success=-1), "value_success must be a finite number >= 0, got -1"),
+    (dict(channel_cost={"pigeon": 1.0}), "channel_cost key must be a channel of"),
+    (dict(wait_limit_s={"chat": float("nan")}), r"wait_limit_s\['chat'\] must be a finite number"),
+    (dict(unsuitable_devices={"phone": ["fridge"]}), r"unsuitable_devices\['phone'\] must be a list of devices"),
+    (dict(exploration="greedy"), "exploration must be one of"),
+    (dict(epsilon=1.5), r"epsilon must be a number in \[0, 1\], got 1.5"),
+    (dict(max_offers_per_session=-1), "max_offers_per_session must be an integer >= 0"),
+    (dict(temperature=0.0), "temperature must be > 0"),
+])
+def test_bad_config(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        PolicyConfig(**kw)
+
+
+def test_json_round_trip_and_unknown_keys():
+    cfg = PolicyConfig(offer_margin=0.3, unsuitable_devices={"phone": ["desktop"]}, exploration="softmax")
+    assert PolicyConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ConfigError, match="unknown keys"):
+        PolicyConfig.from_dict({"value": 1})
+
+
+def test_decision_to_dict_is_json_ready():
+    import json
+
+    d = Decision(action="chat", offer=True, channel="chat", ev={"none": 0.1, "chat": float("nan")}, offer_score=0.3,
+                 propensity=0.95, model_version="m-1", reasons=("idle 45 s on checkout",), why_not=("phone: closed",))
+    rec = json.loads(json.dumps(d.to_dict(), allow_nan=False))
+    assert rec["ev"]["chat"] is None and rec["reasons"] == ["idle 45 s on checkout"]
