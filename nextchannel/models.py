@@ -33,7 +33,8 @@ from sklearn.isotonic import IsotonicRegression
 from nextchannel.errors import NotFittedError, ValidationError
 from nextchannel.schema import NONE_ACTION
 
-__all__ = ["ChannelModel", "OfferModel", "Calibrator", "NoRandomisationWarning", "CONTEXT_COLUMNS"]
+__all__ = ["ChannelModel", "OfferModel", "ValueModel", "Calibrator", "NoRandomisationWarning", "CONTEXT_COLUMNS",
+           "context_columns"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +86,22 @@ class Calibrator:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Sequence[float]]) -> "Calibrator":
-        x, y = np.asarray(d["x"], dtype=float), np.asarray(d["y"], dtype=float)
-        if x.ndim != 1 or x.shape != y.shape or len(x) < 1 or np.any(np.diff(x) < 0) or not np.isfinite(x).all() \
-                or not np.isfinite(y).all():
+        if not isinstance(d, Mapping) or "x" not in d or "y" not in d:
+            raise ValidationError(f"calibration must be a mapping with keys 'x' and 'y', got {type(d).__name__}"
+                                  f"{' with keys ' + str(sorted(map(str, d))) if isinstance(d, Mapping) else ''}")
+        try:
+            x, y = np.asarray(d["x"], dtype=float), np.asarray(d["y"], dtype=float)
+        except (TypeError, ValueError) as err:
+            raise ValidationError(f"calibration arrays 'x' and 'y' must hold numbers: {err}") from err
+        if x.ndim != 1 or x.shape != y.shape or len(x) < 1 or not np.isfinite(x).all() \
+                or not np.isfinite(y).all() or np.any(np.diff(x) < 0):
             raise ValidationError("calibration must hold equal-length finite arrays 'x' (non-decreasing) and 'y', "
                                   f"got x of shape {x.shape} and y of shape {y.shape}")
+        # A decreasing map would turn "longer wait never looks better" around: refuse it.
+        if np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
+            raise ValidationError("calibration 'y' must be non-decreasing probabilities in [0, 1], "
+                                  f"got values from {y.min():g} to {y.max():g}"
+                                  f"{' decreasing somewhere' if np.any(np.diff(y) < 0) else ''}")
         return cls(x, y)
 
 
@@ -151,7 +163,8 @@ class _LGBMBase(BaseEstimator):
             raise ValidationError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction!r}")
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "feature_names_"):
+        # n_features_in_ is set last in fit: a fit that failed half-way leaves the estimator unfitted.
+        if not hasattr(self, "n_features_in_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit first")
 
 
@@ -234,6 +247,7 @@ class ChannelModel(_LGBMBase):
             raise ValidationError(f"action values must be one of {list(actions)}, got {unknown[:5]}")
         if acc[act == NONE_ACTION].any():
             raise ValidationError("accepted must be False where action is 'none' (nothing was offered)")
+        self.__dict__.pop("n_features_in_", None)  # unfitted until this fit succeeds
         self.actions_ = actions
         self.input_features_ = list(X.columns)
         self.feature_names_ = self.input_features_ + list(CONTEXT_COLUMNS)
@@ -317,12 +331,14 @@ class ChannelModel(_LGBMBase):
             X = X[self.input_features_]
         codes, stages = self.slots()
         r = len(codes)
-        rep = X.loc[X.index.repeat(r)].reset_index(drop=True)
+        # Repeat by position, not label: a duplicated index label must not multiply rows.
+        pos = np.repeat(np.arange(len(X)), r)
+        rep = X.iloc[pos].reset_index(drop=True)
         ctx = None
         if context is not None:
             if len(context) != len(X):
                 raise ValidationError(f"context must have {len(X)} rows (one per row of X), got {len(context)}")
-            ctx = context.loc[context.index.repeat(r)].reset_index(drop=True)
+            ctx = context.iloc[pos].reset_index(drop=True)
         return self._design(rep, np.tile(codes, len(X)), ctx, np.tile(stages, len(X)))
 
     def slots(self) -> tuple[np.ndarray, np.ndarray]:
@@ -433,9 +449,9 @@ class OfferModel(_LGBMBase):
             raise ValidationError(f"propensity must be in [0, 1], got values in [{np.nanmin(prop)}, {np.nanmax(prop)}]")
         if actions is None:
             actions = (NONE_ACTION, *sorted(set(act) - {NONE_ACTION}))
+        self.__dict__.pop("n_features_in_", None)  # unfitted until this fit succeeds
         self.actions_ = tuple(actions)
         self.feature_names_ = list(X.columns)
-        self.n_features_in_ = X.shape[1]
         codes = pd.Index(self.actions_).get_indexer(act)
         if (codes < 0).any():
             raise ValidationError(f"action values must be one of {list(self.actions_)}, got "
@@ -454,6 +470,7 @@ class OfferModel(_LGBMBase):
             ds = lgb.Dataset(X.to_numpy(dtype=float, na_value=np.nan), label=y.astype(float),
                              feature_name=self.feature_names_, categorical_feature=cats, params={"verbose": -1})
             self.booster_ = lgb.train(params, ds, num_boost_round=int(self.n_estimators))
+            self.n_features_in_ = X.shape[1]
             return self
         if (prop <= 0).any():
             raise ValidationError("propensity must be > 0 for every logged decision when logs are randomised, "
@@ -477,18 +494,103 @@ class OfferModel(_LGBMBase):
         ds = lgb.Dataset(X.to_numpy(dtype=float, na_value=np.nan), label=psi, feature_name=self.feature_names_,
                          categorical_feature=cats, params={"verbose": -1})
         self.booster_ = lgb.train(params, ds, num_boost_round=int(self.n_estimators))
+        self.n_features_in_ = X.shape[1]
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """τ(x): the estimated incremental value of offering (or P(needs help) in fallback)."""
+        M = self._matrix(X)  # checks fitted first
+        return self.booster_.predict(M)
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         self._check_fitted()
         X = _check_X(X)
-        return self.booster_.predict(X[self.feature_names_].to_numpy(dtype=float, na_value=np.nan))
+        missing = [c for c in self.feature_names_ if c not in X.columns]
+        if missing:
+            raise ValidationError(f"X is missing features the model was fitted on: {missing[:5]}")
+        return X[self.feature_names_].to_numpy(dtype=float, na_value=np.nan)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
         """Per-feature contributions to τ(x) (SHAP values; last column the expected value)."""
+        M = self._matrix(X)
+        return self.booster_.predict(M, pred_contrib=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Value model: the per-request student
+# ---------------------------------------------------------------------------------------------
+def context_columns(channels: Sequence[str]) -> list[str]:
+    """The per-request channel-context inputs of the value model, in order."""
+    return [f"{kind}_{c}{unit}" for c in channels for kind, unit in (("open", ""), ("wait", "_s"), ("lang_ok", ""))]
+
+
+class ValueModel(_LGBMBase):
+    """Expected value of every action from features and channel context: one small regressor per action.
+
+    The scorer decides from this model on every request. It is fitted to reproduce given expected
+    values (in :func:`nextchannel.train.train`: the channel model's, i.e. a distillation of the
+    funnel into ``n_actions`` compact models), because evaluating the channel model for a decision
+    costs ``3·n_channels + 2`` model rows while this costs one row per action. A channel's value
+    never rises with its own wait (monotone constraint on ``wait_<ch>_s``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(2)
+    >>> X = pd.DataFrame({"need": rng.random(2000)})
+    >>> C = pd.DataFrame({"open_chat": np.ones(2000), "wait_chat_s": rng.uniform(0, 900, 2000),
+    ...                   "lang_ok_chat": np.ones(2000)})
+    >>> ev = np.column_stack([np.zeros(2000), 3 * X["need"] - C["wait_chat_s"] / 300])
+    >>> vm = ValueModel(n_estimators=40).fit(X, C, ev, actions=("none", "chat"))
+    >>> vm.predict(X.head(2), C.head(2)).shape
+    (2, 2)
+    """
+
+    def fit(self, X: pd.DataFrame, context: pd.DataFrame, ev: np.ndarray, *, actions: Sequence[str]) -> "ValueModel":
+        self._check_params()
+        X = _check_X(X)
+        n = len(X)
+        self.actions_ = tuple(actions)
+        channels = self.actions_[1:]
+        ev = np.asarray(ev, dtype=float)
+        if ev.shape != (n, len(self.actions_)):
+            raise ValidationError(f"ev must have shape ({n}, {len(self.actions_)}), got {ev.shape}")
+        self.input_features_ = list(X.columns)
+        self.context_features_ = context_columns(channels)
+        self.feature_names_ = self.input_features_ + self.context_features_
+        self.__dict__.pop("n_features_in_", None)  # unfitted until this fit succeeds
+        M = self._matrix(X, context)
+        cats = [self.feature_names_.index(c) for c in self.categorical_features if c in self.feature_names_]
+        self.boosters_ = []
+        for j, a in enumerate(self.actions_):
+            params = _lgb_params(self, "regression", self.random_state)
+            if j > 0:
+                mono = [0] * len(self.feature_names_)
+                mono[self.feature_names_.index(f"wait_{a}_s")] = -1
+                params["monotone_constraints"] = mono
+                params["monotone_constraints_method"] = "intermediate"
+            ds = lgb.Dataset(M, label=ev[:, j], feature_name=self.feature_names_, categorical_feature=cats,
+                             params={"verbose": -1})
+            self.boosters_.append(lgb.train(params, ds, num_boost_round=int(self.n_estimators)))
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _matrix(self, X: pd.DataFrame, context: pd.DataFrame) -> np.ndarray:
+        if len(context) != len(X):
+            raise ValidationError(f"context must have {len(X)} rows (one per row of X), got {len(context)}")
+        missing = [c for c in self.context_features_ if c not in context.columns]
+        if missing:
+            raise ValidationError(f"context is missing columns {missing[:5]}")
+        return np.column_stack([X[self.input_features_].to_numpy(dtype=float, na_value=np.nan),
+                                context[self.context_features_].to_numpy(dtype=float, na_value=np.nan)])
+
+    def predict(self, X: pd.DataFrame, context: pd.DataFrame) -> np.ndarray:
+        """Expected value per action, shape ``(n, n_actions)``."""
         self._check_fitted()
-        return self.booster_.predict(X[self.feature_names_].to_numpy(dtype=float, na_value=np.nan), pred_contrib=True)
+        M = self._matrix(_check_X(X), context)
+        return self.predict_matrix(M)
+
+    def predict_matrix(self, M: np.ndarray) -> np.ndarray:
+        return np.column_stack([b.predict(M) for b in self.boosters_])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,7 +612,8 @@ def channel_model_state(m: ChannelModel) -> tuple[dict[str, Any], dict[str, str]
     return meta, {h: b.model_to_string() for h, b in m.boosters_.items()}
 
 
-def channel_model_from_state(meta: Mapping[str, Any], texts: Mapping[str, str]) -> ChannelModel:
+def channel_model_from_state(meta: Mapping[str, Any], texts: Mapping[str, "str | lgb.Booster"]) -> ChannelModel:
+    """A fitted ChannelModel from :func:`channel_model_state`'s output (boosters as text or already loaded)."""
     m = ChannelModel(**meta["params"])
     m.actions_ = tuple(meta["actions"])
     m.input_features_ = list(meta["input_features"])
@@ -518,7 +621,8 @@ def channel_model_from_state(meta: Mapping[str, Any], texts: Mapping[str, str]) 
     m.n_features_in_ = len(m.input_features_)
     m.calibrators_ = {h: Calibrator.from_dict(meta["calibration"][h]) for h in HEADS}
     m.base_rates_ = dict(meta["base_rates"])
-    m.boosters_ = {h: _booster_from_text(texts[h], f"channel model head {h!r}") for h in HEADS}
+    m.boosters_ = {h: texts[h] if isinstance(texts[h], lgb.Booster)
+                   else _booster_from_text(texts[h], f"channel model head {h!r}") for h in HEADS}
     for h, b in m.boosters_.items():
         if b.feature_name() != m.feature_names_:
             raise ValidationError(f"channel model head {h!r} was trained on other features than its metadata lists")
@@ -534,13 +638,39 @@ def offer_model_state(m: OfferModel) -> tuple[dict[str, Any], str]:
     return meta, m.booster_.model_to_string()
 
 
-def offer_model_from_state(meta: Mapping[str, Any], text: str) -> OfferModel:
+def offer_model_from_state(meta: Mapping[str, Any], text: "str | lgb.Booster") -> OfferModel:
+    """A fitted OfferModel from :func:`offer_model_state`'s output (booster as text or already loaded)."""
     m = OfferModel(**meta["params"])
     m.actions_ = tuple(meta["actions"])
     m.feature_names_ = list(meta["feature_names"])
     m.n_features_in_ = len(m.feature_names_)
     m.fallback_ = bool(meta["fallback"])
-    m.booster_ = _booster_from_text(text, "offer model")
+    m.booster_ = text if isinstance(text, lgb.Booster) else _booster_from_text(text, "offer model")
     if m.booster_.feature_name() != m.feature_names_:
         raise ValidationError("offer model was trained on other features than its metadata lists")
+    return m
+
+
+def value_model_state(m: ValueModel) -> tuple[dict[str, Any], list[str]]:
+    m._check_fitted()
+    params = m.get_params()
+    params["categorical_features"] = list(params["categorical_features"])
+    meta = {"params": params, "actions": list(m.actions_), "input_features": m.input_features_}
+    return meta, [b.model_to_string() for b in m.boosters_]
+
+
+def value_model_from_state(meta: Mapping[str, Any], texts: Sequence[str | lgb.Booster]) -> ValueModel:
+    m = ValueModel(**meta["params"])
+    m.actions_ = tuple(meta["actions"])
+    m.input_features_ = list(meta["input_features"])
+    m.context_features_ = context_columns(m.actions_[1:])
+    m.feature_names_ = m.input_features_ + m.context_features_
+    m.n_features_in_ = len(m.input_features_)
+    if len(texts) != len(m.actions_):
+        raise ValidationError(f"value model needs {len(m.actions_)} boosters (one per action), got {len(texts)}")
+    m.boosters_ = [t if isinstance(t, lgb.Booster) else _booster_from_text(t, f"value model for {a!r}")
+                   for a, t in zip(m.actions_, texts)]
+    for a, b in zip(m.actions_, m.boosters_):
+        if b.feature_name() != m.feature_names_:
+            raise ValidationError(f"value model for {a!r} was trained on other features than its metadata lists")
     return m

@@ -13,6 +13,7 @@ Bundle layout::
     channel_success.txt
     channel_leave.txt
     offer.txt            LightGBM text of the offer model
+    value_<action>.txt   LightGBM text of the value model, one per action (what the scorer evaluates)
     models.json          learners' parameters and metadata
     calibration.json     isotonic calibration tables of the channel-model heads
     policy.json          the PolicyConfig
@@ -32,12 +33,17 @@ from nextchannel.bundle import Bundle, feature_schema_hash, read_bundle, write_b
 from nextchannel.errors import BundleError, ValidationError
 from nextchannel.models import (
     HEADS,
+    Calibrator,
     ChannelModel,
     OfferModel,
+    ValueModel,
+    _booster_from_text,
     channel_model_from_state,
     channel_model_state,
     offer_model_from_state,
     offer_model_state,
+    value_model_from_state,
+    value_model_state,
 )
 from nextchannel.policy import PolicyConfig, expected_values
 from nextchannel.profile import ProfileConfig
@@ -55,6 +61,9 @@ class ModelSet:
     Parameters
     ----------
     channel_model : ChannelModel (fitted)
+        Calibrated outcome probabilities per action (the funnel); the value model's teacher.
+    value_model : ValueModel (fitted)
+        Expected value of every action; the scorer decides from it.
     offer_model : OfferModel (fitted)
     policy : PolicyConfig
     profile_config : ProfileConfig
@@ -64,10 +73,12 @@ class ModelSet:
         Evaluation figures recorded in the manifest.
     """
 
-    def __init__(self, channel_model: ChannelModel, offer_model: OfferModel, policy: PolicyConfig,
+    def __init__(self, channel_model: ChannelModel, value_model: ValueModel | None, offer_model: OfferModel | None,
+                 policy: PolicyConfig,
                  profile_config: ProfileConfig | None = None, meta: Mapping[str, Any] | None = None,
                  evaluation: Mapping[str, Any] | None = None) -> None:
         self.channel_model = channel_model
+        self.value_model = value_model
         self.offer_model = offer_model
         self.policy = policy
         self.profile_config = profile_config or ProfileConfig(channels=policy.channels)
@@ -102,19 +113,25 @@ class ModelSet:
     def outcome_probabilities(self, X: pd.DataFrame, context: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
         return self.channel_model.predict_proba(X, context)
 
-    def expected_values(self, X: pd.DataFrame, context: pd.DataFrame | None = None) -> np.ndarray:
-        """EV of every action (n, n_actions) under this set's policy values."""
+    def channel_expected_values(self, X: pd.DataFrame, context: pd.DataFrame | None = None) -> np.ndarray:
+        """EV of every action (n, n_actions) from the channel model's probabilities and the policy's values."""
         p = self.outcome_probabilities(X, context)
         return expected_values(self.policy, p["accept"], p["success"], p["leave"])
+
+    def expected_values(self, X: pd.DataFrame, context: pd.DataFrame) -> np.ndarray:
+        """EV of every action (n, n_actions) as the scorer sees them (the value model)."""
+        return self.value_model.predict(X, context)
 
     # -- persistence ----------------------------------------------------------------------------
     def _files(self) -> dict[str, Any]:
         cm_meta, cm_texts = channel_model_state(self.channel_model)
         om_meta, om_text = offer_model_state(self.offer_model)
+        vm_meta, vm_texts = value_model_state(self.value_model)
         calibration = cm_meta.pop("calibration")
         files: dict[str, Any] = {f"channel_{h}.txt": cm_texts[h] for h in HEADS}
         files["offer.txt"] = om_text
-        files["models.json"] = {"channel_model": cm_meta, "offer_model": om_meta,
+        files.update({f"value_{a}.txt": t for a, t in zip(self.actions, vm_texts)})
+        files["models.json"] = {"channel_model": cm_meta, "value_model": vm_meta, "offer_model": om_meta,
                                 "profile_config": self.profile_config.to_dict()}
         files["calibration.json"] = calibration
         files["policy.json"] = self.policy.to_dict()
@@ -141,7 +158,7 @@ class ModelSet:
     @classmethod
     def load(cls, path: str | Path, *, expected_feature_names: tuple[str, ...] | None = None) -> "ModelSet":
         """Read and verify a bundle; raises :class:`~nextchannel.errors.BundleError` naming file and problem."""
-        kwargs: dict[str, Any] = {"required_files": _MODEL_FILES}
+        kwargs: dict[str, Any] = {"required_files": _MODEL_FILES}  # value_<action>.txt checked in from_bundle
         if expected_feature_names is not None:
             kwargs["expected_feature_hash"] = feature_schema_hash(expected_feature_names)
             kwargs["expected_feature_names"] = list(expected_feature_names)
@@ -151,23 +168,44 @@ class ModelSet:
     @classmethod
     def from_bundle(cls, b: Bundle) -> "ModelSet":
         where = str(b.path)
-        try:
-            models = b.json("models.json")
-            calibration = b.json("calibration.json")
-            policy = PolicyConfig.from_dict(b.json("policy.json"))
-            cm_meta = dict(models["channel_model"])
-            cm_meta["calibration"] = calibration
-            cm = channel_model_from_state(cm_meta, {h: b.text(f"channel_{h}.txt") for h in HEADS})
-            om = offer_model_from_state(models["offer_model"], b.text("offer.txt"))
-            prof = ProfileConfig.from_dict(models["profile_config"])
-        except KeyError as err:
-            raise BundleError(f"{where}/models.json: missing key {err}") from err
-        except (ValidationError, TypeError, ValueError) as err:
-            raise BundleError(f"{where}: model files do not make a valid model set: {err}") from err
+
+        def part(name: str, build: Any) -> Any:
+            # Each piece is parsed on its own so that the error names the file at fault.
+            try:
+                return build()
+            except BundleError:
+                raise
+            except KeyError as err:
+                raise BundleError(f"{where}/{name}: missing key {err}") from err
+            except (ValidationError, TypeError, ValueError) as err:
+                raise BundleError(f"{where}/{name}: does not hold a valid model set part: {err}") from err
+
+        models = part("models.json", lambda: b.json("models.json"))
+        cm_meta = part("models.json", lambda: dict(models["channel_model"]))
+        om_meta = part("models.json", lambda: dict(models["offer_model"]))
+        prof = part("models.json", lambda: ProfileConfig.from_dict(models["profile_config"]))
+        policy = part("policy.json", lambda: PolicyConfig.from_dict(b.json("policy.json")))
+        calibration = part("calibration.json", lambda: b.json("calibration.json"))
+        part("calibration.json", lambda: [Calibrator.from_dict(calibration[h]) for h in HEADS])
+        boosters = {h: part(f"channel_{h}.txt", lambda h=h: _booster_from_text(b.text(f"channel_{h}.txt"),
+                                                                               f"channel model head {h!r}"))
+                    for h in HEADS}
+        offer_booster = part("offer.txt", lambda: _booster_from_text(b.text("offer.txt"), "offer model"))
+        cm_meta["calibration"] = calibration
+        cm = part("models.json", lambda: channel_model_from_state(cm_meta, boosters))
+        om = part("models.json", lambda: offer_model_from_state(om_meta, offer_booster))
+        vm_meta = part("models.json", lambda: dict(models["value_model"]))
+        value_files = part("models.json", lambda: [f"value_{a}.txt" for a in vm_meta["actions"]])
+        for name in value_files:
+            if name not in b.files:
+                raise BundleError(f"{where}/{name}: required file is missing from the bundle")
+        value_boosters = [part(name, lambda name=name: _booster_from_text(b.text(name), f"value model {name}"))
+                          for name in value_files]
+        vm = part("models.json", lambda: value_model_from_state(vm_meta, value_boosters))
         names = b.manifest.get("feature_names")
         if names is not None and list(names) != cm.input_features_:
             raise BundleError(f"{where}/manifest.json: feature_names differ from the channel model's features")
-        ms = cls(cm, om, policy, prof, meta=b.manifest.get("training", {}), evaluation=b.manifest.get("evaluation", {}))
+        ms = cls(cm, vm, om, policy, prof, meta=b.manifest.get("training", {}), evaluation=b.manifest.get("evaluation", {}))
         recorded = b.manifest.get("model_version")
         if recorded is not None and recorded != ms.version:
             raise BundleError(f"{where}/manifest.json: model_version {recorded!r} does not match the models' "

@@ -32,7 +32,7 @@ from nextchannel.errors import NextChannelError, ValidationError
 from nextchannel.explain import top_reasons
 from nextchannel.features import SESSION_FEATURES, SessionState, features_many
 from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet
-from nextchannel.policy import Decision, choose, eligibility, expected_values
+from nextchannel.policy import Decision, choose, eligibility
 from nextchannel.profile import profile_one
 from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION
 from nextchannel.train import context_frame
@@ -218,8 +218,7 @@ class Scorer:
                      ts: Sequence[float], with_probs: bool = False) -> list[Any]:
         pol = ms.policy
         names = pol.channels.names
-        probs_all = ms.outcome_probabilities(X, C)
-        ev = expected_values(pol, probs_all["accept"], probs_all["success"], probs_all["leave"])
+        ev = ms.expected_values(X, C)
         tau = ms.offer_model.predict(X)
         contrib = ms.offer_model.contributions(X) if self.n_reasons else None
         feat_names = list(ms.offer_model.feature_names_)

@@ -29,7 +29,7 @@ import pandas as pd
 from nextchannel.errors import ConfigError, ValidationError
 from nextchannel.features import CATEGORICAL_FEATURES, features_many
 from nextchannel.modelset import ModelSet
-from nextchannel.models import ChannelModel, OfferModel
+from nextchannel.models import ChannelModel, OfferModel, ValueModel
 from nextchannel.policy import PolicyConfig, eligibility_frame, greedy_many
 from nextchannel.profile import ProfileConfig
 
@@ -56,6 +56,11 @@ class TrainConfig:
     offer_target : {"dm", "dr"}, default "dm"
         Pseudo-outcome of the offer model (see :class:`~nextchannel.models.OfferModel`).
     offer_n_estimators : int, default 150
+    value_n_estimators, value_num_leaves, value_learning_rate : int, int, float, default 60, 15, 0.1
+        Size of the value model (one regressor per action) that the scorer evaluates on every
+        request; it is distilled from the channel model's expected values on the training rows, each
+        row once with its own channel context and once with another row's (so the effect of waits
+        and opening hours is learned beyond the logged combinations).
     tune_margin : bool, default True
         Choose the policy's ``offer_margin`` from :data:`MARGIN_GRID` by the doubly robust estimate of
         the greedy policy's value on the held-out (calibration) decisions. An argmax over noisy
@@ -77,18 +82,28 @@ class TrainConfig:
     calibration_fraction: float = 0.2
     offer_target: str = "dm"
     offer_n_estimators: int = 150
+    value_n_estimators: int = 60
+    value_num_leaves: int = 15
+    value_learning_rate: float = 0.1
     tune_margin: bool = True
     random_state: int = 0
     n_jobs: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("n_estimators", "num_leaves", "min_child_samples", "offer_n_estimators", "n_jobs"):
+        for name in ("n_estimators", "num_leaves", "min_child_samples", "offer_n_estimators", "value_n_estimators",
+                     "value_num_leaves", "n_jobs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate <= 1):
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, int) or self.random_state < 0:
+            raise ConfigError(f"random_state must be an integer >= 0, got {self.random_state!r}")
+        if not isinstance(self.tune_margin, bool):
+            raise ConfigError(f"tune_margin must be True or False, got {self.tune_margin!r}")
+        if isinstance(self.learning_rate, bool) or not (isinstance(self.learning_rate, (int, float))
+                                                        and 0 < self.learning_rate <= 1):
             raise ConfigError(f"learning_rate must be in (0, 1], got {self.learning_rate!r}")
-        if not (isinstance(self.calibration_fraction, (int, float)) and 0 <= self.calibration_fraction < 1):
+        if isinstance(self.calibration_fraction, bool) or not (isinstance(self.calibration_fraction, (int, float))
+                                                               and 0 <= self.calibration_fraction < 1):
             raise ConfigError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction!r}")
         if self.offer_target not in ("dm", "dr"):
             raise ConfigError(f"offer_target must be 'dm' or 'dr', got {self.offer_target!r}")
@@ -101,6 +116,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"TrainConfig must be built from a dict, got {type(d).__name__}")
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"TrainConfig got unknown keys {unknown}")
@@ -108,7 +125,11 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, s: str) -> "TrainConfig":
-        return cls.from_dict(json.loads(s))
+        try:
+            d = json.loads(s)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"TrainConfig JSON is malformed: {err}") from err
+        return cls.from_dict(d)
 
 
 def context_frame(decisions: pd.DataFrame, channels: Any) -> pd.DataFrame:
@@ -131,6 +152,10 @@ def context_frame(decisions: pd.DataFrame, channels: Any) -> pd.DataFrame:
 def logged_reward(decisions: pd.DataFrame, policy: PolicyConfig) -> np.ndarray:
     """The reward of each logged decision under the policy's business values."""
     codes = pd.Index(policy.actions).get_indexer(decisions["action"])
+    if (codes < 0).any():
+        # -1 would silently charge the last channel's cost
+        bad = sorted(set(decisions["action"].astype(object)[codes < 0]), key=str)
+        raise ValidationError(f"decisions.action must be one of {list(policy.actions)}, got {bad[:5]}")
     acc = decisions["accepted"].to_numpy(dtype=bool)
     suc = decisions["success"].to_numpy(dtype=bool)
     left = decisions["left"].to_numpy(dtype=bool) if "left" in decisions.columns else np.zeros(len(decisions), bool)
@@ -150,9 +175,10 @@ def _check_decisions(decisions: pd.DataFrame, policy: PolicyConfig) -> None:
         raise ValidationError(f"decisions.action must be one of {list(policy.actions)}, got {bad[:5]}")
     p = pd.to_numeric(decisions["propensity"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        ok = p[~np.isnan(p)]
         raise ValidationError("decisions.propensity must be numbers in [0, 1] (the logged action's probability), "
-                              f"got values in [{np.nanmin(p) if len(p) else 'n/a'}, {np.nanmax(p) if len(p) else 'n/a'}]"
-                              f"{' and NaN' if np.isnan(p).any() else ''}")
+                              f"got values in [{ok.min() if len(ok) else 'n/a'}, {ok.max() if len(ok) else 'n/a'}]"
+                              f"{' and NaN (or non-numbers)' if np.isnan(p).any() else ''}")
     if len(decisions) < 100:
         raise ValidationError(f"decisions must hold at least 100 logged decisions to train on, got {len(decisions)}")
 
@@ -225,8 +251,19 @@ def train(events: pd.DataFrame, decisions: pd.DataFrame, customers: pd.DataFrame
     cm.fit(X, decisions["action"], reward, decisions["propensity"], accepted=decisions["accepted"],
            success=decisions["success"], left=decisions["left"] if "left" in decisions.columns else None,
            context=ctx, actions=policy.actions)
-    ms_tmp = ModelSet(cm, OfferModel(), policy, profile_config)
-    ev = ms_tmp.expected_values(X, ctx)
+    teacher = ModelSet(cm, None, None, policy, profile_config)
+    rng = np.random.default_rng(config.random_state)
+    ctx_other = ctx.iloc[rng.permutation(len(ctx))].set_axis(ctx.index)
+    X2 = pd.concat([X, X], ignore_index=True)
+    C2 = pd.concat([ctx, ctx_other], ignore_index=True)
+    ev_teacher = teacher.channel_expected_values(X2, C2)
+    logger.info("distilling the value model (%d actions x %d trees) from %d rows", len(policy.actions),
+                config.value_n_estimators, len(X2))
+    vm = ValueModel(n_estimators=config.value_n_estimators, num_leaves=config.value_num_leaves,
+                    learning_rate=config.value_learning_rate, min_child_samples=config.min_child_samples,
+                    categorical_features=tuple(CATEGORICAL_FEATURES), random_state=config.random_state,
+                    n_jobs=config.n_jobs).fit(X2, C2, ev_teacher, actions=policy.actions)
+    ev = vm.predict(X, ctx)
     margin_values: dict[float, float] = {}
     if config.tune_margin and cm.holdout_.sum() >= 100:
         hold = cm.holdout_
@@ -254,4 +291,4 @@ def train(events: pd.DataFrame, decisions: pd.DataFrame, customers: pd.DataFrame
         "offer_margin": policy.offer_margin,
         "margin_dr_values": {f"{k:g}": round(v, 6) for k, v in margin_values.items()},
     }
-    return ModelSet(cm, om, policy, profile_config, meta=meta)
+    return ModelSet(cm, vm, om, policy, profile_config, meta=meta)

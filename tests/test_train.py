@@ -1,0 +1,311 @@
+"""Tests of nextchannel.train: end-to-end training on a small simulation, configs, decision-log
+checks, the logged reward, the DR choice of the offer margin and byte-reproducible bundles."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nextchannel.errors import ConfigError, ValidationError
+from nextchannel.models import NoRandomisationWarning
+from nextchannel.modelset import ModelSet
+from nextchannel.policy import PolicyConfig, greedy_many
+from nextchannel.simulate import SimConfig, simulate
+from nextchannel.train import (
+    MARGIN_GRID,
+    REQUIRED_DECISION_COLUMNS,
+    TrainConfig,
+    context_frame,
+    logged_reward,
+    select_margin,
+    train,
+)
+
+CFG = TrainConfig(n_estimators=20, offer_n_estimators=20)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate(1500, seed=1)
+
+
+@pytest.fixture(scope="module")
+def model_set(sim) -> ModelSet:
+    return train(sim.events, sim.decisions, sim.customers, sim.contacts, CFG)
+
+
+def _sha256s(folder: pathlib.Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+# ---------------------------------------------------------------------------------------------
+def test_train_end_to_end(sim, model_set):
+    d = sim.decisions
+    ms = model_set
+    assert ms.actions == PolicyConfig().actions
+    meta = ms.meta
+    assert meta["rows"] == len(d)
+    assert meta["sessions"] == d["session_id"].nunique()
+    assert meta["events"] == len(sim.events)
+    assert meta["window"] == {"first_ts": float(d["ts"].min()), "last_ts": float(d["ts"].max())}
+    assert meta["offer_rate"] == pytest.approx(float((d["action"] != "none").mean()))
+    assert meta["accept_rate"] == pytest.approx(float(d.loc[d["action"] != "none", "accepted"].mean()))
+    assert meta["train_config"] == CFG.to_dict()
+    assert ms.channel_model.n_estimators == 20 and ms.offer_model.n_estimators == 20
+    assert ms.offer_model.target == CFG.offer_target and ms.offer_model.fallback_ is False
+    # the learners' features are the library's point-in-time features (profile included)
+    assert any(f.startswith("prof_") for f in ms.feature_names)
+    assert ms.offer_model.feature_names_ == list(ms.feature_names)
+
+
+def test_trained_set_scores_decisions(sim, model_set):
+    from nextchannel.features import features_many
+
+    d = sim.decisions.head(50)
+    X = features_many(sim.events, d[["session_id", "ts", "customer_id"]], sim.customers, sim.contacts,
+                      with_profile=True, profile_config=model_set.profile_config)
+    ev = model_set.expected_values(X, context_frame(d, model_set.policy.channels))
+    assert ev.shape == (50, len(model_set.actions)) and np.isfinite(ev).all()
+    assert model_set.offer_model.predict(X).shape == (50,)
+
+
+def test_train_without_profile_tables(sim):
+    ms = train(sim.events, sim.decisions, config=dataclasses.replace(CFG, tune_margin=False))
+    assert ms.meta["rows"] == len(sim.decisions)
+    assert ms.meta["margin_dr_values"] == {}  # not tuned
+    assert ms.policy.offer_margin == PolicyConfig().offer_margin
+
+
+def test_train_does_not_mutate_its_inputs(sim):
+    d = sim.decisions.copy()
+    e = sim.events.copy()
+    train(e, d, config=dataclasses.replace(CFG, n_estimators=3, offer_n_estimators=3, tune_margin=False))
+    pd.testing.assert_frame_equal(d, sim.decisions)
+    pd.testing.assert_frame_equal(e, sim.events)
+
+
+def test_train_without_randomisation_warns_and_falls_back(sim):
+    d = sim.decisions.assign(propensity=1.0)
+    with pytest.warns(NoRandomisationWarning):
+        ms = train(sim.events, d, config=dataclasses.replace(CFG, n_estimators=3, offer_n_estimators=3))
+    assert ms.offer_model.fallback_ is True
+
+
+# ---------------------------------------------------------------------------------------------
+# TrainConfig
+# ---------------------------------------------------------------------------------------------
+def test_train_config_json_round_trip():
+    cfg = TrainConfig(n_estimators=7, num_leaves=9, learning_rate=0.3, min_child_samples=11,
+                      calibration_fraction=0.0, offer_target="dr", offer_n_estimators=5, tune_margin=False,
+                      random_state=42, n_jobs=1)
+    text = cfg.to_json()
+    assert json.loads(text) == cfg.to_dict()
+    assert TrainConfig.from_json(text) == cfg
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert TrainConfig.from_json(TrainConfig().to_json()) == TrainConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.n_estimators = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_estimators": 0}, r"n_estimators must be an integer >= 1, got 0"),
+    ({"n_estimators": 2.5}, r"n_estimators must be an integer >= 1, got 2.5"),
+    ({"n_estimators": True}, r"n_estimators must be an integer >= 1, got True"),
+    ({"num_leaves": -1}, r"num_leaves must be an integer >= 1, got -1"),
+    ({"min_child_samples": 0}, r"min_child_samples must be an integer >= 1"),
+    ({"offer_n_estimators": "10"}, r"offer_n_estimators must be an integer >= 1, got '10'"),
+    ({"n_jobs": 0}, r"n_jobs must be an integer >= 1, got 0"),
+    ({"learning_rate": 0}, r"learning_rate must be in \(0, 1\], got 0"),
+    ({"learning_rate": 1.5}, r"learning_rate must be in \(0, 1\], got 1.5"),
+    ({"learning_rate": float("nan")}, r"learning_rate must be in \(0, 1\], got nan"),
+    ({"learning_rate": True}, r"learning_rate must be in \(0, 1\], got True"),
+    ({"calibration_fraction": 1.0}, r"calibration_fraction must be in \[0, 1\), got 1.0"),
+    ({"calibration_fraction": -0.1}, r"calibration_fraction must be in \[0, 1\), got -0.1"),
+    ({"offer_target": "ipw"}, r"offer_target must be 'dm' or 'dr', got 'ipw'"),
+    ({"random_state": -1}, r"random_state must be an integer >= 0, got -1"),
+    ({"random_state": "seed"}, r"random_state must be an integer >= 0, got 'seed'"),
+    ({"tune_margin": "yes"}, r"tune_margin must be True or False, got 'yes'"),
+])
+def test_bad_train_config(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize("text, match", [
+    ('{"n_estimators": 5, "depth": 3}', r"TrainConfig got unknown keys \['depth'\]"),
+    ('{"n_estimators": ', r"TrainConfig JSON is malformed"),
+    ("[1, 2]", r"TrainConfig must be built from a dict, got list"),
+    ('{"n_estimators": 0}', r"n_estimators must be an integer >= 1, got 0"),
+])
+def test_bad_train_config_json(text, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig.from_json(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decision-log checks
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("edit, match", [
+    (lambda d: d.drop(columns=["propensity"]), r"decisions must have columns .* missing \['propensity'\]"),
+    (lambda d: d.drop(columns=["session_id", "success"]), r"missing \['session_id', 'success'\]"),
+    (lambda d: d.assign(action=np.where(np.arange(len(d)) == 5, "fax", d["action"])),
+     r"decisions\.action must be one of \['none', 'chat', .*\], got \['fax'\]"),
+    (lambda d: d.assign(propensity=np.where(np.arange(len(d)) == 5, np.nan, d["propensity"])),
+     r"decisions\.propensity must be numbers in \[0, 1\] .* and NaN"),
+    (lambda d: d.assign(propensity=np.where(np.arange(len(d)) == 5, 1.5, d["propensity"])),
+     r"decisions\.propensity must be numbers in \[0, 1\] .*got values in \[.*, 1\.5\]"),
+    (lambda d: d.assign(propensity=np.where(np.arange(len(d)) == 5, -0.1, d["propensity"])),
+     r"decisions\.propensity must be numbers in \[0, 1\]"),
+    (lambda d: d.assign(propensity="high"), r"decisions\.propensity must be numbers in \[0, 1\]"),
+    (lambda d: d.head(99), r"decisions must hold at least 100 logged decisions to train on, got 99"),
+    (lambda d: d.iloc[:0], r"at least 100 logged decisions to train on, got 0"),
+    (lambda d: d.to_dict("list"), r"decisions must be a pandas DataFrame, got dict"),
+], ids=["missing-propensity", "missing-two", "unknown-action", "propensity-nan", "propensity-above-1",
+        "propensity-negative", "propensity-strings", "too-few-rows", "empty", "not-a-frame"])
+def test_bad_decision_logs(sim, edit, match):
+    bad = edit(sim.decisions.copy())
+    with pytest.raises(ValidationError, match=match):
+        train(sim.events, bad, config=CFG)
+
+
+def test_required_columns_are_documented():
+    assert set(REQUIRED_DECISION_COLUMNS) == {"session_id", "ts", "action", "propensity", "accepted", "success"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reward and context
+# ---------------------------------------------------------------------------------------------
+def test_logged_reward_equals_the_simulators(sim):
+    policy = PolicyConfig.from_sim(SimConfig())
+    got = logged_reward(sim.decisions, policy)
+    want = sim.decisions["reward"].to_numpy(dtype=float)
+    assert (sim.decisions["action"] != "none").any() and sim.decisions["left"].any()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_logged_reward_under_other_business_values(sim):
+    d = sim.decisions
+    policy = PolicyConfig(value_success=0.0, annoyance=2.0, leave_cost=0.0)
+    got = logged_reward(d, policy)
+    offered = (d["action"] != "none").to_numpy()
+    acc = d["accepted"].to_numpy()
+    cost = np.array([policy.channel_cost.get(a, 0.0) for a in d["action"]])
+    np.testing.assert_allclose(got, -cost * acc - 2.0 * (offered & ~acc))
+    # without a "left" column nobody left
+    np.testing.assert_allclose(logged_reward(d.drop(columns=["left"]), PolicyConfig()),
+                               logged_reward(d.assign(left=False), PolicyConfig()))
+
+
+def test_logged_reward_refuses_unknown_actions(sim):
+    d = sim.decisions.head(5).assign(action=["none", "chat", "fax", "none", "none"])
+    with pytest.raises(ValidationError, match=r"decisions\.action must be one of .* got \['fax'\]"):
+        logged_reward(d, PolicyConfig())
+
+
+def test_context_frame_defaults_and_coercion():
+    d = pd.DataFrame({"wait_chat_s": [10.0, np.nan], "open_phone": [False, True]})
+    c = context_frame(d, PolicyConfig().channels)
+    np.testing.assert_array_equal(c["wait_chat_s"], [10.0, 0.0])  # NaN: the default
+    np.testing.assert_array_equal(c["open_phone"], [0.0, 1.0])
+    np.testing.assert_array_equal(c["open_chat"], [1.0, 1.0])
+    np.testing.assert_array_equal(c["lang_ok_email"], [1.0, 1.0])
+    assert len(c.columns) == 3 * len(PolicyConfig().channels.names)
+
+
+# ---------------------------------------------------------------------------------------------
+# select_margin
+# ---------------------------------------------------------------------------------------------
+def test_select_margin_picks_a_higher_margin_when_offers_do_not_pay():
+    """The outcome model says chat gains 0.4, but the logs say offering chat loses.
+
+    Rows alternate none/chat with propensity 0.5 (randomised); none pays 1, chat pays -1. A
+    greedy policy with margin below 0.4 offers chat everywhere: DR = 0.4 + 2·(-1 - 0.4)/2 = -1.0.
+    From margin 0.4 on it never offers: DR = 0 + 2·1/2 = 1. The smallest such grid margin is 0.5.
+    """
+    policy = PolicyConfig()
+    k = len(policy.actions)
+    n = 400
+    ev = np.full((n, k), -10.0)
+    ev[:, 0] = 0.0
+    ev[:, 1] = 0.4
+    eligible = np.ones((n, k), dtype=bool)
+    action = np.where(np.arange(n) % 2 == 0, 0, 1)
+    propensity = np.full(n, 0.5)
+    reward = np.where(action == 0, 1.0, -1.0)
+    best, values = select_margin(policy, ev, eligible, action, propensity, reward)
+    assert best == 0.5
+    assert list(values) == list(MARGIN_GRID)
+    for m, v in values.items():
+        assert v == pytest.approx(-1.0 if m < 0.4 else 1.0), m
+    # the greedy policy at the chosen margin indeed never offers
+    assert not greedy_many(policy, ev, eligible, best).any()
+
+
+def test_select_margin_keeps_offering_when_offers_pay():
+    policy = PolicyConfig()
+    k = len(policy.actions)
+    n = 400
+    ev = np.full((n, k), -10.0)
+    ev[:, 0] = 0.0
+    ev[:, 1] = 2.5  # above every grid margin
+    action = np.where(np.arange(n) % 2 == 0, 0, 1)
+    reward = np.where(action == 0, 0.0, 3.0)
+    grid = (0.0, 1.0, 3.0)
+    best, values = select_margin(policy, ev, np.ones((n, k), bool), action, np.full(n, 0.5), reward, grid=grid)
+    assert best == 0.0  # ties go to the first (smallest) margin
+    assert list(values) == list(grid)
+    assert values[0.0] == pytest.approx(3.0) and values[1.0] == pytest.approx(3.0)
+    assert values[3.0] == pytest.approx(0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The offer margin and reproducible bytes
+# ---------------------------------------------------------------------------------------------
+def test_offer_margin_is_recorded_in_meta_and_saved_policy(model_set, tmp_path):
+    ms = model_set
+    values = {float(k): v for k, v in ms.meta["margin_dr_values"].items()}
+    assert sorted(values) == sorted(MARGIN_GRID)
+    chosen = max(values, key=values.get)
+    assert ms.meta["offer_margin"] == ms.policy.offer_margin == max(chosen, PolicyConfig().offer_margin)
+    path = ms.save(tmp_path / "b")
+    saved_policy = json.loads((path / "policy.json").read_text())
+    assert saved_policy["offer_margin"] == ms.policy.offer_margin
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["training"]["offer_margin"] == ms.policy.offer_margin
+    assert manifest["policy"]["offer_margin"] == ms.policy.offer_margin
+    assert ModelSet.load(path).policy.offer_margin == ms.policy.offer_margin
+
+
+def test_a_larger_business_margin_is_kept(sim):
+    policy = PolicyConfig(offer_margin=5.0)  # above the whole grid
+    ms = train(sim.events, sim.decisions, config=dataclasses.replace(CFG, n_estimators=5, offer_n_estimators=5),
+               policy=policy)
+    assert ms.policy.offer_margin == 5.0 and ms.meta["offer_margin"] == 5.0
+    assert ms.meta["margin_dr_values"]  # tuned, but not lowered
+
+
+def test_same_inputs_same_bytes(sim, model_set, tmp_path):
+    again = train(sim.events, sim.decisions, sim.customers, sim.contacts, CFG)
+    a = model_set.save(tmp_path / "a")
+    b = again.save(tmp_path / "b")
+    ha, hb = _sha256s(a), _sha256s(b)
+    assert set(ha) >= {"manifest.json", "policy.json", "models.json", "calibration.json", "offer.txt"}
+    assert ha == hb
+    assert again.version == model_set.version
+
+
+def test_other_seed_other_bytes(sim, model_set, tmp_path):
+    """The byte check above is not trivially true: another random_state changes the models."""
+    other = train(sim.events, sim.decisions, sim.customers, sim.contacts, dataclasses.replace(CFG, random_state=1))
+    assert other.version != model_set.version
+    ha = _sha256s(model_set.save(tmp_path / "a"))
+    hb = _sha256s(other.save(tmp_path / "b"))
+    assert ha["channel_accept.txt"] != hb["channel_accept.txt"]
