@@ -239,10 +239,11 @@ def _fmt_s(x: float) -> str:
 def eligibility(cfg: PolicyConfig, *, device: str | None, language: str | None,
                 offers_shown: float, time_since_dismiss_s: float, contacts_started: float,
                 open_: Sequence[bool], wait_s: Sequence[float], lang_ok: Sequence[bool],
-                opted_out: Sequence[bool]) -> tuple[np.ndarray, list[str]]:
+                opted_out: Sequence[bool]) -> tuple[list[bool], list[str]]:
     """Which actions may be taken now, and why not for the others.
 
-    Returns a boolean array over ``cfg.actions`` (``none`` always True) and the why-not texts.
+    Returns a list of booleans over ``cfg.actions`` (``none`` always True) and the why-not texts.
+    Plain Python: it runs on every web request (:func:`eligibility_many` is the vectorised twin).
 
     Examples
     --------
@@ -250,12 +251,10 @@ def eligibility(cfg: PolicyConfig, *, device: str | None, language: str | None,
     >>> ok, why = eligibility(cfg, device="mobile", language="de", offers_shown=1, time_since_dismiss_s=20.0,
     ...                       contacts_started=0, open_=[True] * 6, wait_s=[0.0] * 6, lang_ok=[True] * 6,
     ...                       opted_out=[False] * 6)
-    >>> ok.tolist(), why
+    >>> ok, why
     ([True, False, False, False, False, False, False], ['all: cooldown after a dismissal 20 s ago'])
     """
     names = cfg.channels.names
-    ok = np.ones(len(names) + 1, dtype=bool)
-    why: list[str] = []
     blocked = None
     if cfg.no_offer_after_contact and contacts_started > 0:
         blocked = "all: a contact has already started in this session"
@@ -264,23 +263,26 @@ def eligibility(cfg: PolicyConfig, *, device: str | None, language: str | None,
     elif time_since_dismiss_s == time_since_dismiss_s and time_since_dismiss_s < cfg.cooldown_after_dismiss_s:
         blocked = f"all: cooldown after a dismissal {_fmt_s(time_since_dismiss_s)} ago"
     if blocked:
-        ok[1:] = False
-        return ok, [blocked]
+        return [True] + [False] * len(names), [blocked]
+    ok = [True]
+    why: list[str] = []
+    limits, unsuitable = cfg.wait_limit_s, cfg.unsuitable_devices
     for i, ch in enumerate(names):
-        limit = cfg.wait_limit_s.get(ch)
+        limit = limits.get(ch)
         if not open_[i]:
             why.append(f"{ch}: closed")
         elif opted_out[i]:
             why.append(f"{ch}: customer opted out")
         elif not lang_ok[i]:
             why.append(f"{ch}: language {language!r} not served")
-        elif device is not None and device in cfg.unsuitable_devices.get(ch, ()):
+        elif device is not None and device in unsuitable.get(ch, ()):
             why.append(f"{ch}: not offered on {device}")
         elif limit is not None and wait_s[i] > limit:
             why.append(f"{ch}: wait {_fmt_s(wait_s[i])} over the {_fmt_s(limit)} limit")
         else:
+            ok.append(True)
             continue
-        ok[i + 1] = False
+        ok.append(False)
     return ok, why
 
 
@@ -321,6 +323,7 @@ def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float) ->
     (index, propensity, probabilities over all actions)
     """
     n = len(ev)
+    eligible = np.asarray(eligible, dtype=bool)
     gain = np.where(eligible, ev - ev[0], -np.inf)
     gain[0] = cfg.offer_margin
     # greedy: the best eligible channel if it beats none by the margin (ties: catalogue order)

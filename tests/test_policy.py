@@ -38,7 +38,7 @@ def test_why_not_texts():
                     opted_out=[False, False, False, True, False, False])
     assert why == ["chat: wait 1,800 s over the 300 s limit", "callback: language 'en' not served",
                    "phone: closed", "email: customer opted out"]
-    assert ok.tolist() == [True, False, False, False, False, True, True]
+    assert ok == [True, False, False, False, False, True, True]
     ok, why = _elig(cfg, device="tablet")
     assert why == ["phone: not offered on tablet"]
 
@@ -50,7 +50,7 @@ def test_why_not_texts():
 ])
 def test_contact_rules_block_every_offer(kw, text):
     ok, why = _elig(PolicyConfig(), **kw)
-    assert ok.tolist() == [True] + [False] * K and why == [text]
+    assert ok == [True] + [False] * K and why == [text]
 
 
 @settings(max_examples=200, deadline=None)
@@ -74,7 +74,7 @@ def test_eligibility_many_equals_eligibility(data):
                              language=LANGUAGES[lang[i]] if lang[i] >= 0 else None, offers_shown=shown[i],
                              time_since_dismiss_s=since[i], contacts_started=contacts[i], open_=open_[i],
                              wait_s=wait[i], lang_ok=lang_ok[i], opted_out=opt[i])
-        assert many[i].tolist() == one.tolist()
+        assert many[i].tolist() == one
 
 
 def test_greedy_respects_margin_and_eligibility():
