@@ -20,31 +20,67 @@ __all__ = ["main"]
 
 def _demo(args: argparse.Namespace) -> int:
     from nextchannel.features import features_many
+    from nextchannel.policy import PolicyConfig
+    from nextchannel.scorer import Scorer
     from nextchannel.simulate import SimConfig, simulate, summary
+    from nextchannel.train import TrainConfig, train
 
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
     res = simulate(args.sessions, seed=args.seed, config=cfg)
     s = summary(res)
     print(f"nextchannel demo: a simulated world ({args.world}), {args.sessions:,} sessions, seed {args.seed}\n")
-    print("Sessions")
-    for k in ("sessions", "customers", "contacts", "events", "events_per_session", "decision_points",
-              "decisions_per_session", "problem_session_rate", "needs_help_rate", "offer_rate", "accept_rate"):
+    print("1. The logged world (an exploring logging policy decided; the simulator knows every action's true value)")
+    for k in ("sessions", "events", "decision_points", "problem_session_rate", "needs_help_rate", "offer_rate",
+              "accept_rate"):
         v = s[k]
         print(f"  {k:<24} {v:,.3f}" if isinstance(v, float) else f"  {k:<24} {v:,}")
     feats = features_many(res.events, res.decisions[["session_id", "ts", "customer_id"]],
                           customers=res.customers, contacts=res.contacts)
-    print(f"\nFeatures at {len(feats):,} decision points ({feats.shape[1]} features), by whether the visitor needed help")
-    cols = ["dwell_current_s", "idle_total_s", "idle_current_page_s", "back_navigations", "revisits",
-            "form_errors", "help_views", "searches_no_result", "funnel_stage", "prof_n_contacts"]
+    print(f"\n2. Point-in-time features at {len(feats):,} decision points ({feats.shape[1]} features), "
+          "by whether the visitor needed help")
+    cols = ["dwell_current_s", "idle_current_page_s", "back_navigations", "form_errors", "help_views",
+            "searches_no_result", "funnel_stage", "prof_n_contacts"]
     need = res.decisions["needs_help"].to_numpy(dtype=bool)
-    table = pd.DataFrame({"no need (mean)": feats.loc[~need, cols].mean(),
-                          "needs help (mean)": feats.loc[need, cols].mean()})
+    table = pd.DataFrame({"no need (mean)": feats.loc[~need, cols].mean(), "needs help (mean)": feats.loc[need, cols].mean()})
     print(table.round(2).to_string())
-    print("\nOracle: expected reward per action (mean over decision points) and how often each is best")
-    ev = pd.DataFrame({"mean_ev": s["mean_ev"], "best_share": s["oracle_best_share"]})
-    print(ev.round(3).to_string())
-    print(f"\n  value of the logging policy {s['logged_value']:.3f} per decision point; "
-          f"oracle {s['oracle_value']:.3f}; never offer {float(res.decisions['ev_none'].mean()):.3f}")
+
+    policy = PolicyConfig.from_sim(cfg)
+    tcfg = TrainConfig(n_estimators=args.trees, num_leaves=15)
+    print(f"\n3. Training on the logged decisions only ({len(res.decisions):,} rows, {args.trees} trees per head) ...")
+    ms = train(res.events, res.decisions, res.customers, res.contacts, tcfg, policy=policy)
+    scorer = Scorer(ms)
+    test = simulate(args.test_sessions, seed=args.seed + 1000, config=cfg)
+    d = test.decisions
+    out = scorer.decide_many(d, test.events, test.customers, test.contacts)
+    actions = ms.actions
+    ev_true = d[[f"ev_{a}" for a in actions]].to_numpy()
+    open_ = np.column_stack([np.ones(len(d), bool)] + [d[f"open_{c}"].to_numpy(dtype=bool) for c in cfg.channels.names])
+    oracle = np.where(open_, ev_true, -np.inf).argmax(axis=1)
+    learned = pd.Index(actions).get_indexer(out["action"])
+    print(f"\n4. Decisions on fresh sessions (seed {args.seed + 1000}) next to what the oracle would have done")
+    offered = np.flatnonzero(learned > 0)[:4].tolist()
+    quiet = np.flatnonzero(learned == 0)[:2].tolist()
+    for i in offered + quiet:
+        row = out.iloc[i]
+        print(f"  - {d['session_id'].iat[i]} at +{d['ts'].iat[i] - test.events['ts'].min():,.0f} s: "
+              f"{row['action']:<13} (gain {row[f'ev_{row.action}'] - row['ev_none']:+.2f}) | oracle: "
+              f"{actions[oracle[i]]:<13} | needed help: {bool(d['needs_help'].iat[i])}")
+        if row["reasons"]:
+            print(f"      reasons: {row['reasons']}")
+        if row["why_not"]:
+            print(f"      why not: {row['why_not']}")
+    idx = np.arange(len(d))
+    v = {"never offer": ev_true[:, 0].mean(), "logging policy": ev_true[idx, pd.Index(actions).get_indexer(d["action"])].mean(),
+         "learned": ev_true[idx, learned].mean(), "oracle": ev_true[idx, oracle].mean()}
+    print(f"\n5. Headline (exact values from the oracle columns, per decision point, {len(d):,} decision points)")
+    for k, x in v.items():
+        norm = (x - v["never offer"]) / (v["oracle"] - v["never offer"])
+        print(f"  {k:<16} {x:7.3f}   normalised vs oracle {norm:6.3f}")
+    no_need = ~d["needs_help"].to_numpy(dtype=bool)
+    print(f"  learned policy offers at {np.mean(learned > 0):.1%} of decision points; "
+          f"{np.mean((learned > 0) & no_need):.1%} are offers to visitors who needed none")
+    print("  (the full evaluation, with the full-information learner and shifted worlds: "
+          "benchmarks/eval_policy.py; figures in the README)")
     return 0
 
 
@@ -108,8 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      "decide whether to offer help now, and on which channel.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="simulate a world and show its sessions, features and oracle values")
-    p.add_argument("--sessions", type=int, default=3000)
+    p = sub.add_parser("demo", help="simulate a world, train on its logs, decide on fresh sessions, compare with the oracle")
+    p.add_argument("--sessions", type=int, default=20000, help="simulated sessions to train on")
+    p.add_argument("--test-sessions", type=int, default=5000)
+    p.add_argument("--trees", type=int, default=150)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--world", default="default", help="default, phone_costly, long_queues, mobile_heavy, problem_heavy")
     p.set_defaults(func=_demo)

@@ -176,6 +176,9 @@ class ChannelCatalogue:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ConfigError(f"channel names must be unique, got duplicates {dupes}")
+        # computed once: these are read on every web request
+        object.__setattr__(self, "_names", tuple(names))
+        object.__setattr__(self, "_actions", (NONE_ACTION, *names))
 
     @classmethod
     def default(cls) -> "ChannelCatalogue":
@@ -183,12 +186,12 @@ class ChannelCatalogue:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.channels)
+        return self._names  # type: ignore[attr-defined, no-any-return]
 
     @property
     def actions(self) -> tuple[str, ...]:
         """``("none", *names)``: action index 0 is no offer."""
-        return (NONE_ACTION,) + self.names
+        return self._actions  # type: ignore[attr-defined, no-any-return]
 
     def __len__(self) -> int:
         return len(self.channels)

@@ -27,7 +27,7 @@ from nextchannel.train import (
     train,
 )
 
-CFG = TrainConfig(n_estimators=20, offer_n_estimators=20)
+CFG = TrainConfig(n_estimators=20, offer_n_estimators=20, tune_margin=True)  # exercises margin selection
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,300 @@
+"""Per-request latency of the scorer against the paths a web developer would write, in one run.
+
+Run:  .venv/bin/python benchmarks/bench_scorer.py [--calls 20000] [--memory-calls 1000000]
+
+On the default bundle (and on a larger bundle trained here, to show how cost grows with trees),
+interleaved call by call so that machine drift hits every path alike, cycling through realistic
+requests (decision points of a fresh simulation, not one repeated row), after warm-up:
+
+(a) ``Scorer.decide_one`` end to end from a raw signals dict (session feature values by name, as a
+    backend that keeps its own counters holds them), plus a customer dict and the channel context;
+(a') the same from a live ``SessionState``;
+(b) the naive path: same features and policy, every model through LightGBM's scikit-learn API
+    (``predict`` on a one-row DataFrame) — measured on every 10th request, it is slow;
+(c) the same with ``Booster.predict`` on one-row numpy arrays;
+(d) the bare model evaluation of the same models through the C API single-row fast path, with no
+    features or policy: the floor of this technique.
+
+Also ``decide_many`` rows/s against ``Booster.predict`` of the same models on the same rows, the
+import time of the scorer, and resident memory after loading and after ``--memory-calls`` calls.
+Prints a table and writes it with the machine's description to ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from nextchannel.features import SESSION_FEATURES, SessionState
+from nextchannel.policy import choose, eligibility
+from nextchannel.profile import history_of, profile_one
+from nextchannel.scorer import Scorer, _dev_name, _lang_name
+from nextchannel.simulate import simulate
+from nextchannel.train import TrainConfig, context_frame, train
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def requests(n_sessions: int, seed: int) -> list[tuple]:
+    """(signals dict, SessionState, customer dict, context dict, now) per decision point."""
+    sim = simulate(n_sessions, seed=seed)
+    ev = sim.events
+    by_session = {sid: g.to_dict("records") for sid, g in ev.groupby("session_id", sort=False)}
+    ctx_cols = [c for c in sim.decisions.columns if c.startswith(("open_", "wait_", "lang_ok_"))]
+    out = []
+    for r in sim.decisions.itertuples(index=False):
+        st = SessionState(r.session_id)
+        for e in by_session[r.session_id]:
+            if e["ts"] > r.ts:
+                break
+            st.update({k: v for k, v in e.items() if v is not None and v == v})
+        signals = {"session_id": r.session_id, "ts": r.ts, **st.features_one(r.ts)}
+        cust = history_of(sim.contacts, r.customer_id, sim.customers) if isinstance(r.customer_id, str) else None
+        ctx = {c: getattr(r, c) for c in ctx_cols}
+        ctx = {k: (bool(v) if not k.startswith("wait_") else float(v)) for k, v in ctx.items()}
+        out.append((signals, st, cust, ctx, float(r.ts)))
+    return out
+
+
+class NaivePaths:
+    """(b) and (c): the same features and policy, models through LightGBM's Python APIs."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        ms = scorer.model_set
+        self.ms = ms
+        self.names = list(ms.feature_names)
+        self.value_cols = self.names + list(ms.value_model.context_features_)
+        self.value = ms.value_model.boosters_
+        self.offer = ms.offer_model.booster_
+        self.skl_value = [self._sklearn(b, len(self.value_cols)) for b in self.value]
+        self.skl_offer = self._sklearn(self.offer, len(self.names))
+
+    @staticmethod
+    def _sklearn(booster: lgb.Booster, n_features: int) -> lgb.LGBMRegressor:
+        # A fitted scikit-learn wrapper around the same booster (what a developer loading a model gets).
+        reg = lgb.LGBMRegressor(n_estimators=1, verbose=-1, n_jobs=1)
+        rng = np.random.default_rng(0)
+        reg.fit(pd.DataFrame(rng.normal(size=(30, n_features)), columns=booster.feature_name()), rng.normal(size=30))
+        reg._Booster = booster
+        return reg
+
+    def _inputs(self, signals, cust, ctx, now):
+        feats = {k: signals.get(k, np.nan) for k in SESSION_FEATURES}
+        feats.update(profile_one(cust, now, self.ms.profile_config))
+        names = self.ms.policy.channels.names
+        ctx_row = []
+        for c in names:
+            ctx_row += [1.0 if ctx.get(f"open_{c}", True) else 0.0, float(ctx.get(f"wait_{c}_s", 0.0)),
+                        1.0 if ctx.get(f"lang_ok_{c}", True) else 0.0]
+        return feats, ctx_row
+
+    def _policy(self, feats, ev, ctx):
+        pol = self.ms.policy
+        names = pol.channels.names
+        ok, why = eligibility(pol, device=_dev_name(feats["device"]), language=_lang_name(feats["language"]),
+                              offers_shown=feats["offers_shown"], time_since_dismiss_s=feats["time_since_dismiss_s"],
+                              contacts_started=feats["contacts_started"],
+                              open_=[ctx.get(f"open_{c}", True) for c in names],
+                              wait_s=[ctx.get(f"wait_{c}_s", 0.0) for c in names],
+                              lang_ok=[ctx.get(f"lang_ok_{c}", True) for c in names],
+                              opted_out=[feats.get(f"prof_optout_{c}", 0) >= 1 for c in names])
+        return choose(pol, np.asarray(ev), ok, 0.0), why
+
+    def sklearn_path(self, signals, cust, ctx, now):
+        feats, ctx_row = self._inputs(signals, cust, ctx, now)
+        xv = pd.DataFrame([[feats[n] for n in self.names] + ctx_row], columns=self.value_cols)
+        ev = [float(m.predict(xv)[0]) for m in self.skl_value]
+        tau = float(self.skl_offer.predict(xv[self.names])[0])
+        return self._policy(feats, ev, ctx), tau
+
+    def booster_path(self, signals, cust, ctx, now):
+        feats, ctx_row = self._inputs(signals, cust, ctx, now)
+        xv = np.array([[feats[n] for n in self.names] + ctx_row])
+        ev = [float(b.predict(xv, num_threads=1)[0]) for b in self.value]
+        tau = float(self.offer.predict(xv[:, : len(self.names)], num_threads=1)[0])
+        return self._policy(feats, ev, ctx), tau
+
+
+def bare_models(scorer: Scorer, reqs: list[tuple]) -> tuple:
+    """(d): the scorer's own fast predictors on prefilled rows (no features, no policy)."""
+    c = scorer._c
+    st = c.buffers()
+    rows = []
+    for signals, state, cust, ctx, now in reqs:
+        scorer.decide_one(signals, cust, ctx, now=now)  # leaves this request's full row in the buffer
+        rows.append(st.row.copy())
+    return st, rows
+
+
+def pct(xs: list[float]) -> dict[str, float]:
+    a = np.asarray(xs) / 1000.0
+    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
+            "p99": float(np.percentile(a, 99)), "p99.9": float(np.percentile(a, 99.9)), "n": len(xs)}
+
+
+def latency(scorer: Scorer, reqs: list[tuple], calls: int) -> dict[str, dict]:
+    naive = NaivePaths(scorer)
+    st, rows = bare_models(scorer, reqs)
+    value_p, offer_p, row = st.value_p, st.offer_p, st.row
+    t = {"a": [], "a_state": [], "b": [], "c": [], "d": []}
+    pc = time.perf_counter_ns
+    n = len(reqs)
+    for i in range(300):  # warm-up
+        s, state, cust, ctx, now = reqs[i % n]
+        scorer.decide_one(s, cust, ctx, now=now)
+        naive.booster_path(s, cust, ctx, now)
+    gc.disable()
+    try:
+        for i in range(calls):
+            s, state, cust, ctx, now = reqs[i % n]
+            t0 = pc(); scorer.decide_one(s, cust, ctx, now=now); t1 = pc()
+            t["a"].append(t1 - t0)
+            t0 = pc(); scorer.decide_one(state, cust, ctx, now=now); t1 = pc()
+            t["a_state"].append(t1 - t0)
+            t0 = pc(); naive.booster_path(s, cust, ctx, now); t1 = pc()
+            t["c"].append(t1 - t0)
+            row[:] = rows[i % n]
+            t0 = pc()
+            for p in value_p:
+                p()
+            offer_p()
+            t1 = pc()
+            t["d"].append(t1 - t0)
+            if i % 10 == 0:
+                t0 = pc(); naive.sklearn_path(s, cust, ctx, now); t1 = pc()
+                t["b"].append(t1 - t0)
+            if i % 2000 == 0:
+                gc.collect()
+    finally:
+        gc.enable()
+    return {k: pct(v) for k, v in t.items()}
+
+
+def batch_throughput(scorer: Scorer, n_sessions: int) -> dict[str, float]:
+    sim = simulate(n_sessions, seed=77)
+    from nextchannel.features import features_many
+
+    d = sim.decisions
+    X = features_many(sim.events, d[["session_id", "ts", "customer_id"]], sim.customers, sim.contacts)
+    ms = scorer.model_set
+    frame = pd.concat([d[["session_id", "ts"]], X[list(ms.feature_names)], context_frame(d, ms.policy.channels)], axis=1)
+    M = np.column_stack([frame[list(ms.feature_names)].to_numpy(float),
+                         frame[list(ms.value_model.context_features_)].to_numpy(float)])
+    res = {"rows": len(frame)}
+    for name, fn in [("decide_many", lambda: scorer.decide_many(frame)),
+                     ("Booster.predict (same models)", lambda: [b.predict(M) for b in ms.value_model.boosters_]
+                      + [ms.offer_model.booster_.predict(M[:, : len(ms.feature_names)])])]:
+        ts = []
+        for _ in range(3):
+            t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+        res[name] = len(frame) / statistics.median(ts)
+    return res
+
+
+def import_time() -> float:
+    code = "import time; t = time.perf_counter(); import nextchannel.scorer; print(time.perf_counter() - t)"
+    xs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+          for _ in range(5)]
+    return statistics.median(xs)
+
+
+def memory(scorer: Scorer, reqs: list[tuple], calls: int) -> dict[str, float]:
+    n = len(reqs)
+    for i in range(2000):
+        s, _, cust, ctx, now = reqs[i % n]
+        scorer.decide_one(s, cust, ctx, now=now)
+    gc.collect()
+    before = rss_mb()
+    for i in range(calls):
+        s, _, cust, ctx, now = reqs[i % n]
+        scorer.decide_one(s, cust, ctx, now=now)
+    gc.collect()
+    return {"rss_after_load_mb": before, "rss_after_calls_mb": rss_mb(), "calls": calls}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=20_000)
+    ap.add_argument("--memory-calls", type=int, default=1_000_000)
+    ap.add_argument("--request-sessions", type=int, default=1500)
+    ap.add_argument("--large", action=argparse.BooleanOptionalAction, default=True)
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    machine = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
+               "python": platform.python_version(), "lightgbm": lgb.__version__, "numpy": np.__version__,
+               "pandas": pd.__version__, "platform": platform.platform()}
+    print("machine:", json.dumps(machine))
+    t_import = import_time()
+    scorer = Scorer.load()
+    rss_loaded = rss_mb()
+    reqs = requests(args.request_sessions, seed=2024)
+    print(f"requests: {len(reqs):,} decision points of {args.request_sessions:,} simulated sessions (seed 2024)")
+    bundles = {"default": scorer}
+    if args.large:
+        sim = simulate(20_000, seed=5)
+        big = train(sim.events, sim.decisions, sim.customers, sim.contacts,
+                    TrainConfig(n_estimators=100, value_n_estimators=300, value_num_leaves=31,
+                                offer_n_estimators=150, offer_num_leaves=15))
+        path = Path(tempfile.mkdtemp()) / "large"
+        big.save(path)
+        bundles["large"] = Scorer.load(path)
+    results = {}
+    for name, sc in bundles.items():
+        ms = sc.model_set
+        trees = sum(b.num_trees() for b in ms.value_model.boosters_) + ms.offer_model.booster_.num_trees()
+        print(f"\n== bundle {name}: {trees:,} trees evaluated per decision ({len(ms.actions)} value models + offer model)")
+        lat = latency(sc, reqs, args.calls)
+        results[name] = {"trees": trees, "latency": lat}
+        rows = [("(a) decide_one from a signals dict", "a"), ("(a') decide_one from a SessionState", "a_state"),
+                ("(b) naive: sklearn predict on 1-row DataFrames", "b"), ("(c) naive: Booster.predict on 1-row arrays", "c"),
+                ("(d) bare models through the C API fast path", "d")]
+        print(f"{'path':<50} {'calls':>7} {'p50 µs':>9} {'p90 µs':>9} {'p99 µs':>9} {'p99.9 µs':>9}")
+        for label, k in rows:
+            q = lat[k]
+            print(f"{label:<50} {q['n']:>7} {q['p50']:>9.1f} {q['p90']:>9.1f} {q['p99']:>9.1f} {q['p99.9']:>9.1f}")
+        a, b, c, d = (lat[k]["p50"] for k in ("a", "b", "c", "d"))
+        ratios = {"b/a": b / a, "c/a": c / a, "a/d": a / d}
+        results[name]["ratios_p50"] = ratios
+        print(f"p50 ratios: (a) is {ratios['b/a']:.1f}x faster than (b) [goal >= 25], {ratios['c/a']:.1f}x faster than (c) "
+              f"[goal >= 2.5]; (a) = {ratios['a/d']:.2f}x (d) [goal <= 1.5]")
+    bt = batch_throughput(scorer, 4000)
+    results["batch"] = bt
+    print(f"\ndecide_many: {bt['decide_many']:,.0f} rows/s vs Booster.predict of the same models on the same rows "
+          f"{bt['Booster.predict (same models)']:,.0f} rows/s ({bt['rows']:,} rows) -> "
+          f"{bt['decide_many'] / bt['Booster.predict (same models)']:.2f}x [goal >= 1]")
+    mem = memory(scorer, reqs, args.memory_calls)
+    mem["rss_after_import_and_load_mb"] = rss_loaded
+    results["memory"] = mem
+    results["import_s"] = t_import
+    print(f"import nextchannel.scorer: {t_import * 1000:.0f} ms (median of 5 fresh processes)")
+    print(f"resident memory: {rss_loaded:.0f} MB after loading; {mem['rss_after_load_mb']:.0f} MB before and "
+          f"{mem['rss_after_calls_mb']:.0f} MB after {mem['calls']:,} decide_one calls")
+    out = Path("benchmarks/results")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "scorer_latency.json.tmp"
+    tmp.write_text(json.dumps({"machine": machine, "args": vars(args), "results": results}, indent=1, default=float))
+    tmp.replace(out / "scorer_latency.json")
+    print(f"written {out / 'scorer_latency.json'}")
+
+
+if __name__ == "__main__":
+    main()
