@@ -292,6 +292,14 @@ def _page_key(x: Any) -> str | None:
     return None if _missing(x) else str(x)
 
 
+def _lookup(table: Mapping[Any, int], key: Any, default: int) -> int:
+    """``table.get(key, default)`` that treats an unhashable key (a list, a dict) as unknown."""
+    try:
+        return table.get(key, default)
+    except TypeError:
+        return default
+
+
 def _flag(x: Any) -> int:
     return 1 if (x is True or (isinstance(x, (int, float, np.integer, np.floating)) and x == 1)) else 0
 
@@ -300,7 +308,7 @@ def _num(x: Any) -> float:
     """A finite float, or NaN for anything missing or malformed (never raises)."""
     try:
         f = float(x)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return math.nan
     return f if f - f == 0.0 else math.nan
 
@@ -310,8 +318,8 @@ def _num(x: Any) -> float:
 _ENRICH: dict[str, str] = {
     "page_view": """
     page = _page_key(e.get("page"))
-    pt = _PT.get(e.get("page_type"), -1)
-    stage = _STAGE.get(e.get("page_type"), -1)
+    pt = _lookup(_PT, e.get("page_type"), -1)
+    stage = _lookup(_STAGE, e.get("page_type"), -1)
     revisit = page is not None and page in s._pages
     back = page is not None and page == s._pv2 and page != s._pv1
     forward = stage > s._max_stage
@@ -328,19 +336,19 @@ _ENRICH: dict[str, str] = {
 """,
     "scroll": """
     d = e.get("direction")
-    dcode = 0 if d == "down" else (1 if d == "up" else -1)
+    dcode = 0 if (isinstance(d, str) and d == "down") else (1 if (isinstance(d, str) and d == "up") else -1)
     depth = _num(e.get("depth"))
     reversal = dcode >= 0 and s._last_dir >= 0 and dcode != s._last_dir
     if dcode >= 0:
         s._last_dir = dcode
 """,
     "session_start": """
-    device = _DEV.get(e.get("device"), -1)
+    device = _lookup(_DEV, e.get("device"), -1)
     lang = e.get("language")
-    language = _LANG.get(lang, _OTHER_LANG if isinstance(lang, str) else -1)
-    referrer = _REF.get(e.get("referrer"), -1)
+    language = _lookup(_LANG, lang, _OTHER_LANG if isinstance(lang, str) else -1)
+    referrer = _lookup(_REF, e.get("referrer"), -1)
     cid = e.get("customer_id")
-    known = 0 if (_missing(cid) or cid == "") else 1
+    known = 0 if (_missing(cid) or (isinstance(cid, str) and cid == "")) else 1
     returning = _flag(e.get("returning"))
     utc_offset_s = _num(e.get("utc_offset_s"))
 """,
@@ -389,7 +397,7 @@ def _compile_online() -> tuple[dict[str, Callable], Callable, Callable]:
     env.update(_PT=_PT, _STAGE=FUNNEL_STAGE, _DEV={d: i for i, d in enumerate(DEVICES)},
                _LANG={x: i for i, x in enumerate(LANGUAGES)}, _OTHER_LANG=_OTHER_LANGUAGE,
                _REF={x: i for i, x in enumerate(REFERRERS)}, _num=_num, _page_key=_page_key,
-               _missing=_missing, _flag=_flag)
+               _missing=_missing, _flag=_flag, _lookup=_lookup)
     src: list[str] = []
     handlers: dict[str, str] = {}
     for etype in EVENT_FIELDS:
@@ -477,7 +485,7 @@ class SessionState:
             handler = _HANDLERS.get(event.get("type"))  # type: ignore[arg-type]
             ts = event.get("ts")
             ts = float(ts)  # type: ignore[arg-type]
-        except (AttributeError, TypeError, ValueError):
+        except (AttributeError, TypeError, ValueError, OverflowError):
             self.n_malformed += 1
             return
         if handler is None or ts - ts != 0.0 or ts < self.last_ts:

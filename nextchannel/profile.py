@@ -261,9 +261,13 @@ def _read_contact(c: Any, i: int, lay: _Layout) -> tuple[float, int, float, floa
         raise _Bad(f"contacts[{i}]", "a mapping (dict)", c)
     ts = c.get("ts")
     if type(ts) is not float or ts - ts != 0.0:  # ts - ts is NaN for inf and NaN
-        if not _is_number(ts) or not math.isfinite(ts):
+        try:
+            ts_f = float(ts) if _is_number(ts) else math.nan
+        except OverflowError:  # an int beyond float range
+            ts_f = math.nan
+        if ts_f - ts_f != 0.0:
             raise _Bad(f"contacts[{i}].ts", "a finite number", ts)
-        ts = float(ts)
+        ts = ts_f
     ch = c.get("channel")
     k = lay.index.get(ch) if type(ch) is str else None
     if k is None:

@@ -1,9 +1,13 @@
 """The in-process scorer: load a model bundle once, decide per request or for a whole log.
 
 Where it sits: bundle → **scorer** → Decision → logs. A web backend holds one :class:`Scorer`
-and calls :meth:`Scorer.decide_one` on each request; a job or notebook calls
-:meth:`Scorer.decide_many` on a decision log. Both go through one private core
-(:meth:`Scorer._decide_rows`), so they give the same answers row by row.
+and calls :meth:`Scorer.decide_one` on each request — the fast path: features written straight
+into a preallocated buffer, the models through LightGBM's single-row C API
+(:mod:`nextchannel.fastpredict`), a plain-Python policy step. A job or notebook calls
+:meth:`Scorer.decide_many` on a decision log — the vectorised batch core
+(:meth:`Scorer._decide_frame`); :meth:`Scorer.decide_one_plain` runs that core on one row. Both
+use the same definitions (features, value model, :func:`~nextchannel.policy.eligibility`,
+:func:`~nextchannel.policy.choose`), and tests hold them equal row by row.
 
 Randomness. With exploration switched on, the uniform number behind each choice is derived from
 ``(seed, session_id, ts)`` by a hash, so a decision is reproducible, ``decide_many`` equals
@@ -33,7 +37,7 @@ from nextchannel.fastpredict import FastBooster
 from nextchannel.explain import top_reasons
 from nextchannel.features import SESSION_FEATURES, SessionState, features_many
 from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet
-from nextchannel.policy import Decision, choose, eligibility
+from nextchannel.policy import Decision, choose, eligibility, eligibility_frame, greedy_many
 from nextchannel.profile import profile_into, profile_one
 from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION
 from nextchannel.train import context_frame
@@ -47,6 +51,25 @@ def decision_uniform(seed: int, session_id: Any, ts: float) -> float:
     """A uniform number in [0, 1) determined by the decision point (for reproducible exploration)."""
     h = hashlib.blake2b(f"{seed}|{session_id}|{float(ts)!r}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") / 2.0**64
+
+
+def _feature_value(name: str, v: Any) -> float:
+    """A session feature from a backend's feature dict: a number, NaN for missing; never +-inf."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError, OverflowError):
+        x = math.inf
+    if x - x != 0.0 and x == x:  # inf: no feature means "infinite", and phrases of reasons cannot show it
+        raise ValidationError(f"session feature {name!r} must be a finite number or NaN (missing), got {v!r}")
+    return x
+
+
+def _wait_value(w: Any) -> float:
+    """float(w), NaN when it is not a number (refused by the caller with the channel's name)."""
+    try:
+        return float(w)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
 
 
 def _context_row(context: Mapping[str, Any] | None, channels: Sequence[str], language: str | None) -> dict[str, float]:
@@ -64,7 +87,7 @@ def _context_row(context: Mapping[str, Any] | None, channels: Sequence[str], lan
         langs = nested.get("languages", ctx.get(f"languages_{ch}"))
         lang_ok = ctx.get(f"lang_ok_{ch}", True) if langs is None else (language is None or language in langs)
         row[f"open_{ch}"] = 1.0 if bool(is_open) else 0.0
-        w = float(wait)
+        w = _wait_value(wait)
         if not math.isfinite(w) or w < 0:
             raise ValidationError(f"wait_s for channel {ch!r} must be a finite number >= 0, got {wait!r}")
         row[f"wait_{ch}_s"] = w
@@ -96,7 +119,7 @@ def _context_fast(c: "_Compiled", context: Mapping[str, Any] | None,
     for (ko, kw, kl, kls), ch in zip(c.ctx_keys, c.channels):
         open_.append(bool(get(ko, True)))
         w = get(kw, 0.0)
-        wf = float(w)
+        wf = _wait_value(w)
         if wf - wf != 0.0 or wf < 0:
             raise ValidationError(f"wait_s for channel {ch!r} must be a finite number >= 0, got {w!r}")
         wait.append(wf)
@@ -142,6 +165,12 @@ class _Compiled:
         self.i_optout = [self.index.get(f"prof_optout_{c}") for c in self.channels]
         self.ctx_keys = [(f"open_{c}", f"wait_{c}_s", f"lang_ok_{c}", f"languages_{c}") for c in self.channels]
         self.channel_set = frozenset(self.channels)
+        n_prof = self.n_features - self.profile_offset
+        anon = np.zeros(n_prof)
+        profile_into(anon, 0, None, 0.0, ms.profile_config)   # an anonymous profile does not depend on time
+        self.anon_profile = anon
+        self.default_context = np.tile([1.0, 0.0, 1.0], len(self.channels))
+        self.default_lists = ([True] * len(self.channels), [0.0] * len(self.channels), [True] * len(self.channels))
         self.local = threading.local()
 
     def buffers(self) -> Any:
@@ -154,8 +183,19 @@ class _Compiled:
         return st
 
     def close(self) -> None:
-        for fb in (*self.value, self.offer, self.offer_contrib):
-            fb.close()
+        for fb in (*getattr(self, "value", ()), getattr(self, "offer", None), getattr(self, "offer_contrib", None)):
+            if fb is not None:
+                fb.close()
+
+    def __del__(self) -> None:
+        # Reached when the last request holding this model set has finished after a reload (nothing
+        # here refers back to self): free the LightGBM handles now. Left to themselves they would
+        # wait for a full garbage-collector pass, as each FastBooster sits in a reference cycle
+        # through its per-thread state.
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown  # pragma: no cover
+            pass
 
 
 class _ThreadState:
@@ -172,9 +212,8 @@ class _ThreadState:
         self.contrib_p = c.offer_contrib.bind(self.feat, self.contrib_out).predict
 
 
-def _choose_fast(margin: float, exploration: str, epsilon: float, temperature: float, ev: list[float],
-                 ok: list[bool], u: float) -> tuple[int, float]:
-    """Pure-Python twin of :func:`nextchannel.policy.choose` (same action and probability)."""
+def _greedy_fast(margin: float, ev: list[float], ok: list[bool]) -> tuple[int, float]:
+    """Pure-Python twin of :func:`nextchannel.policy.choose` without exploration (same action)."""
     n = len(ev)
     ev0 = ev[0]
     best, best_gain = 0, -math.inf
@@ -184,24 +223,7 @@ def _choose_fast(margin: float, exploration: str, epsilon: float, temperature: f
             if g > best_gain:
                 best, best_gain = j, g
     greedy = best if best and best_gain > margin else 0
-    if exploration == "none":
-        return greedy, 1.0
-    if exploration == "epsilon":
-        k = sum(ok)
-        probs = [(epsilon / k if ok[j] else 0.0) for j in range(n)]
-        probs[greedy] += 1.0 - epsilon
-    else:
-        gains = [margin] + [(ev[j] - ev0) if ok[j] else -math.inf for j in range(1, n)]
-        top = max(g for g, o in zip(gains, ok) if o) / temperature
-        w = [math.exp(g / temperature - top) if ok[j] else 0.0 for j, g in enumerate(gains)]
-        tot = math.fsum(w)
-        probs = [x / tot for x in w]
-    # same draw as choose(): cumulative sums in numpy's order
-    cum = np.cumsum(probs)
-    idx = min(int(np.searchsorted(cum, u * cum[-1], side="right")), n - 1)
-    while probs[idx] == 0.0:
-        idx -= 1
-    return idx, float(probs[idx])
+    return greedy, 1.0
 
 
 class Scorer:
@@ -278,7 +300,8 @@ class Scorer:
         session : SessionState, or a dict
             A :class:`~nextchannel.features.SessionState`, or ``{"session_id": ..., "events": [...]}``
             (replayed), or a dict of session feature values by name (what a backend that computes
-            its own signals holds; missing features count as missing; ``ts`` or ``now`` gives the time).
+            its own signals holds; missing or NaN features count as missing, a value that is not a
+            finite number is malformed; ``ts`` or ``now`` gives the time).
         customer : dict, optional
             The request-time customer dict of :func:`nextchannel.profile.profile_one`.
         context : dict, optional
@@ -295,6 +318,7 @@ class Scorer:
             ``fallback`` says why (counted in :attr:`fallbacks`).
         """
         c = self._c  # one reference for the whole request: reload cannot mix two model sets
+        part = "now"  # the argument being read, named in the fallback reason and the strict error
         try:
             st = c.buffers()
             row = st.row
@@ -303,10 +327,13 @@ class Scorer:
                 now_ts = session._now(now)
                 if now_ts - now_ts != 0.0:
                     raise ValidationError(f"now must be a finite number of seconds, got {now!r}")
+                part = "session"
                 session.features_into(row, now_ts, 0)
             elif isinstance(session, Mapping) and "events" in session:
+                part = "session"
                 state = SessionState(session.get("session_id"), strict=self.strict)
                 state.update_many(session["events"])
+                part = "now"
                 sid, now_ts = state.session_id, state._now(now)
                 if now_ts - now_ts != 0.0:
                     raise ValidationError(f"now must be a finite number of seconds, got {now!r}")
@@ -316,38 +343,56 @@ class Scorer:
                 now_ts = float(now if now is not None else session.get("ts", math.nan))
                 if now_ts - now_ts != 0.0:
                     raise ValidationError(f"now must be a finite number of seconds for a feature dict, got {now!r}")
+                part = "session"
                 get = session.get
                 for i, name in enumerate(SESSION_FEATURES):
-                    row[i] = float(get(name, math.nan))
+                    row[i] = _feature_value(name, get(name, math.nan))
             else:
+                part = "session"
                 raise ValidationError(f"session must be a SessionState or a dict, got {type(session).__name__}")
-            profile_into(row, c.profile_offset, customer, now_ts, c.ms.profile_config, strict=self.strict)
+            part = "customer"
+            if customer is None:
+                row[c.profile_offset:c.n_features] = c.anon_profile
+            else:
+                profile_into(row, c.profile_offset, customer, now_ts, c.ms.profile_config, strict=self.strict)
             f = row  # feature values, read back as Python floats below
             lang = _lang_name(f[c.i_language])
-            open_, wait, lang_ok = _context_fast(c, context, lang)
+            part = "context"
             base = c.n_features
-            for j in range(len(c.channels)):
-                row[base + 3 * j] = 1.0 if open_[j] else 0.0
-                row[base + 3 * j + 1] = wait[j]
-                row[base + 3 * j + 2] = 1.0 if lang_ok[j] else 0.0
-            ev = [p()[0] for p in st.value_p]
+            if not context:
+                open_, wait, lang_ok = c.default_lists
+                row[base:] = c.default_context
+            else:
+                open_, wait, lang_ok = _context_fast(c, context, lang)
+                for j in range(len(c.channels)):
+                    row[base + 3 * j] = 1.0 if open_[j] else 0.0
+                    row[base + 3 * j + 1] = wait[j]
+                    row[base + 3 * j + 2] = 1.0 if lang_ok[j] else 0.0
+            part = "models"
+            ev = [float(p()[0]) for p in st.value_p]  # plain floats, as decide_one_plain gives
             tau = st.offer_p()[0]
+            part = "policy"
+            pol = c.ms.policy
+            opted = [j is not None and f[j] >= 1 for j in c.i_optout]
+            ok, why = eligibility(pol, device=_dev_name(f[c.i_device]), language=lang, offers_shown=f[c.i_shown],
+                                  time_since_dismiss_s=f[c.i_since_dismiss], contacts_started=f[c.i_contacts],
+                                  open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
+            if pol.exploration == "none":
+                a, prop = _greedy_fast(pol.offer_margin, ev, ok)
+            else:  # numpy's choose() itself, so that the logged propensity is bit-identical to decide_many's
+                a, prop, _ = choose(pol, np.array(ev), ok, decision_uniform(self.seed, sid, now_ts))
+            reasons: tuple[str, ...] = ()
+            if self.n_reasons and (a != 0 or self.reasons == "all"):
+                part = "reasons"
+                contrib = st.contrib_p()
+                reasons = tuple(top_reasons(c.offer_features, st.feat.tolist(), contrib[:-1].tolist(), offer=a != 0,
+                                            k=self.n_reasons))
         except (NextChannelError, TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
             if self.strict:
-                raise
-            return self._fallback(c.ms, f"malformed signals: {err}")
-        pol = c.ms.policy
-        opted = [j is not None and f[j] >= 1 for j in c.i_optout]
-        ok, why = eligibility(pol, device=_dev_name(f[c.i_device]), language=lang, offers_shown=f[c.i_shown],
-                              time_since_dismiss_s=f[c.i_since_dismiss], contacts_started=f[c.i_contacts],
-                              open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
-        u = decision_uniform(self.seed, sid, now_ts) if pol.exploration != "none" else 0.0
-        a, prop = _choose_fast(pol.offer_margin, pol.exploration, pol.epsilon, pol.temperature, ev, ok, u)
-        reasons: tuple[str, ...] = ()
-        if self.n_reasons and (a != 0 or self.reasons == "all"):
-            contrib = st.contrib_p()
-            reasons = tuple(top_reasons(c.offer_features, st.feat.tolist(), contrib[:-1].tolist(), offer=a != 0,
-                                        k=self.n_reasons))
+                if isinstance(err, NextChannelError):
+                    raise
+                raise ValidationError(f"{part} is malformed: {type(err).__name__}: {err}") from err
+            return self._fallback(c.ms, f"malformed signals: {part}: {err}")
         action = c.actions[a]
         return Decision(action=action, offer=a != 0, channel=None if a == 0 else action,
                         ev=dict(zip(c.actions, ev)), offer_score=float(tau), propensity=prop,
@@ -375,16 +420,22 @@ class Scorer:
         ms = self._c.ms
         try:
             feats, sid, now_ts = self._session_features(session, now)
-            feats.update(profile_one(customer, now_ts, ms.profile_config))
+            feats.update(profile_one(customer, now_ts, ms.profile_config, strict=self.strict))
             language = _lang_name(feats.get("language", -1.0))
             ctx = _context_row(context, ms.policy.channels.names, language)
             X = pd.DataFrame([[feats.get(n, math.nan) for n in ms.feature_names]], columns=list(ms.feature_names))
             C = pd.DataFrame([ctx])
-            rows = self._decide_rows(ms, X, C, [sid], [now_ts])
-            return rows[0]
-        except (NextChannelError, TypeError, ValueError, KeyError, AttributeError) as err:
+            r = self._decide_frame(ms, X, C, [sid], np.array([now_ts]), pd.RangeIndex(1)).iloc[0]
+            return Decision(action=r["action"], offer=bool(r["offer"]), channel=r["channel"],
+                            ev={a: float(r[f"ev_{a}"]) for a in ms.actions}, offer_score=float(r["offer_score"]),
+                            propensity=float(r["propensity"]), model_version=ms.version,
+                            reasons=tuple(x for x in r["reasons"].split(" | ") if x),
+                            why_not=tuple(x for x in r["why_not"].split(" | ") if x))
+        except (NextChannelError, TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
             if self.strict:
-                raise
+                if isinstance(err, NextChannelError):
+                    raise
+                raise ValidationError(f"signals are malformed: {type(err).__name__}: {err}") from err
             return self._fallback(ms, f"malformed signals: {err}")
 
     def _fallback(self, ms: ModelSet, why: str) -> Decision:
@@ -401,7 +452,7 @@ class Scorer:
             st = SessionState(session.get("session_id"), strict=self.strict)
             st.update_many(session["events"])
         elif isinstance(session, Mapping):
-            feats = {k: float(v) for k, v in session.items() if k in SESSION_FEATURES}
+            feats = {k: _feature_value(k, v) for k, v in session.items() if k in SESSION_FEATURES}
             sid = session.get("session_id")
             now_ts = float(now if now is not None else session.get("ts", math.nan))
             if not math.isfinite(now_ts):
@@ -415,70 +466,100 @@ class Scorer:
         return st.features_one(now_ts), st.session_id, now_ts
 
     # -- many -------------------------------------------------------------------------------------
-    def decide_many(self, decisions: pd.DataFrame, events: pd.DataFrame, customers: pd.DataFrame | None = None,
-                    contacts: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Decide at every decision point of a log (point-in-time features from ``events``).
+    def decide_many(self, decisions: pd.DataFrame, events: pd.DataFrame | None = None,
+                    customers: pd.DataFrame | None = None, contacts: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Decide at every decision point of a log, vectorised.
 
-        Returns a DataFrame with the index of ``decisions`` and columns ``action``, ``offer``,
-        ``channel``, ``propensity``, ``offer_score``, ``ev_<action>`` and ``p_<action>`` (the
-        policy's probability of each action), ``reasons`` and ``why_not`` (phrases joined by " | ").
+        Parameters
+        ----------
+        decisions : DataFrame
+            Decision points: ``session_id``, ``ts`` (and ``customer_id``), and the channel context
+            columns ``open_<ch>``, ``wait_<ch>_s``, ``lang_ok_<ch>`` (defaults where absent). With
+            ``events=None`` it must also hold every feature column of the bundle (a feature frame).
+        events, customers, contacts : DataFrame, optional
+            Logs to build point-in-time features from (:func:`nextchannel.features.features_many`).
+
+        Returns
+        -------
+        DataFrame
+            Index of ``decisions``; columns ``action``, ``offer``, ``channel``, ``propensity``,
+            ``offer_score``, ``model_version``, ``reasons`` and ``why_not`` (phrases joined by
+            " | "), ``ev_<action>`` and ``p_<action>`` (the policy's probability of each action).
+            Row by row the same as :meth:`decide_one`.
         """
         ms = self._c.ms
-        at_cols = ["session_id", "ts"] + (["customer_id"] if "customer_id" in decisions.columns else [])
-        X = features_many(events, decisions[at_cols], customers, contacts, with_profile=True,
-                          profile_config=ms.profile_config)[list(ms.feature_names)]
+        if events is not None:
+            at_cols = ["session_id", "ts"] + (["customer_id"] if "customer_id" in decisions.columns else [])
+            X = features_many(events, decisions[at_cols], customers, contacts, with_profile=True,
+                              profile_config=ms.profile_config)[list(ms.feature_names)]
+        else:
+            missing = [n for n in ms.feature_names if n not in decisions.columns]
+            if missing:
+                raise ValidationError(f"decisions must hold the bundle's feature columns when events is None, "
+                                      f"missing {missing[:5]}")
+            X = decisions[list(ms.feature_names)]
         C = context_frame(decisions, ms.policy.channels)
-        out = self._decide_rows(ms, X, C, decisions["session_id"].tolist(), decisions["ts"].astype(float).tolist(),
-                                with_probs=True)
-        recs = []
-        for d, probs in out:
-            rec = {"action": d.action, "offer": d.offer, "channel": d.channel, "propensity": d.propensity,
-                   "offer_score": d.offer_score, "model_version": d.model_version,
-                   "reasons": " | ".join(d.reasons), "why_not": " | ".join(d.why_not)}
-            rec.update({f"ev_{a}": d.ev[a] for a in ms.actions})
-            rec.update({f"p_{a}": float(p) for a, p in zip(ms.actions, probs)})
-            recs.append(rec)
-        return pd.DataFrame(recs, index=decisions.index)
+        sids = decisions["session_id"].tolist() if "session_id" in decisions.columns else [None] * len(decisions)
+        ts = pd.to_numeric(decisions["ts"]).to_numpy(dtype=float) if "ts" in decisions.columns else np.zeros(len(X))
+        return self._decide_frame(ms, X, C, sids, ts, decisions.index)
 
-    # -- the shared core ----------------------------------------------------------------------------
-    def _decide_rows(self, ms: ModelSet, X: pd.DataFrame, C: pd.DataFrame, session_ids: Sequence[Any],
-                     ts: Sequence[float], with_probs: bool = False) -> list[Any]:
+    def _decide_frame(self, ms: ModelSet, X: pd.DataFrame, C: pd.DataFrame, session_ids: Sequence[Any],
+                      ts: np.ndarray, index: pd.Index) -> pd.DataFrame:
+        """The batch core: the same rules as :meth:`decide_one`, on arrays."""
         pol = ms.policy
+        actions = pol.actions
         names = pol.channels.names
+        n = len(X)
         ev = ms.expected_values(X, C)
         tau = ms.offer_model.predict(X)
-        contrib = ms.offer_model.contributions(X) if self.n_reasons else None  # TODO only offered rows
-        feat_names = list(ms.offer_model.feature_names_)
-        Xv = X.to_numpy(dtype=float, na_value=np.nan)
-        col = {n: i for i, n in enumerate(X.columns)}
-        Cv = C.to_numpy(dtype=float)
-        ccol = {n: i for i, n in enumerate(C.columns)}
-        i_open = [ccol[f"open_{c}"] for c in names]
-        i_wait = [ccol[f"wait_{c}_s"] for c in names]
-        i_lang = [ccol[f"lang_ok_{c}"] for c in names]
-        i_opt = [col.get(f"prof_optout_{c}") for c in names]
-        i_feat = [col[n] for n in feat_names]
-        out: list[Any] = []
-        for i in range(len(X)):
-            f = Xv[i]
-            ok, why = eligibility(
-                pol, device=_dev_name(f[col["device"]]), language=_lang_name(f[col["language"]]),
-                offers_shown=f[col["offers_shown"]], time_since_dismiss_s=f[col["time_since_dismiss_s"]],
-                contacts_started=f[col["contacts_started"]],
-                open_=Cv[i, i_open] > 0, wait_s=Cv[i, i_wait], lang_ok=Cv[i, i_lang] > 0,
-                opted_out=[j is not None and f[j] >= 1 for j in i_opt])
-            u = decision_uniform(self.seed, session_ids[i], ts[i])
-            a, p, probs = choose(pol, ev[i], ok, u)
-            action = pol.actions[a]
-            reasons: tuple[str, ...] = ()
-            if contrib is not None and (a != 0 or self.reasons == "all"):
-                reasons = tuple(top_reasons(feat_names, f[i_feat].tolist(), contrib[i, :-1].tolist(),
-                                            offer=a != 0, k=self.n_reasons))
-            d = Decision(action=action, offer=a != 0, channel=None if a == 0 else action,
-                         ev={act: float(v) for act, v in zip(pol.actions, ev[i])}, offer_score=float(tau[i]),
-                         propensity=p, model_version=ms.version, reasons=reasons, why_not=tuple(why))
-            out.append((d, probs) if with_probs else d)
-        return out
+        elig = eligibility_frame(pol, X, C)
+        if pol.exploration == "none":
+            a = greedy_many(pol, ev, elig)
+            probs = np.zeros((n, len(actions)))
+            probs[np.arange(n), a] = 1.0
+        else:
+            a = np.zeros(n, dtype=int)
+            probs = np.zeros((n, len(actions)))
+            for i in range(n):  # the hash per decision point is per row anyway; choose() keeps it exact
+                a[i], _, probs[i] = choose(pol, ev[i], elig[i], decision_uniform(self.seed, session_ids[i], ts[i]))
+        prop = probs[np.arange(n), a]
+        # reasons: contributions for the rows that get them only
+        reasons = np.full(n, "", dtype=object)
+        rows = np.flatnonzero(a != 0) if self.reasons == "offers" else np.arange(n)
+        if self.n_reasons and len(rows):
+            feat_names = list(ms.offer_model.feature_names_)
+            sub = X.iloc[rows]
+            contrib = ms.offer_model.contributions(sub)
+            vals = sub[feat_names].to_numpy(dtype=float)
+            for r, i in enumerate(rows):
+                reasons[i] = " | ".join(top_reasons(feat_names, vals[r].tolist(), contrib[r, :-1].tolist(),
+                                                    offer=a[i] != 0, k=self.n_reasons))
+        # why-not texts for the rows with an ineligible channel, by the same function decide_one uses
+        why = np.full(n, "", dtype=object)
+        todo = np.flatnonzero(~elig.all(axis=1))
+        if len(todo):
+            f = X.iloc[todo]
+            Cs = C.iloc[todo]
+            dev = f["device"].to_numpy(dtype=float)
+            lang = f["language"].to_numpy(dtype=float)
+            shown, since = f["offers_shown"].to_numpy(dtype=float), f["time_since_dismiss_s"].to_numpy(dtype=float)
+            contacts = f["contacts_started"].to_numpy(dtype=float)
+            op = np.column_stack([Cs[f"open_{c}"].to_numpy() > 0 for c in names])
+            wt = np.column_stack([Cs[f"wait_{c}_s"].to_numpy(dtype=float) for c in names])
+            lo = np.column_stack([Cs[f"lang_ok_{c}"].to_numpy() > 0 for c in names])
+            oo = np.column_stack([(f[f"prof_optout_{c}"].to_numpy(dtype=float) >= 1) if f"prof_optout_{c}" in f
+                                  else np.zeros(len(f), bool) for c in names])
+            for r, i in enumerate(todo):
+                _, w = eligibility(pol, device=_dev_name(dev[r]), language=_lang_name(lang[r]), offers_shown=shown[r],
+                                   time_since_dismiss_s=since[r], contacts_started=contacts[r], open_=op[r].tolist(),
+                                   wait_s=wt[r].tolist(), lang_ok=lo[r].tolist(), opted_out=oo[r].tolist())
+                why[i] = " | ".join(w)
+        act = np.asarray(actions, dtype=object)[a]
+        out = {"action": act, "offer": a != 0, "channel": np.where(a != 0, act, None), "propensity": prop,
+               "offer_score": tau, "model_version": ms.version, "reasons": reasons, "why_not": why}
+        out.update({f"ev_{x}": ev[:, j] for j, x in enumerate(actions)})
+        out.update({f"p_{x}": probs[:, j] for j, x in enumerate(actions)})
+        return pd.DataFrame(out, index=index)
 
 
 def _dev_name(code: float) -> str | None:

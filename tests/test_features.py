@@ -278,3 +278,18 @@ def test_profile_features_join_point_in_time():
             assert (math.isnan(v) and math.isnan(got[k])) or abs(v - got[k]) <= 1e-9, (k, v, got[k])
     assert f.loc[0, "prof_n_contacts"] == 2.0 and f.loc[1, "prof_n_contacts"] == 3.0   # point in time
     assert f.loc[0, "prof_optout_phone"] == 1.0 and f.loc[2, "prof_known"] == 0.0
+
+
+@pytest.mark.parametrize("event", [
+    {"session_id": "s", "ts": 10**400, "type": "click"},
+    {"session_id": "s", "ts": 1.0, "type": "idle", "duration_s": 10**400},
+    {"session_id": "s", "ts": 1.0, "type": "page_view", "page": ["/a"], "page_type": ["cart"]},
+    {"session_id": "s", "ts": 1.0, "type": "session_start", "device": {"x": 1}, "language": ["en"],
+     "referrer": [1], "customer_id": [1, 2]},
+    {"session_id": "s", "ts": 1.0, "type": "scroll", "direction": ["up"], "depth": "deep"},
+])
+def test_lenient_update_never_raises_on_odd_values(event):
+    s = SessionState("s")
+    s.update(event)
+    f = s.features_one(now=2.0)
+    assert all(isinstance(v, float) for v in f.values())
