@@ -534,32 +534,71 @@ class Scorer:
             for r, i in enumerate(rows):
                 reasons[i] = " | ".join(top_reasons(feat_names, vals[r].tolist(), contrib[r, :-1].tolist(),
                                                     offer=a[i] != 0, k=self.n_reasons))
-        # why-not texts for the rows with an ineligible channel, by the same function decide_one uses
-        why = np.full(n, "", dtype=object)
-        todo = np.flatnonzero(~elig.all(axis=1))
-        if len(todo):
-            f = X.iloc[todo]
-            Cs = C.iloc[todo]
-            dev = f["device"].to_numpy(dtype=float)
-            lang = f["language"].to_numpy(dtype=float)
-            shown, since = f["offers_shown"].to_numpy(dtype=float), f["time_since_dismiss_s"].to_numpy(dtype=float)
-            contacts = f["contacts_started"].to_numpy(dtype=float)
-            op = np.column_stack([Cs[f"open_{c}"].to_numpy() > 0 for c in names])
-            wt = np.column_stack([Cs[f"wait_{c}_s"].to_numpy(dtype=float) for c in names])
-            lo = np.column_stack([Cs[f"lang_ok_{c}"].to_numpy() > 0 for c in names])
-            oo = np.column_stack([(f[f"prof_optout_{c}"].to_numpy(dtype=float) >= 1) if f"prof_optout_{c}" in f
-                                  else np.zeros(len(f), bool) for c in names])
-            for r, i in enumerate(todo):
-                _, w = eligibility(pol, device=_dev_name(dev[r]), language=_lang_name(lang[r]), offers_shown=shown[r],
-                                   time_since_dismiss_s=since[r], contacts_started=contacts[r], open_=op[r].tolist(),
-                                   wait_s=wt[r].tolist(), lang_ok=lo[r].tolist(), opted_out=oo[r].tolist())
-                why[i] = " | ".join(w)
+        why = _why_not_many(pol, X, C, elig)
         act = np.asarray(actions, dtype=object)[a]
         out = {"action": act, "offer": a != 0, "channel": np.where(a != 0, act, None), "propensity": prop,
                "offer_score": tau, "model_version": ms.version, "reasons": reasons, "why_not": why}
         out.update({f"ev_{x}": ev[:, j] for j, x in enumerate(actions)})
         out.update({f"p_{x}": probs[:, j] for j, x in enumerate(actions)})
         return pd.DataFrame(out, index=index)
+
+
+def _why_not_many(pol: Any, X: pd.DataFrame, C: pd.DataFrame, elig: np.ndarray) -> np.ndarray:
+    """Why-not texts per row, vectorised: the texts :func:`~nextchannel.policy.eligibility` gives.
+
+    Rows whose every action is eligible get ""; the rest are built channel by channel with the same
+    rules in the same order (contact rules first, then closed, opted out, language, device, wait);
+    a property test holds the two equal.
+    """
+    n = len(X)
+    why = np.full(n, "", dtype=object)
+    todo = np.flatnonzero(~elig.all(axis=1))
+    if not len(todo):
+        return why
+    names = pol.channels.names
+    f = X.iloc[todo]
+    Cs = C.iloc[todo]
+    m = len(todo)
+
+    def col(frame: pd.DataFrame, name: str, default: float) -> np.ndarray:
+        return frame[name].to_numpy(dtype=float) if name in frame.columns else np.full(m, default)
+
+    shown, since = col(f, "offers_shown", 0), col(f, "time_since_dismiss_s", np.nan)
+    contacts = col(f, "contacts_started", 0)
+    parts: list[np.ndarray] = []
+    blocked = np.full(m, "", dtype=object)
+    contact = (contacts > 0) if pol.no_offer_after_contact else np.zeros(m, bool)
+    too_many = ~contact & (shown >= pol.max_offers_per_session)
+    with np.errstate(invalid="ignore"):
+        cooling = ~contact & ~too_many & ~np.isnan(since) & (since < pol.cooldown_after_dismiss_s)
+    blocked[contact] = "all: a contact has already started in this session"
+    blocked[too_many] = [f"all: {x:.0f} offers already shown (max {pol.max_offers_per_session} per session)"
+                         for x in shown[too_many]]
+    blocked[cooling] = [f"all: cooldown after a dismissal {x:,.0f} s ago" for x in since[cooling]]
+    free = ~(contact | too_many | cooling)
+    dev = col(f, "device", -1)
+    lang = col(f, "language", -1)
+    for ch in names:
+        text = np.full(m, "", dtype=object)
+        closed = ~(col(Cs, f"open_{ch}", 1) > 0)
+        opted = ~closed & (col(f, f"prof_optout_{ch}", 0) >= 1)
+        lang_bad = ~closed & ~opted & ~(col(Cs, f"lang_ok_{ch}", 1) > 0)
+        bad_dev = [DEVICES.index(d) for d in pol.unsuitable_devices.get(ch, ())]
+        dev_bad = ~closed & ~opted & ~lang_bad & np.isin(dev, bad_dev)
+        limit = pol.wait_limit_s.get(ch)
+        wait = col(Cs, f"wait_{ch}_s", 0)
+        wait_bad = ~closed & ~opted & ~lang_bad & ~dev_bad & ((wait > limit) if limit is not None else False)
+        text[closed] = f"{ch}: closed"
+        text[opted] = f"{ch}: customer opted out"
+        text[lang_bad] = [f"{ch}: language {_lang_name(x)!r} not served" for x in lang[lang_bad]]
+        text[dev_bad] = [f"{ch}: not offered on {_dev_name(x)}" for x in dev[dev_bad]]
+        if limit is not None:
+            text[wait_bad] = [f"{ch}: wait {x:,.0f} s over the {limit:,.0f} s limit" for x in wait[wait_bad]]
+        text[~free] = ""
+        parts.append(text)
+    joined = [" | ".join(p for p in row if p) for row in zip(*parts)]
+    why[todo] = np.where(free, np.asarray(joined, dtype=object), blocked)
+    return why
 
 
 def _dev_name(code: float) -> str | None:

@@ -141,3 +141,37 @@ def test_decision_to_dict_is_json_ready():
                  propensity=0.95, model_version="m-1", reasons=("idle 45 s on checkout",), why_not=("phone: closed",))
     rec = json.loads(json.dumps(d.to_dict(), allow_nan=False))
     assert rec["ev"]["chat"] is None and rec["reasons"] == ["idle 45 s on checkout"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_vectorised_why_not_texts_equal_eligibility(data):
+    import pandas as pd
+
+    from nextchannel.scorer import _dev_name, _lang_name, _why_not_many
+
+    cfg = PolicyConfig(unsuitable_devices={"phone": ["desktop"]}, max_offers_per_session=2)
+    names = cfg.channels.names
+    n = 6
+    draw = lambda s: data.draw(st.lists(s, min_size=n, max_size=n))  # noqa: E731
+    X = pd.DataFrame({
+        "device": draw(st.integers(-1, 2)), "language": draw(st.integers(-1, len(LANGUAGES) - 1)),
+        "offers_shown": draw(st.integers(0, 3)), "contacts_started": draw(st.integers(0, 1)),
+        "time_since_dismiss_s": draw(st.sampled_from([math.nan, 20.0, 500.0])),
+        **{f"prof_optout_{c}": draw(st.sampled_from([0.0, 1.0])) for c in names},
+    }).astype(float)
+    C = pd.DataFrame({**{f"open_{c}": draw(st.sampled_from([0.0, 1.0])) for c in names},
+                      **{f"wait_{c}_s": draw(st.sampled_from([0.0, 250.0, 2000.0])) for c in names},
+                      **{f"lang_ok_{c}": draw(st.sampled_from([0.0, 1.0])) for c in names}})
+    from nextchannel.policy import eligibility_frame
+
+    elig = eligibility_frame(cfg, X, C)
+    got = _why_not_many(cfg, X, C, elig)
+    for i in range(n):
+        r, c = X.iloc[i], C.iloc[i]
+        _, why = eligibility(cfg, device=_dev_name(r["device"]), language=_lang_name(r["language"]),
+                             offers_shown=r["offers_shown"], time_since_dismiss_s=r["time_since_dismiss_s"],
+                             contacts_started=r["contacts_started"], open_=[c[f"open_{x}"] > 0 for x in names],
+                             wait_s=[c[f"wait_{x}_s"] for x in names], lang_ok=[c[f"lang_ok_{x}"] > 0 for x in names],
+                             opted_out=[r[f"prof_optout_{x}"] >= 1 for x in names])
+        assert got[i] == " | ".join(why)
