@@ -112,7 +112,7 @@ def _train(args: argparse.Namespace) -> int:
         events, decisions = _read_table(args.events), _read_table(args.decisions)
         customers, contacts = _read_table(args.customers), _read_table(args.contacts)
         policy = PolicyConfig.from_json(open(args.policy).read()) if args.policy else PolicyConfig()
-    ms = train(events, decisions, customers, contacts, tcfg, policy=policy)
+    ms = train(events, decisions, customers, contacts, tcfg, policy=policy, progress=True)
     path = ms.save(args.out, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.iterdir())
     print(f"trained on {ms.meta['rows']:,} decisions ({ms.meta['sessions']:,} sessions); offer margin "

@@ -13,6 +13,8 @@ Examples
 'idle 45 s on checkout'
 >>> top_reasons(names, [45.0, 3.0, 5.0], contrib=[0.8, 0.5, -0.1], offer=True, k=2)
 ['idle 45 s on checkout', '3 form errors']
+>>> phrase("page_type", {"page_type": 6.0}), phrase("funnel_stage", {"funnel_stage": -1.0})
+('on an account page', 'not in the purchase funnel yet')
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ from nextchannel.schema import DEVICES, LANGUAGES, PAGE_TYPES, REFERRERS
 
 __all__ = ["phrase", "top_reasons"]
 
-_STAGES = {-1: "no funnel step yet", 0: "home", 1: "browsing", 2: "a product", 3: "the cart", 4: "checkout"}
+_STAGES = {0: "reached home", 1: "browsing", 2: "reached a product", 3: "reached the cart", 4: "reached checkout"}
 
 
 def _name(vocab: Sequence[str], v: float) -> str:
     i = int(v) if v == v else -1
     return vocab[i] if 0 <= i < len(vocab) else "unknown"
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def _n(v: float, one: str, many: str) -> str:
@@ -56,8 +62,8 @@ _PHRASES: dict[str, Callable[[float, Mapping[str, float]], str]] = {
     "time_since_forward_s": lambda v, f: f"no progress for {v:,.0f} s",
     "time_since_exit_intent_s": lambda v, f: f"exit intent {v:,.0f} s ago",
     "pages_viewed": lambda v, f: _n(v, "page viewed", "pages viewed"),
-    "funnel_stage": lambda v, f: f"reached {_STAGES.get(int(v) if v == v else -1, 'unknown')}",
-    "page_type": lambda v, f: f"on a {_name(PAGE_TYPES, v)} page",
+    "funnel_stage": lambda v, f: _STAGES.get(int(v) if v == v else -1, "not in the purchase funnel yet"),
+    "page_type": lambda v, f: f"on {_a(_name(PAGE_TYPES, v))} page",
     "cart_value": lambda v, f: f"cart worth {v:,.0f}",
     "cart_items": lambda v, f: _n(v, "item in the cart", "items in the cart"),
     "searches": lambda v, f: _n(v, "search", "searches"),

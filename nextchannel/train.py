@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from nextchannel.errors import ConfigError, ValidationError
 from nextchannel.features import CATEGORICAL_FEATURES, features_many
@@ -208,7 +209,8 @@ def select_margin(policy: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, ac
 
 def train(events: pd.DataFrame, decisions: pd.DataFrame, customers: pd.DataFrame | None = None,
           contacts: pd.DataFrame | None = None, config: TrainConfig | None = None,
-          policy: PolicyConfig | None = None, profile_config: ProfileConfig | None = None) -> ModelSet:
+          policy: PolicyConfig | None = None, profile_config: ProfileConfig | None = None,
+          progress: bool = False) -> ModelSet:
     """Train a model set from logs.
 
     Parameters
@@ -222,6 +224,8 @@ def train(events: pd.DataFrame, decisions: pd.DataFrame, customers: pd.DataFrame
     config : TrainConfig, optional
     policy : PolicyConfig, optional
         Business values used to compute rewards and expected values (default ``PolicyConfig()``).
+    progress : bool, default False
+        Show a progress bar (tqdm) over the training stages.
 
     Returns
     -------
@@ -240,6 +244,8 @@ def train(events: pd.DataFrame, decisions: pd.DataFrame, customers: pd.DataFrame
     policy = policy or PolicyConfig()
     profile_config = profile_config or ProfileConfig(channels=policy.channels)
     _check_decisions(decisions, policy)
+    bar = tqdm(total=4, desc="train", unit="stage", disable=not progress)
+    bar.set_postfix_str("features")
     at_cols = ["session_id", "ts"] + (["customer_id"] if "customer_id" in decisions.columns else [])
     logger.info("building point-in-time features for %d decisions", len(decisions))
     use_profile = customers is not None or contacts is not None
@@ -251,11 +257,15 @@ def train(events: pd.DataFrame, decisions: pd.DataFrame, customers: pd.DataFrame
     common = dict(num_leaves=config.num_leaves, learning_rate=config.learning_rate,
                   min_child_samples=config.min_child_samples, categorical_features=tuple(CATEGORICAL_FEATURES),
                   random_state=config.random_state, n_jobs=config.n_jobs)
+    bar.update()
+    bar.set_postfix_str("channel model")
     logger.info("fitting the channel model (%d heads x %d trees)", 3, config.n_estimators)
     cm = ChannelModel(n_estimators=config.n_estimators, calibration_fraction=config.calibration_fraction, **common)
     cm.fit(X, decisions["action"], reward, decisions["propensity"], accepted=decisions["accepted"],
            success=decisions["success"], left=decisions["left"] if "left" in decisions.columns else None,
            context=ctx, actions=policy.actions)
+    bar.update()
+    bar.set_postfix_str("value model")
     teacher = ModelSet(cm, None, None, policy, profile_config)
     rng = np.random.default_rng(config.random_state)
     ctx_other = ctx.iloc[rng.permutation(len(ctx))].set_axis(ctx.index)
@@ -281,12 +291,16 @@ def train(events: pd.DataFrame, decisions: pd.DataFrame, customers: pd.DataFrame
             policy = replace(policy, offer_margin=m)
     open_ = np.column_stack([np.ones(len(X), bool)] + [ctx[f"open_{c}"].to_numpy() > 0 for c in policy.channels.names])
     best = 1 + np.argmax(np.where(open_[:, 1:], ev[:, 1:], -np.inf), axis=1)
+    bar.update()
+    bar.set_postfix_str("offer model")
     logger.info("fitting the offer model (%s target, %d trees)", config.offer_target, config.offer_n_estimators)
     om = OfferModel(n_estimators=config.offer_n_estimators, target=config.offer_target,
                     **{**common, "num_leaves": config.offer_num_leaves})
     om.fit(X, decisions["action"], reward, decisions["propensity"], reward_hat=ev,
            offer_action=np.array(policy.actions, dtype=object)[best], actions=policy.actions,
            need=decisions["accepted"].to_numpy(dtype=bool))
+    bar.update()
+    bar.close()
     ts = pd.to_numeric(decisions["ts"]).to_numpy(dtype=float)
     meta = {
         "rows": int(len(decisions)), "sessions": int(decisions["session_id"].nunique()),
