@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 
 from nextchannel.schema import DEVICES, LANGUAGES, PAGE_TYPES, REFERRERS
 
-__all__ = ["phrase", "top_reasons"]
+__all__ = ["phrase", "top_reasons", "top_reasons_many"]
 
 _STAGES = {0: "reached home", 1: "browsing", 2: "reached a product", 3: "reached the cart", 4: "reached checkout"}
 
@@ -67,6 +67,12 @@ _PHRASES: dict[str, Callable[[float, Mapping[str, float]], str]] = {
     "cart_value": lambda v, f: f"cart worth {v:,.0f}",
     "cart_items": lambda v, f: _n(v, "item in the cart", "items in the cart"),
     "searches": lambda v, f: _n(v, "search", "searches"),
+    "clicks": lambda v, f: _n(v, "click", "clicks"),
+    "form_submits": lambda v, f: _n(v, "form submitted", "forms submitted"),
+    "scroll_depth": lambda v, f: f"scrolled {v:.0%} down the page",
+    "offers_accepted": lambda v, f: _n(v, "offer accepted", "offers accepted"),
+    "contacts_started": lambda v, f: _n(v, "contact started", "contacts started"),
+    "purchased": lambda v, f: "has bought" if v >= 1 else "has not bought yet",
     "device": lambda v, f: f"on {_name(DEVICES, v)}",
     "hour_of_day": lambda v, f: f"at {int(v):02d}:00 local time",
     "weekday": lambda v, f: ("on a weekend" if v >= 5 else "on a weekday"),
@@ -123,4 +129,44 @@ def top_reasons(names: Sequence[str], values: Sequence[float], contrib: Sequence
         text = phrase(names[i], feats)
         if text not in out:
             out.append(text)
+    return out
+
+
+def top_reasons_many(names: Sequence[str], values: "np.ndarray", contrib: "np.ndarray", offer: "np.ndarray", *,
+                     k: int = 3, min_abs: float = 1e-6) -> list[list[str]]:
+    """:func:`top_reasons` for many rows at once (rows of ``values`` and ``contrib``; ``offer`` per row).
+
+    Ranks with one stable argsort per batch and phrases only the leading candidates; a row whose
+    candidates run out before ``k`` distinct phrases falls back to :func:`top_reasons`, so the
+    result is identical row by row.
+    """
+    import numpy as np
+
+    if len(values) == 0:
+        return []
+    sign = np.where(np.asarray(offer, dtype=bool), 1.0, -1.0)[:, None]
+    signed = sign * np.asarray(contrib, dtype=float)
+    width = min(len(names), k + 3)
+    order = np.argsort(-signed, axis=1, kind="stable")[:, :width]
+    out = []
+    for r in range(len(values)):
+        idx = order[r]
+        cand = signed[r, idx]
+        rows_vals = values[r]
+        feats = None
+        res: list[str] = []
+        exhausted = True
+        for j, c in zip(idx, cand):
+            if c <= min_abs or len(res) >= k:
+                exhausted = False
+                break
+            if feats is None:
+                feats = dict(zip(names, rows_vals.tolist()))
+            text = phrase(names[j], feats)
+            if text not in res:
+                res.append(text)
+        if exhausted and len(res) < k and width < len(names):
+            res = top_reasons(names, rows_vals.tolist(), contrib[r].tolist(), offer=bool(sign[r, 0] > 0), k=k,
+                              min_abs=min_abs)
+        out.append(res)
     return out

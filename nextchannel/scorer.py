@@ -34,7 +34,7 @@ import pandas as pd
 
 from nextchannel.errors import NextChannelError, ValidationError
 from nextchannel.fastpredict import FastBooster
-from nextchannel.explain import top_reasons
+from nextchannel.explain import top_reasons, top_reasons_many
 from nextchannel.features import SESSION_FEATURES, SessionState, features_many
 from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet
 from nextchannel.policy import Decision, choose, eligibility, eligibility_frame, greedy_many
@@ -531,9 +531,9 @@ class Scorer:
             sub = X.iloc[rows]
             contrib = ms.offer_model.contributions(sub)
             vals = sub[feat_names].to_numpy(dtype=float)
-            for r, i in enumerate(rows):
-                reasons[i] = " | ".join(top_reasons(feat_names, vals[r].tolist(), contrib[r, :-1].tolist(),
-                                                    offer=a[i] != 0, k=self.n_reasons))
+            for i, texts in zip(rows, top_reasons_many(feat_names, vals, contrib[:, :-1], a[rows] != 0,
+                                                       k=self.n_reasons)):
+                reasons[i] = " | ".join(texts)
         why = _why_not_many(pol, X, C, elig)
         act = np.asarray(actions, dtype=object)[a]
         out = {"action": act, "offer": a != 0, "channel": np.where(a != 0, act, None), "propensity": prop,
