@@ -3,7 +3,8 @@
 Run:  .venv/bin/python benchmarks/bench_scorer.py [--calls 20000] [--memory-calls 1000000]
 
 On the default bundle (and on a larger bundle trained here, to show how cost grows with trees),
-interleaved call by call so that machine drift hits every path alike, cycling through realistic
+interleaved call by call in a fresh random order each round (so that machine drift and cache
+warmth hit every path alike), cycling through realistic
 requests (decision points of a fresh simulation, not one repeated row), after warm-up:
 
 (a) ``Scorer.decide_one`` end to end from a raw signals dict (session feature values by name, as a
@@ -162,26 +163,36 @@ def latency(scorer: Scorer, reqs: list[tuple], calls: int) -> dict[str, dict]:
         s, state, cust, ctx, now = reqs[i % n]
         scorer.decide_one(s, cust, ctx, now=now)
         naive.booster_path(s, cust, ctx, now)
+    def run_a(s, state, cust, ctx, now, i):
+        t0 = pc(); scorer.decide_one(s, cust, ctx, now=now); t["a"].append(pc() - t0)
+
+    def run_a_state(s, state, cust, ctx, now, i):
+        t0 = pc(); scorer.decide_one(state, cust, ctx, now=now); t["a_state"].append(pc() - t0)
+
+    def run_c(s, state, cust, ctx, now, i):
+        t0 = pc(); naive.booster_path(s, cust, ctx, now); t["c"].append(pc() - t0)
+
+    def run_d(s, state, cust, ctx, now, i):
+        row[:] = rows[i % n]
+        t0 = pc()
+        for p in value_p:
+            p()
+        offer_p()
+        t["d"].append(pc() - t0)
+
+    def run_b(s, state, cust, ctx, now, i):
+        if i % 10 == 0:
+            t0 = pc(); naive.sklearn_path(s, cust, ctx, now); t["b"].append(pc() - t0)
+
+    paths = [run_a, run_a_state, run_b, run_c, run_d]
+    order_rng = np.random.default_rng(0)
     gc.disable()
     try:
         for i in range(calls):
-            s, state, cust, ctx, now = reqs[i % n]
-            t0 = pc(); scorer.decide_one(s, cust, ctx, now=now); t1 = pc()
-            t["a"].append(t1 - t0)
-            t0 = pc(); scorer.decide_one(state, cust, ctx, now=now); t1 = pc()
-            t["a_state"].append(t1 - t0)
-            t0 = pc(); naive.booster_path(s, cust, ctx, now); t1 = pc()
-            t["c"].append(t1 - t0)
-            row[:] = rows[i % n]
-            t0 = pc()
-            for p in value_p:
-                p()
-            offer_p()
-            t1 = pc()
-            t["d"].append(t1 - t0)
-            if i % 10 == 0:
-                t0 = pc(); naive.sklearn_path(s, cust, ctx, now); t1 = pc()
-                t["b"].append(t1 - t0)
+            req = reqs[i % n]
+            # a fresh order every round: cache warmth and drift fall on every path alike
+            for k in order_rng.permutation(len(paths)):
+                paths[k](*req, i)
             if i % 2000 == 0:
                 gc.collect()
     finally:

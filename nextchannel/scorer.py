@@ -199,11 +199,13 @@ class _Compiled:
 
 
 class _ThreadState:
-    __slots__ = ("row", "feat", "ev_out", "value_p", "offer_out", "offer_p", "contrib_out", "contrib_p")
+    __slots__ = ("row", "feat", "session_view", "ev_out", "value_p", "offer_out", "offer_p", "contrib_out",
+                 "contrib_p")
 
     def __init__(self, c: _Compiled) -> None:
         self.row = np.full(c.n_row, np.nan)
         self.feat = self.row[: c.n_features]            # a view: the offer model reads the prefix
+        self.session_view = self.row[: c.n_session]     # a view: the session features
         self.ev_out = [np.zeros(1) for _ in c.value]
         self.value_p = [fb.bind(self.row, o).predict for fb, o in zip(c.value, self.ev_out)]
         self.offer_out = np.zeros(1)
@@ -345,8 +347,15 @@ class Scorer:
                     raise ValidationError(f"now must be a finite number of seconds for a feature dict, got {now!r}")
                 part = "session"
                 get = session.get
-                for i, name in enumerate(SESSION_FEATURES):
-                    row[i] = _feature_value(name, get(name, math.nan))
+                head = st.session_view
+                try:  # one conversion for the whole vector; the loop below only explains a failure
+                    head[:] = [get(name, math.nan) for name in SESSION_FEATURES]
+                    clean = not np.isinf(head).any()
+                except (TypeError, ValueError, OverflowError):
+                    clean = False
+                if not clean:
+                    for i, name in enumerate(SESSION_FEATURES):
+                        row[i] = _feature_value(name, get(name, math.nan))
             else:
                 part = "session"
                 raise ValidationError(f"session must be a SessionState or a dict, got {type(session).__name__}")
