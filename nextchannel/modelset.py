@@ -50,8 +50,16 @@ from nextchannel.profile import ProfileConfig
 
 __all__ = ["ModelSet", "DEFAULT_BUNDLE"]
 
+def _default_bundle() -> Path:
+    """``models/default`` of the source tree, or its copy installed as package data."""
+    source = Path(__file__).resolve().parent.parent / "models" / "default"
+    if source.is_dir():
+        return source
+    return Path(__file__).resolve().parent / "default_bundle"
+
+
 #: The bundle shipped with the repository (``models/default``), loaded by ``Scorer.load()``.
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "default"
+DEFAULT_BUNDLE = _default_bundle()
 _MODEL_FILES = tuple(f"channel_{h}.txt" for h in HEADS) + ("offer.txt", "models.json", "calibration.json", "policy.json")
 
 

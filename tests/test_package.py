@@ -1,6 +1,7 @@
 """The package map: every public name resolves, and light imports stay light."""
 
 import subprocess
+from pathlib import Path
 import sys
 
 import nextchannel
@@ -23,3 +24,12 @@ def test_py_typed_ships():
     import importlib.resources
 
     assert importlib.resources.files("nextchannel").joinpath("py.typed").is_file()
+
+
+def test_default_bundle_is_found_and_packaged():
+    """Scorer.load() finds models/default; pyproject installs it as package data for plain installs."""
+    from nextchannel.modelset import DEFAULT_BUNDLE
+
+    assert (DEFAULT_BUNDLE / "manifest.json").is_file()
+    text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert '"nextchannel.default_bundle" = "models/default"' in text
