@@ -260,14 +260,12 @@ class ChannelModel(_LGBMBase):
         self.holdout_ = cal  # rows no head was fitted on (transient: not saved in bundles)
         self.boosters_, self.calibrators_, self.base_rates_ = {}, {}, {}
         labels = {"accept": acc, "success": suc, "leave": lef}
-        stage_col = self.feature_names_.index("stage")
         for head in HEADS:
             rows = offered if head == "accept" else np.ones(n, dtype=bool)
             y = labels[head].astype(float)
             Mh = M
-            if head == "accept":  # the stage is this head's outcome: hide it
-                Mh = M.copy()
-                Mh[:, stage_col] = STAGE_NONE
+            if head == "accept":  # the stage is this head's outcome: hide it (and keep every wait)
+                Mh = self._design(X, codes, context, STAGE_NONE)
             fit_rows, cal_rows = rows & ~cal, rows & cal
             self.base_rates_[head] = float(y[rows].mean()) if rows.any() else 0.0
             self.boosters_[head] = self._train(Mh[fit_rows], y[fit_rows], head)
@@ -315,7 +313,11 @@ class ChannelModel(_LGBMBase):
                     wait[rows] = pd.to_numeric(context[wcol], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[rows]
                 if lcol in context.columns:
                     lang[rows] = context[lcol].to_numpy(dtype=float, na_value=np.nan)[rows]
-        return np.column_stack([base, codes.astype(float), np.broadcast_to(stage, (n,)).astype(float), wait, lang])
+        stage_v = np.broadcast_to(stage, (n,)).astype(float)
+        # A dismissal happens before any queue: the dismissed path does not see the wait. (This also
+        # makes the marginal P(success) of an offer monotone in the wait, see ``combine``.)
+        wait = np.where(stage_v == STAGE_DISMISSED, 0.0, wait)
+        return np.column_stack([base, codes.astype(float), stage_v, wait, lang])
 
     def design_all_actions(self, X: pd.DataFrame, context: pd.DataFrame | None = None) -> np.ndarray:
         """Model rows for every decision: ``none``, then each channel as dismissed, then as accepted.
@@ -354,8 +356,23 @@ class ChannelModel(_LGBMBase):
         ``accept`` (0 for ``none``); ``success`` and ``leave`` marginal over the funnel:
         ``P(success | c) = P(accept | c)·P(success | accepted c) + (1 − P(accept | c))·P(success | dismissed c)``.
         """
-        M = self.design_all_actions(X, context)
-        return self.proba_from_design(M, len(X))
+        # In chunks: every decision expands to 2·channels + 1 model rows, so a whole log at once
+        # would hold that many copies of the feature table (a 326k-decision log took ~18 GB).
+        self._check_fitted()
+        n = len(X)
+        chunk = max(1, self.predict_chunk_rows // (2 * len(self.actions_) - 1))
+        parts = []
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            ctx = None if context is None else context.iloc[start:stop]
+            M = self.design_all_actions(X.iloc[start:stop], ctx)
+            parts.append(self.proba_from_design(M, stop - start))
+        if not parts:
+            return self.proba_from_design(self.design_all_actions(X, context), 0)
+        return {h: np.concatenate([p[h] for p in parts]) for h in parts[0]}
+
+    #: Model rows evaluated at once by :meth:`predict_proba` (bounds its memory: ~100 MB).
+    predict_chunk_rows = 130_000
 
     def proba_from_design(self, M: np.ndarray, n: int) -> dict[str, np.ndarray]:
         raw = {h: self.calibrators_[h].transform(self.boosters_[h].predict(M)).reshape(n, -1) for h in HEADS}
@@ -364,10 +381,17 @@ class ChannelModel(_LGBMBase):
     def combine(self, accept_rows: np.ndarray, success_rows: np.ndarray, leave_rows: np.ndarray) -> dict[str, np.ndarray]:
         """Marginal per-action probabilities from per-slot predictions (arrays ``(n, 2k+1)``)."""
         k = len(self.actions_) - 1
-        pa = np.concatenate([np.zeros((len(accept_rows), 1)), accept_rows[:, 1:k + 1]], axis=1)
+        # acceptance from the accepted-stage slots: they carry the real wait (the head ignores the stage)
+        pa = np.concatenate([np.zeros((len(accept_rows), 1)), accept_rows[:, k + 1:]], axis=1)
         out = {"accept": pa}
         for head, rows in (("success", success_rows), ("leave", leave_rows)):
             dis, accd = rows[:, 1:k + 1], rows[:, k + 1:]
+            if head == "success":
+                # Accepting help never makes success less likely than dismissing it. With the
+                # dismissed path blind to the wait, P(success | offer) = dis + P(accept)·(accd − dis)
+                # is then a constant plus a product of non-negative terms that never grow with the
+                # wait: a longer wait never raises it (property-tested).
+                accd = np.maximum(accd, dis)
             marg = pa[:, 1:] * accd + (1 - pa[:, 1:]) * dis
             out[head] = np.concatenate([rows[:, :1], marg], axis=1)
         return out
