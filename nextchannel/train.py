@@ -31,7 +31,7 @@ from nextchannel.errors import ConfigError, ValidationError
 from nextchannel.features import CATEGORICAL_FEATURES, features_many
 from nextchannel.modelset import ModelSet
 from nextchannel.models import ChannelModel, OfferModel, ValueModel
-from nextchannel.policy import PolicyConfig, eligibility_frame, greedy_many
+from nextchannel.policy import PolicyConfig, eligibility_frame, expected_values, greedy_many
 from nextchannel.profile import ProfileConfig
 
 __all__ = ["TrainConfig", "train", "logged_reward", "context_frame", "select_margin", "REQUIRED_DECISION_COLUMNS",
@@ -266,12 +266,12 @@ def train(events: pd.DataFrame, decisions: pd.DataFrame, customers: pd.DataFrame
            context=ctx, actions=policy.actions)
     bar.update()
     bar.set_postfix_str("value model")
-    teacher = ModelSet(cm, None, None, policy, profile_config)
     rng = np.random.default_rng(config.random_state)
     ctx_other = ctx.iloc[rng.permutation(len(ctx))].set_axis(ctx.index)
     X2 = pd.concat([X, X], ignore_index=True)
     C2 = pd.concat([ctx, ctx_other], ignore_index=True)
-    ev_teacher = teacher.channel_expected_values(X2, C2)
+    p = cm.predict_proba(X2, C2)
+    ev_teacher = expected_values(policy, p["accept"], p["success"], p["leave"])
     logger.info("distilling the value model (%d actions x %d trees) from %d rows", len(policy.actions),
                 config.value_n_estimators, len(X2))
     vm = ValueModel(n_estimators=config.value_n_estimators, num_leaves=config.value_num_leaves,
