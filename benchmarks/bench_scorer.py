@@ -44,7 +44,7 @@ from nextchannel.policy import choose, eligibility
 from nextchannel.profile import history_of, profile_one
 from nextchannel.scorer import Scorer, _dev_name, _lang_name
 from nextchannel.simulate import simulate
-from nextchannel.train import TrainConfig, context_frame, train
+from nextchannel.training import TrainConfig, context_frame, train
 
 
 def rss_mb() -> float:

@@ -4,7 +4,7 @@ Run:  .venv/bin/python benchmarks/eval_policy.py [--train-sessions 120000] [--te
                                                    [--worlds default,phone_costly,long_queues,mobile_heavy]
 
 For each world: simulate training logs (seed 1, logged by the simulator's exploring logging
-policy), train with :func:`nextchannel.train.train` on the logged, partial feedback only; then on a
+policy), train with :func:`nextchannel.training.train` on the logged, partial feedback only; then on a
 fresh simulation with seeds never used in training (1001, 1002) compute every policy's exact value
 from the oracle columns ``ev_<action>``:
 
@@ -38,7 +38,7 @@ from nextchannel.policy import PolicyConfig, eligibility
 from nextchannel.schema import DEVICES, LANGUAGES
 from nextchannel.scorer import Scorer
 from nextchannel.simulate import SimConfig, simulate
-from nextchannel.train import TrainConfig, context_frame, train
+from nextchannel.training import TrainConfig, context_frame, train
 
 TEST_SEEDS = (1001, 1002)
 

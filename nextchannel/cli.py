@@ -23,7 +23,7 @@ def _demo(args: argparse.Namespace) -> int:
     from nextchannel.policy import PolicyConfig
     from nextchannel.scorer import Scorer
     from nextchannel.simulate import SimConfig, simulate, summary
-    from nextchannel.train import TrainConfig, train
+    from nextchannel.training import TrainConfig, train
 
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
     res = simulate(args.sessions, seed=args.seed, config=cfg)
@@ -95,7 +95,7 @@ def _read_table(path: str | None) -> pd.DataFrame | None:
 def _train(args: argparse.Namespace) -> int:
     from nextchannel.policy import PolicyConfig
     from nextchannel.simulate import SimConfig, simulate
-    from nextchannel.train import TrainConfig, train
+    from nextchannel.training import TrainConfig, train
 
     tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(
         n_estimators=args.n_estimators, num_leaves=args.num_leaves, random_state=args.seed)

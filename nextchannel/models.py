@@ -552,7 +552,7 @@ class ValueModel(_LGBMBase):
     """Expected value of every action from features and channel context: one small regressor per action.
 
     The scorer decides from this model on every request. It is fitted to reproduce given expected
-    values (in :func:`nextchannel.train.train`: the channel model's, i.e. a distillation of the
+    values (in :func:`nextchannel.training.train`: the channel model's, i.e. a distillation of the
     funnel into ``n_actions`` compact models), because evaluating the channel model for a decision
     costs ``3·n_channels + 2`` model rows while this costs one row per action. A channel's value
     never rises with its own wait (monotone constraint on ``wait_<ch>_s``).

@@ -1,6 +1,6 @@
 """A trained model set: channel model + offer model + policy + the feature schema, and its bundle.
 
-Where it sits: training → **model set → bundle** → scorer. :func:`nextchannel.train.train` makes
+Where it sits: training → **model set → bundle** → scorer. :func:`nextchannel.training.train` makes
 one; :meth:`ModelSet.save` writes it as a bundle folder (manifest, LightGBM text models, JSON
 metadata and calibration; checksums; atomic) and :meth:`ModelSet.load` reads one back, refusing a
 bundle whose files are missing, corrupt, tampered with or made for another feature schema.

@@ -40,7 +40,7 @@ from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet
 from nextchannel.policy import Decision, choose, eligibility, eligibility_frame, greedy_many
 from nextchannel.profile import profile_into, profile_one
 from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION
-from nextchannel.train import context_frame
+from nextchannel.training import context_frame
 
 __all__ = ["Scorer", "decision_uniform"]
 

@@ -32,7 +32,7 @@ from nextchannel.profile import history_of
 from nextchannel.schema import EVENT_FIELDS, LANGUAGES
 from nextchannel.scorer import Scorer, decision_uniform
 from nextchannel.simulate import simulate
-from nextchannel.train import TrainConfig, train
+from nextchannel.training import TrainConfig, train
 
 TOL = 1e-9
 

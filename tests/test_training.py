@@ -1,4 +1,4 @@
-"""Tests of nextchannel.train: end-to-end training on a small simulation, configs, decision-log
+"""Tests of nextchannel.training: end-to-end training on a small simulation, configs, decision-log
 checks, the logged reward, the DR choice of the offer margin and byte-reproducible bundles."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from nextchannel.models import NoRandomisationWarning
 from nextchannel.modelset import ModelSet
 from nextchannel.policy import PolicyConfig, greedy_many
 from nextchannel.simulate import SimConfig, simulate
-from nextchannel.train import (
+from nextchannel.training import (
     MARGIN_GRID,
     REQUIRED_DECISION_COLUMNS,
     TrainConfig,
