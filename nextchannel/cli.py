@@ -47,7 +47,7 @@ def _demo(args: argparse.Namespace) -> int:
     policy = PolicyConfig.from_sim(cfg)
     tcfg = TrainConfig(n_estimators=args.trees, num_leaves=15)
     print(f"\n3. Training on the logged decisions only ({len(res.decisions):,} rows, {args.trees} trees per head) ...")
-    ms = train(res.events, res.decisions, res.customers, res.contacts, tcfg, policy=policy)
+    ms = train(decisions=res.decisions, events=res.events, customers=res.customers, contacts=res.contacts, config=tcfg, policy=policy)
     scorer = Scorer(ms)
     test = simulate(args.test_sessions, seed=args.seed + 1000, config=cfg)
     d = test.decisions
@@ -112,7 +112,7 @@ def _train(args: argparse.Namespace) -> int:
         events, decisions = _read_table(args.events), _read_table(args.decisions)
         customers, contacts = _read_table(args.customers), _read_table(args.contacts)
         policy = PolicyConfig.from_json(open(args.policy).read()) if args.policy else PolicyConfig()
-    ms = train(events, decisions, customers, contacts, tcfg, policy=policy, progress=True)
+    ms = train(decisions=decisions, events=events, customers=customers, contacts=contacts, config=tcfg, policy=policy, progress=True)
     path = ms.save(args.out, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.iterdir())
     print(f"trained on {ms.meta['rows']:,} decisions ({ms.meta['sessions']:,} sessions); offer margin "

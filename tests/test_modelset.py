@@ -33,8 +33,8 @@ def sim():
 
 @pytest.fixture(scope="module")
 def model_set(sim) -> ModelSet:
-    return train(sim.events, sim.decisions, sim.customers, sim.contacts,
-                 TrainConfig(n_estimators=20, offer_n_estimators=20))
+    return train(decisions=sim.decisions, events=sim.events, customers=sim.customers, contacts=sim.contacts,
+                 config=TrainConfig(n_estimators=20, offer_n_estimators=20, guard=False))
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,7 @@ def test_expected_values_formula():
 
 @pytest.mark.parametrize("kw,match", [
     (dict(value_success=-1), "value_success must be a finite number >= 0, got -1"),
-    (dict(channel_cost={"pigeon": 1.0}), "channel_cost key must be a channel of"),
+    (dict(channel_cost={"pigeon": 1.0}), "channel_cost keys must be channels of"),
     (dict(wait_limit_s={"chat": float("nan")}), r"wait_limit_s\['chat'\] must be a finite number"),
     (dict(unsuitable_devices={"phone": ["fridge"]}), r"unsuitable_devices\['phone'\] must be a list of devices"),
     (dict(exploration="greedy"), "exploration must be one of"),

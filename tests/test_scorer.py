@@ -519,8 +519,8 @@ def two_bundles(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
     paths = []
     for name, seed, rs in (("a", 21, 0), ("b", 22, 1)):
         s = simulate(1500, seed=seed)
-        ms = train(s.events, s.decisions, s.customers, s.contacts,
-                   TrainConfig(n_estimators=10, offer_n_estimators=10, value_n_estimators=10, random_state=rs))
+        ms = train(decisions=s.decisions, events=s.events, customers=s.customers, contacts=s.contacts,
+                   config=TrainConfig(n_estimators=10, offer_n_estimators=10, value_n_estimators=10, random_state=rs, guard=False))
         paths.append(ms.save(root / name))
     return paths[0], paths[1]
 
