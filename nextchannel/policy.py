@@ -321,7 +321,8 @@ def expected_values(cfg: PolicyConfig, p_accept: np.ndarray, p_success: np.ndarr
             - cfg.leave_cost * p_leave)
 
 
-def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float) -> tuple[int, float, np.ndarray]:
+def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float,
+           fixed: int | None = None) -> tuple[int, float, np.ndarray]:
     """Pick an action index from expected values, with its exact probability.
 
     Parameters
@@ -332,6 +333,10 @@ def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float) ->
         ``none`` must be eligible.
     u : float in [0, 1)
         A uniform random number (the caller owns the generator, so decisions are reproducible).
+    fixed : int, optional
+        A constant policy's action (a bundle whose guard fell back): the greedy action is that
+        action where eligible, else ``none``; softmax exploration then weighs it by
+        ``exp(1 / temperature)`` against 1 for every other eligible action.
 
     Returns
     -------
@@ -339,11 +344,16 @@ def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float) ->
     """
     n = len(ev)
     eligible = np.asarray(eligible, dtype=bool)
-    gain = np.where(eligible, ev - ev[0], -np.inf)
-    gain[0] = cfg.offer_margin
-    # greedy: the best eligible channel if it beats none by the margin (ties: catalogue order)
-    best = int(np.argmax(gain))
-    greedy = best if best != 0 and gain[best] > cfg.offer_margin else 0
+    if fixed is None:
+        gain = np.where(eligible, ev - ev[0], -np.inf)
+        gain[0] = cfg.offer_margin
+        # greedy: the best eligible channel if it beats none by the margin (ties: catalogue order)
+        best = int(np.argmax(gain))
+        greedy = best if best != 0 and gain[best] > cfg.offer_margin else 0
+    else:
+        greedy = fixed if eligible[fixed] else 0
+        gain = np.where(eligible, 0.0, -np.inf)
+        gain[greedy] = 1.0
     if cfg.exploration == "none":
         probs = np.zeros(n)
         probs[greedy] = 1.0
@@ -389,8 +399,11 @@ def eligibility_many(cfg: PolicyConfig, *, device: np.ndarray, language: np.ndar
     return np.column_stack([np.ones(n, dtype=bool), ok])
 
 
-def greedy_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, margin: float | None = None) -> np.ndarray:
+def greedy_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, margin: float | None = None,
+                fixed: int | None = None) -> np.ndarray:
     """Greedy action index per row (the :func:`choose` rule without exploration), vectorised."""
+    if fixed is not None:
+        return np.where(eligible[:, fixed], fixed, 0)
     m = cfg.offer_margin if margin is None else margin
     gain = np.where(eligible[:, 1:], ev[:, 1:] - ev[:, :1], -np.inf)
     best = 1 + np.argmax(gain, axis=1)
