@@ -127,6 +127,12 @@ def _verify(args: argparse.Namespace) -> int:
     for p in problems:
         print(p)
     print("ok" if not problems else f"{len(problems)} problem(s)")
+    if not problems:
+        from nextchannel.bundle import read_bundle
+        from nextchannel.modelset import evaluation_lines
+
+        for line in evaluation_lines(read_bundle(args.path).manifest.get("evaluation") or {}):
+            print(line)
     return 0 if not problems else 1
 
 

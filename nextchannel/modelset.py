@@ -55,7 +55,7 @@ from nextchannel.models import (
 from nextchannel.policy import PolicyConfig, expected_values
 from nextchannel.profile import ProfileConfig
 
-__all__ = ["ModelSet", "DEFAULT_BUNDLE", "value_file_names", "guard_phrase"]
+__all__ = ["ModelSet", "DEFAULT_BUNDLE", "value_file_names", "guard_phrase", "evaluation_lines"]
 
 def _default_bundle() -> Path:
     """``models/default`` of the source tree, or its copy installed as package data."""
@@ -84,6 +84,40 @@ def value_file_names(actions: tuple[str, ...]) -> list[str]:
     if all(_PLAIN_FILE.fullmatch(a) for a in actions) and len({a.lower() for a in actions}) == len(actions):
         return [f"value_{a}.txt" for a in actions]
     return [f"value_{i}.txt" for i in range(len(actions))]
+
+
+def evaluation_lines(evaluation: Mapping[str, Any]) -> list[str]:
+    """The manifest's ``evaluation`` figures in words (what ``nextchannel verify`` prints).
+
+    Examples
+    --------
+    >>> g = {"folds": 3, "rows": 900, "values": {"learned": {"value": 0.5, "low": 0.4, "high": 0.6},
+    ...      "none": {"value": 0.0, "low": -0.1, "high": 0.1}}, "best_constant": "none",
+    ...      "learned_minus_best_constant": {"difference": 0.5, "low": 0.38, "high": 0.62},
+    ...      "verdict": "better", "decision": "learned"}
+    >>> for line in evaluation_lines({"guard": g}):
+    ...     print(line)
+    guard: cross-fitted DR on 900 logged decisions (3 folds), value per decision with 95% interval
+      learned policy         0.5 [0.4, 0.6]
+      always 'none'          0 [-0.1, 0.1]
+      learned - best constant ('none'): 0.5 [0.38, 0.62] -> better
+      the bundle decides with: the learned policy
+    """
+    g = evaluation.get("guard") if isinstance(evaluation, Mapping) else None
+    if not isinstance(g, Mapping):
+        return ["evaluation: no guard figures in this bundle"]
+    lines = [f"guard: cross-fitted DR on {g.get('rows', '?')} logged decisions ({g.get('folds', '?')} folds), "
+             "value per decision with 95% interval"]
+    values = dict(g.get("values", {}))
+    for name, v in sorted(values.items(), key=lambda kv: kv[0] != "learned"):
+        label = "learned policy" if name == "learned" else f"always {name!r}"
+        lines.append(f"  {label:<22} {v['value']:.4g} [{v['low']:.4g}, {v['high']:.4g}]")
+    d = g.get("learned_minus_best_constant", {})
+    lines.append(f"  learned - best constant ({g.get('best_constant')!r}): {d.get('difference', float('nan')):.4g} "
+                 f"[{d.get('low', float('nan')):.4g}, {d.get('high', float('nan')):.4g}] -> {g.get('verdict')}")
+    lines.append("  the bundle decides with: " + ("the learned policy" if g.get("decision") == "learned"
+                                                  else f"always {g.get('best_constant')!r}"))
+    return lines
 
 
 def guard_phrase(action: str) -> str:
