@@ -144,7 +144,7 @@ class ColumnSpec:
             x = np.array([self.encode(v) for v in s.astype(object).to_numpy()], dtype=float)
         bad = np.isinf(x)
         if bad.any():
-            raise ValidationError(f"feature {self.name!r} must be finite or missing, got {x[bad][0]!r} at row "
+            raise ValidationError(f"feature {self.name!r} must be finite or missing, got {float(x[bad][0])!r} at row "
                                   f"{s.index[np.flatnonzero(bad)[0]]!r}")
         return x
 
