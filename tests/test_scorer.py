@@ -638,29 +638,14 @@ def test_importing_the_scorer_stays_light():
 # Bundles on the user's own features: decide_one(dict) == decide_many(frame), reasons in their names
 # ---------------------------------------------------------------------------------------------
 OWN_NAMES = ("plan: type", "visits, 30 d", "stage", "région")
-OWN_CHANNELS = ("Spring E-Mail", "WhatsApp")
-
-
-def _own_log(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame({
-        "plan: type": pd.Categorical(rng.choice(["basic", "gold", "silver"], n)),
-        "visits, 30 d": rng.poisson(3, n).astype(float),
-        "stage": rng.random(n) < 0.5,
-        "région": rng.choice(np.array(["nord", "süd", None], dtype=object), n),
-    })
-    action = rng.choice(["none", *OWN_CHANNELS], n)
-    mail = np.where(X["plan: type"] == "gold", 1.0, -0.5)
-    chat = np.where(X["stage"], 0.8, -0.3) + 0.05 * X["visits, 30 d"]
-    r = np.where(action == OWN_CHANNELS[0], mail, np.where(action == OWN_CHANNELS[1], chat, 0.0))
-    return pd.DataFrame({"action": action, "propensity": 1 / 3, "reward": r + rng.normal(0, 0.3, n)}), X
+from conftest import OWN_CHANNELS, own_world  # noqa: E402  (the shared own-data world)
 
 
 @pytest.fixture(scope="module")
 def own_scorer(tmp_path_factory) -> Scorer:
     from nextchannel.policy import PolicyConfig
 
-    d, X = _own_log(2500, seed=5)
+    d, X = own_world(2500, seed=5)
     ms = train(d, features=X, policy=PolicyConfig(channels=list(OWN_CHANNELS), wait_limit_s={"WhatsApp": 600.0}),
                config=TrainConfig(n_estimators=30, offer_n_estimators=15, value_n_estimators=20, guard=False))
     return Scorer(ModelSet.load(ms.save(tmp_path_factory.mktemp("own") / "b")), reasons="all")
@@ -715,7 +700,7 @@ def test_own_decisions_feed_facts_compare_and_report(own_scorer, tmp_path):
     from nextchannel.facts import policy_facts
     from nextchannel.report import write_report
 
-    d, X = _own_log(600, seed=6)
+    d, X = own_world(600, seed=6)
     out = own_scorer.decide_many(X)
     f = policy_facts(out)
     assert f.n_decision_points == 600 and f.top_reasons is not None
