@@ -44,6 +44,8 @@ _EXPORTS: dict[str, str] = {
     "expected_calibration_error": "diagnostics",
     "compare": "evaluate", "Comparison": "evaluate", "policy_value_true": "evaluate", "normalised_value": "evaluate",
     "policy_facts": "facts", "PolicyFacts": "facts", "write_report": "report", "report_from_files": "report",
+    # data
+    "load_online_shoppers": "datasets",
 }
 
 __all__ = ["__version__", *_EXPORTS]
