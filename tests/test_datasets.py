@@ -105,6 +105,18 @@ def test_public_name_in_the_package_map() -> None:
     assert "load_online_shoppers" in nextchannel.__all__
 
 
+def test_nothing_reads_shared_data_outside_the_repo() -> None:
+    """The code stands alone: no module, test or notebook points at a shared folder beside the repo."""
+    offenders = []
+    for p in [*ROOT.joinpath("nextchannel").rglob("*.py"), *ROOT.joinpath("tests").rglob("*.py"),
+              *ROOT.joinpath("benchmarks").rglob("*.py"),
+              *ROOT.joinpath("notebooks").glob("*.ipynb")]:
+        text = p.read_text("utf-8")
+        if "shared/data" in text.replace("\\", "/") and p.name != Path(__file__).name:
+            offenders.append(str(p.relative_to(ROOT)))
+    assert offenders == []
+
+
 def test_a_built_wheel_ships_the_data_and_a_plain_install_loads_it(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
