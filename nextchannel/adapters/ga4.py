@@ -63,6 +63,7 @@ from nextchannel.adapters.mapping import (
     referrer_of,
     require_columns,
     text,
+    texts,
     _maybe_json,
 )
 from nextchannel.adapters.mapping import resolve_event_map
@@ -223,10 +224,10 @@ def events_from_ga4(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
     p = _params(frame, ("ga_session_id", "ga_session_number", "page_location", "engagement_time_msec",
                         "percent_scrolled", "value", "search_results", "n_results", "form_field", "field",
                         "field_name", "medium"))
-    name = frame["event_name"].map(text)
+    name = texts(frame["event_name"])
     etype = name.map(lambda x: emap.get(x) if x is not None else None)
-    user = frame["user_pseudo_id"].map(text)
-    sess = p["ga_session_id"].map(text)
+    user = texts(frame["user_pseudo_id"])
+    sess = texts(p["ga_session_id"])
     sid = [f"{u}:{s}" if u is not None and s is not None else None for u, s in zip(user, sess)]
     pages, kinds, n_default = page_fields(p["page_location"].where(etype == "page_view", None), page_rules,
                                           default_page_type)
@@ -261,13 +262,13 @@ def events_from_ga4(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
         "direction": np.where(is_scroll, "down", None),
         "value": value,
         "n_results": n_results,
-        "field": field.map(text),
+        "field": texts(field),
         "device": [device_of(c) for c in (column(frame, "device.category") if column(frame, "device.category")
                                           is not None else [None] * n)],
         "language": [language_of(x) for x in (column(frame, "device.language")
                                               if column(frame, "device.language") is not None else [None] * n)],
         "referrer": medium.map(referrer_of),
-        "customer_id": (column(frame, "user_id").map(text) if column(frame, "user_id") is not None else None),
+        "customer_id": (texts(column(frame, "user_id")) if column(frame, "user_id") is not None else None),
         "returning": np.where(np.isfinite(session_number), session_number > 1, None),
         "engagement_s": number(p["engagement_time_msec"]) / 1000.0,
     })

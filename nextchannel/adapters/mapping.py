@@ -83,13 +83,17 @@ _RULE_CACHE: dict[tuple[tuple[str, str], ...], tuple[tuple[str, re.Pattern[str]]
 
 
 def _compiled(rules: Sequence[tuple[str, str]] | None) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    key = tuple(DEFAULT_PAGE_RULES if rules is None else (tuple(r) for r in rules))  # type: ignore[misc]
+    if rules is None:
+        rules = DEFAULT_PAGE_RULES
+    if isinstance(rules, (str, bytes)) or not isinstance(rules, Sequence):
+        raise ConfigError(f"page_rules must be a sequence of (page_type, regex) pairs, got {type(rules).__name__}")
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, (tuple, list)) or len(rule) != 2 or not all(isinstance(x, str) for x in rule):
+            raise ConfigError(f"page_rules[{i}] must be a (page_type, regex) pair of strings, got {rule!r}")
+    key = tuple((r[0], r[1]) for r in rules)
     if key not in _RULE_CACHE:
         out = []
-        for i, rule in enumerate(key):
-            if len(rule) != 2 or not isinstance(rule[0], str) or not isinstance(rule[1], str):
-                raise ConfigError(f"page_rules[{i}] must be a (page_type, regex) pair of strings, got {rule!r}")
-            page_type, pattern = rule
+        for i, (page_type, pattern) in enumerate(key):
             if page_type not in PAGE_TYPES:
                 raise ConfigError(f"page_rules[{i}] page type must be one of {list(PAGE_TYPES)}, got {page_type!r}")
             try:
@@ -366,6 +370,11 @@ def text(v: Any) -> str | None:
     return None
 
 
+def texts(s: pd.Series) -> pd.Series:
+    """:func:`text` of each value, as an object Series (None for missing; never the string "nan")."""
+    return pd.Series([text(v) for v in s.to_numpy(dtype=object)], index=s.index, dtype=object)
+
+
 def iso_seconds(s: pd.Series | None, n: int) -> np.ndarray:
     """Epoch seconds of ISO-8601 / ``YYYY-MM-DD hh:mm:ss.sss`` timestamps (UTC unless an offset is given)."""
     if s is None:
@@ -402,7 +411,8 @@ class AdapterReport:
     mapped : dict
         Events written per nextchannel type that came straight from a source event.
     derived : dict
-        Events written that the adapter derived (``session_start`` per session, ``idle`` from
+        Events written that the adapter derived (``session_start`` per session, and again when a
+        customer id first appears in it, e.g. at a login; ``idle`` from
         engagement or heartbeat gaps, ``scroll`` from page-ping offsets).
     dropped : dict
         Rows not written, per reason: ``no_timestamp``, ``no_session_id``, ``duplicate`` (an event id seen
@@ -556,6 +566,8 @@ def assemble(norm: pd.DataFrame, *, source: str, n_rows: int, no_equivalent: Ite
         ctx: dict[str, Any] = {}
         for c in _CONTEXT:
             ctx[c] = next((col[c][r] for r in rows if not _missing(col[c][r])), None)
+        # A customer id is known from the event that carries it (a login), not before: point in time.
+        ctx["customer_id"] = None if _missing(col["customer_id"][rows[0]]) else text(col["customer_id"][rows[0]])
         if ctx["device"] is None:
             ctx["device"] = default_device
             defaults["device_default"] += 1
@@ -568,6 +580,11 @@ def assemble(norm: pd.DataFrame, *, source: str, n_rows: int, no_equivalent: Ite
         last_y = 0.0
         for r in rows:
             t, etype, name = float(ts[r]), types[r], names[r]
+            cid = text(col["customer_id"][r])
+            if cid is not None and cid != ctx["customer_id"]:
+                ctx["customer_id"] = cid
+                out.append({"session_id": session, "ts": t, "type": "session_start", "source_event": name, **ctx})
+                derived["session_start"] += 1
             # derived: idle that ended at this row
             if idle_from == "engagement":
                 eng = _float(col["engagement_s"][r])
@@ -593,7 +610,7 @@ def assemble(norm: pd.DataFrame, *, source: str, n_rows: int, no_equivalent: Ite
                         derived["scroll"] += 1
                     last_y = y
             if not isinstance(etype, str):
-                (noeq if name in no_equivalent else unknown)[name] += 1
+                (noeq if name in no_equivalent else unknown)[name or "(no name)"] += 1
                 continue
             ev: dict[str, Any] = {"session_id": session, "ts": t, "type": etype, "source_event": name}
             if etype == "page_view":
@@ -641,8 +658,9 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     for c in ("ts", "depth", "duration_s", "value", "n_results", "utc_offset_s"):
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
+    numeric = {"ts", "depth", "duration_s", "value", "n_results", "utc_offset_s"}
     for c in frame.columns:
-        if frame[c].dtype != float:
+        if c not in numeric:
             frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
     return frame
 

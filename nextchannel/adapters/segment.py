@@ -66,6 +66,7 @@ from nextchannel.adapters.mapping import (
     require_columns,
     resolve_event_map,
     text,
+    texts,
     utc_offset_of,
 )
 from nextchannel.errors import ConfigError
@@ -157,9 +158,9 @@ def events_from_segment(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
         return first_of(frame, *paths)
 
     ts = first_time(frame, ("timestamp", "originalTimestamp", "receivedAt"))
-    mtype = col("type").map(text)
+    mtype = texts(col("type"))
     names: list[str | None] = []
-    for t, e in zip(mtype, col("event").map(text)):
+    for t, e in zip(mtype, texts(col("event"))):
         raw = e if t == "track" else t
         names.append(by_key.get(_key(raw), raw) if raw is not None else None)
     etype = pd.Series([emap.get(x) if x is not None else None for x in names], index=frame.index, dtype=object)
@@ -167,9 +168,9 @@ def events_from_segment(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
     pages, kinds, n_default = page_fields(url.where(etype == "page_view", None), page_rules, default_page_type)
 
     # Sessions: the source's key where it has one, else inactivity gaps per visitor.
-    visitor = col("anonymousId").map(text)
-    visitor = visitor.where(visitor.notna(), col("userId").map(text))
-    key = col("context.sessionId", "properties.session_id", "properties.sessionId").map(text)
+    visitor = texts(col("anonymousId"))
+    visitor = visitor.where(visitor.notna(), texts(col("userId")))
+    key = texts(col("context.sessionId", "properties.session_id", "properties.sessionId"))
     sid = np.array([f"{v}:{k}" if v is not None and k is not None else None for v, k in zip(visitor, key)],
                    dtype=object)
     need = np.flatnonzero(np.array([s is None and v is not None for s, v in zip(sid, visitor)]) & np.isfinite(ts))
@@ -199,16 +200,16 @@ def events_from_segment(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
         "ts": ts,
         "name": names,
         "type": etype,
-        "event_id": col("messageId").map(text),
+        "event_id": texts(col("messageId")),
         "page": pages,
         "page_type": kinds,
         "value": value,
         "n_results": number(col("properties.n_results", "properties.results")),
-        "field": col("properties.field", "properties.field_name").map(text),
+        "field": texts(col("properties.field", "properties.field_name")),
         "device": [device_of(c, ua) for c, ua in zip(col("context.device.type"), col("context.userAgent"))],
         "language": col("context.locale").map(language_of),
         "referrer": medium.where(medium.notna(), pd.Series(from_url, index=frame.index, dtype=object)),
-        "customer_id": col("userId").map(text),
+        "customer_id": texts(col("userId")),
         "utc_offset_s": [utc_offset_of(z, t) for z, t in zip(col("context.timezone"), ts)],
     })
     return assemble(norm, source="segment", n_rows=n, no_equivalent=no_eq, default_device=default_device,

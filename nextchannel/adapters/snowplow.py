@@ -67,6 +67,7 @@ from nextchannel.adapters.mapping import (
     require_columns,
     resolve_event_map,
     text,
+    texts,
     utc_offset_of,
 )
 
@@ -186,7 +187,7 @@ def events_from_snowplow(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
 
     ts = first_time(frame, _TS_COLUMNS)
     un_names, payloads = _unstruct(frame, [*emap, *no_eq])
-    event, event_name, se_action = col("event").map(text), col("event_name").map(text), col("se_action").map(text)
+    event, event_name, se_action = texts(col("event")), texts(col("event_name")), texts(col("se_action"))
     names: list[str | None] = []
     for i in range(n):
         if event.iloc[i] == "struct":
@@ -223,11 +224,11 @@ def events_from_snowplow(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
     sidx = number(col("domain_sessionidx"))
     tz = col("os_timezone")
     norm = pd.DataFrame({
-        "session_id": col("domain_sessionid").map(text),
+        "session_id": texts(col("domain_sessionid")),
         "ts": ts,
         "name": names,
         "type": etype,
-        "event_id": col("event_id").map(text),
+        "event_id": texts(col("event_id")),
         "page": pages,
         "page_type": kinds,
         "value": value,
@@ -236,7 +237,7 @@ def events_from_snowplow(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
         "device": device,
         "language": col("br_lang").map(language_of),
         "referrer": referrer,
-        "customer_id": col("user_id").map(text),
+        "customer_id": texts(col("user_id")),
         "returning": np.where(np.isfinite(sidx), sidx > 1, None),
         "utc_offset_s": [utc_offset_of(z, t) for z, t in zip(tz, ts)],
         "yoffset_max": number(col("pp_yoffset_max")),
