@@ -411,7 +411,7 @@ def guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFrame
     codes = pd.Index(policy.actions).get_indexer(decisions["action"])
     prop = decisions["propensity"].to_numpy(dtype=float)
     learned = _onehot(greedy_many(policy, q, elig), k)
-    constants = {a: _onehot(np.where(elig[:, j], j, 0), k) for j, a in enumerate(policy.actions)}
+    constants = {a: _onehot(greedy_many(policy, q, elig, fixed=j), k) for j, a in enumerate(policy.actions)}
     values = {}
     for name, target in (("learned", learned), *constants.items()):
         e = dr(reward, codes, prop, target, q, ci=0.95, ci_method="normal")
@@ -425,6 +425,27 @@ def guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFrame
             "learned_minus_best_constant": {"difference": round(c.difference, 6), "low": round(c.low, 6),
                                             "high": round(c.high, 6)},
             "verdict": c.verdict, "learned_offer_rate": round(float((learned[:, 0] == 0).mean()), 6)}
+
+
+class _NoBar:
+    """Stands in for a tqdm bar when no progress is shown (tqdm.auto then need not be imported)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(progress: bool) -> Any:
+    if not progress:
+        return _NoBar()
+    from tqdm.auto import tqdm  # only when asked: in a notebook without ipywidgets tqdm.auto warns on import
+
+    return tqdm(total=5, desc="train", unit="stage")
 
 
 def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features: pd.DataFrame | None = None,
@@ -484,8 +505,6 @@ def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features:
     >>> ms.actions, ms.feature_spec.names, ms.evaluation["guard"]["verdict"]
     (('none', 'Spring E-Mail'), ('plan', 'visits (30 d)'), 'better')
     """
-    from tqdm.auto import tqdm  # training only: the scorer imports this module for context_frame
-
     config = config or TrainConfig()
     policy = policy or PolicyConfig()
     profile_config = profile_config or ProfileConfig(channels=policy.channels)
@@ -500,7 +519,7 @@ def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features:
     if unused:
         logger.info("decisions columns not used for training (features come from features= and events=): %s",
                     unused[:20])
-    bar = tqdm(total=5, desc="train", unit="stage", disable=not progress)
+    bar = _progress_bar(progress)
     bar.set_postfix_str("features")
     X, spec, cats = _design(decisions, events, features, customers, contacts, profile_config)
     ctx = context_frame(decisions, policy.channels)
