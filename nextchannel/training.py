@@ -52,7 +52,7 @@ from nextchannel.models import ChannelModel, OfferModel, RewardModel, ValueModel
 from nextchannel.policy import PolicyConfig, eligibility_frame, expected_values, greedy_many
 from nextchannel.profile import ProfileConfig
 
-__all__ = ["TrainConfig", "train", "logged_reward", "context_frame", "select_margin", "guard_evaluation",
+__all__ = ["TrainConfig", "train", "logged_reward", "context_frame", "select_margin",
            "REQUIRED_DECISION_COLUMNS", "KNOWN_DECISION_COLUMNS", "MARGIN_GRID"]
 
 #: Offer margins tried by :func:`select_margin` (in the unit of the business values).
@@ -389,7 +389,7 @@ def _onehot(a: np.ndarray, k: int) -> np.ndarray:
     return m
 
 
-def guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFrame, reward: np.ndarray,
+def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFrame, reward: np.ndarray,
                      teacher: _Teacher, policy: PolicyConfig, folds: int, seed: int) -> dict[str, Any]:
     """Cross-fitted DR values (95% intervals) of the learned policy, ``none`` and every constant action.
 
@@ -532,7 +532,7 @@ def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features:
     constant_action = None
     if config.guard is not False:
         logger.info("guard: cross-fitting on %d folds", config.guard_folds)
-        g = guard_evaluation(X, ctx, decisions, reward, teacher, policy, config.guard_folds, config.random_state)
+        g = _guard_evaluation(X, ctx, decisions, reward, teacher, policy, config.guard_folds, config.random_state)
         keep = g["verdict"] == "better"
         g["decision"] = "learned" if keep or config.guard == "warn" else "constant"
         evaluation["guard"] = g
