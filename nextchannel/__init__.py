@@ -21,16 +21,19 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # errors
     "NextChannelError": "errors", "ValidationError": "errors", "ConfigError": "errors", "BundleError": "errors",
+    "NextChannelWarning": "errors", "ConstantModelWarning": "errors", "PersonalisationNotBetterWarning": "errors",
     # vocabulary
     "Channel": "schema", "ChannelCatalogue": "schema", "validate_event": "schema", "validate_events": "schema",
     # features and profiles
     "SessionState": "features", "features_many": "features", "feature_names": "features",
+    "FeatureSpec": "featurespec",
     "ProfileConfig": "profile", "profile_one": "profile", "profiles_many": "profile", "history_of": "profile",
     "validate_contacts": "profile",
     # simulator
     "SimConfig": "simulate", "ChannelSim": "simulate", "SimResult": "simulate", "simulate": "simulate",
     # learners, training, model sets, scorer
-    "ChannelModel": "models", "OfferModel": "models", "NoRandomisationWarning": "models",
+    "ChannelModel": "models", "OfferModel": "models", "ValueModel": "models", "RewardModel": "models",
+    "NoRandomisationWarning": "models",
     "TrainConfig": "training", "train": "training", "ModelSet": "modelset", "Scorer": "scorer",
     # policy and decision
     "PolicyConfig": "policy", "Decision": "policy",

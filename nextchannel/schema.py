@@ -129,6 +129,10 @@ def code_of(values: tuple[str, ...], value: Any, default: int = -1) -> int:
 # ---------------------------------------------------------------------------------------------
 # Channels
 # ---------------------------------------------------------------------------------------------
+#: Channels the library knows as live (a queue, real-time talk): the default of ``Channel.live``.
+_LIVE_CHANNELS = frozenset({"chat", "callback", "phone"})
+
+
 @dataclass(frozen=True)
 class Channel:
     """One service channel an offer can point to.
@@ -142,14 +146,14 @@ class Channel:
         per-request context keys (``open_<name>``, ``wait_<name>_s``).
     human : bool, default True
         Whether a person answers (chat, callback, phone, messaging, email) or not (self-service).
-    live : bool, default False
-        Whether the visitor talks in real time (chat, phone, callback) and so waits in a queue.
-        A channel the library does not know is not live unless said.
+    live : bool, optional
+        Whether the visitor talks in real time and so waits in a queue. Default: True for the
+        library's live channels (chat, callback, phone), False for any other name unless said.
 
     Examples
     --------
-    >>> Channel("Spring E-Mail").live
-    False
+    >>> Channel("Spring E-Mail").live, Channel("chat").live
+    (False, True)
     >>> Channel("a|b")
     Traceback (most recent call last):
     ...
@@ -158,7 +162,7 @@ class Channel:
 
     name: str
     human: bool = True
-    live: bool = False
+    live: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or len(self.name) > 100 or "|" in self.name \
@@ -167,6 +171,8 @@ class Channel:
                               f"characters, '|' or surrounding spaces, got {self.name!r}")
         if self.name == NONE_ACTION:
             raise ConfigError(f"channel name {NONE_ACTION!r} is reserved for 'no offer'")
+        if self.live is None:
+            object.__setattr__(self, "live", self.name in _LIVE_CHANNELS)
         for flag in ("human", "live"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} of channel {self.name!r} must be True or False, got {getattr(self, flag)!r}")

@@ -9,6 +9,13 @@ into a preallocated buffer, the models through LightGBM's single-row C API
 use the same definitions (features, value model, :func:`~nextchannel.policy.eligibility`,
 :func:`~nextchannel.policy.choose`), and tests hold them equal row by row.
 
+Own data. A bundle trained on the user's own columns (``train(..., features=...)``) carries their
+:class:`~nextchannel.featurespec.FeatureSpec`; the row is then [built-in session and profile
+features, if the bundle uses them] [the user's columns, encoded by the spec] [channel context], and
+``decide_one`` takes the user's columns as a dict (``features=``, or the first argument when the
+bundle uses no web features), ``decide_many`` as a frame. A bundle whose guard fell back to a
+constant action decides with it wherever it is eligible, saying so in the reasons.
+
 Randomness. With exploration switched on, the uniform number behind each choice is derived from
 ``(seed, session_id, ts)`` by a hash, so a decision is reproducible, ``decide_many`` equals
 ``decide_one``, and the logged ``propensity`` is the exact probability of the logged action.

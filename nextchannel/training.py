@@ -516,7 +516,7 @@ def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features:
     unused = [c for c in decisions.columns if c not in KNOWN_DECISION_COLUMNS and c not in ctx_cols]
     if outcome == "funnel" and "reward" in decisions.columns:
         unused.append("reward")
-    if unused:
+    if unused:  # recorded in the model set's training facts (the manifest), and logged
         logger.info("decisions columns not used for training (features come from features= and events=): %s",
                     unused[:20])
     bar = _progress_bar(progress)
@@ -616,5 +616,7 @@ def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features:
         meta["accept_rate"] = float(decisions["accepted"].to_numpy(dtype=bool)[offered].mean()) if offered.any() else 0.0
     if features is not None:
         meta["own_features"] = list(spec.names)
+    if unused:
+        meta["unused_decision_columns"] = [str(c) for c in unused]
     return ModelSet(cm, vm, om, policy, profile_config, meta=meta, evaluation=evaluation, feature_spec=spec,
                     constant_action=constant_action)
