@@ -441,7 +441,7 @@ def test_guard_on_web_funnel_logs(sim):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PersonalisationNotBetterWarning)
         ms = train(decisions=sim.decisions, events=sim.events,
-                   config=dataclasses.replace(CFG, guard=True, tune_margin=False))
+                   config=dataclasses.replace(CFG, guard=True, tune_margin=False, n_estimators=5, offer_n_estimators=5))
     g = ms.evaluation["guard"]
     assert set(g["values"]) == {"learned", *ms.actions} and g["folds"] == 3 and g["rows"] == len(sim.decisions)
     assert (ms.constant_action is None) == (g["verdict"] == "better")
