@@ -10,7 +10,7 @@ Run:  flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/eval_own_dat
    funnel columns. Train with ``train(decisions, features=...)`` (default settings, guard on). On
    a fresh simulation (seed + 1000) compute exact values from the oracle columns ``ev_<action>``:
    the learned policy, the best constant action (the constant with the highest true value, taken
-   where open), never offering, the full-information learner (the same features and tree budget
+   where eligible), never offering, the full-information learner (the same features and tree budget
    trained on every action's true expected reward — which no real log has), and the oracle.
    Also with ``reward_model="pooled"``. **Guard false-fallback rate**: how often the guard fell
    back to a constant on these worlds, where personalisation pays (goal 0 of 5).
@@ -18,6 +18,8 @@ Run:  flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/eval_own_dat
    reward replaced by ``f(x) + effect(action) + noise`` — a baseline that depends on the features,
    plus an effect per action that does not. **Guard false-keep rate**: how often the guard kept the
    learned policy (goal 0 of 5).
+   **Shrinkage** toward the best constant: the learned policy leaves the constant only where its
+   estimated gain over it exceeds a margin (in reward standard deviations); true value per margin.
 3. **Speed**: time to train on ``--timing-rows`` decisions with 20 own features (guard on), and
    ``Scorer.decide_many`` rows/s on them.
 4. **Online Shoppers** (the real data shipped in ``nextchannel.datasets``): the AUC of the offer
@@ -43,7 +45,7 @@ import pandas as pd
 
 from nextchannel.errors import PersonalisationNotBetterWarning
 from nextchannel.features import features_many
-from nextchannel.policy import PolicyConfig
+from nextchannel.policy import PolicyConfig, eligibility_frame
 from nextchannel.schema import DEVICES, PAGE_TYPES
 from nextchannel.scorer import Scorer
 from nextchannel.simulate import SimConfig, simulate
@@ -76,12 +78,18 @@ def own_log(n_sessions: int, seed: int, cfg: SimConfig) -> tuple[pd.DataFrame, p
     return log.set_axis(own.index), own, ev.set_axis(own.index)
 
 
+#: Shrinkage margins tried (in reward standard deviations).
+SHRINK_GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5)
+
+
 def _true_value(actions: np.ndarray, ev: np.ndarray) -> float:
     return float(ev[np.arange(len(ev)), actions].mean())
 
 
 def _open(log: pd.DataFrame, pol: PolicyConfig) -> np.ndarray:
-    return np.column_stack([np.ones(len(log), bool)] + [log[f"open_{c}"].to_numpy(dtype=bool) for c in pol.channels.names])
+    """The actions the policy may take per decision (open, wait under the limit, language served): the
+    same rule for every policy compared, as the scorer applies it to an own-data bundle."""
+    return eligibility_frame(pol, pd.DataFrame(index=log.index), context_frame(log, pol.channels))
 
 
 def full_information(X: pd.DataFrame, ev: pd.DataFrame, Xt: pd.DataFrame, pol: PolicyConfig, trees: int) -> np.ndarray:
@@ -113,7 +121,17 @@ def one_seed(seed: int, args: argparse.Namespace, cfg: SimConfig, tcfg: TrainCon
         learned = Scorer(ms.__class__(ms.channel_model, ms.value_model, ms.offer_model, ms.policy, ms.profile_config,
                                       feature_spec=ms.feature_spec), n_reasons=0).decide_many(tlog, features=Xt)
         a_learned = pd.Index(pol.actions).get_indexer(learned["action"])
+        # shrinkage toward the guard's best constant c: leave c only where the learned gain over it
+        # exceeds delta (in units of the reward's standard deviation); delta 0 is the learned policy
+        evt_hat = ms.expected_values(ms.feature_spec.transform(Xt), context_frame(tlog, pol.channels))
+        c = pol.actions.index(g["best_constant"])
+        sd = float(log["reward"].std())
+        base_a = np.where(open_t[:, c], c, 0)
+        gain = np.where(open_t, evt_hat, -np.inf).max(axis=1) - evt_hat[np.arange(len(evt_hat)), base_a]
+        a_star = np.argmax(np.where(open_t, evt_hat, -np.inf), axis=1)
+        shrink = {f"{dl:g}": _true_value(np.where(gain > dl * sd, a_star, base_a), E) for dl in SHRINK_GRID}
         out[name] = {"train_s": round(time.perf_counter() - t0, 1), "fell_back": ms.constant_action is not None,
+                     "shrinkage_true_values": shrink,
                      "warned": any(issubclass(w.category, PersonalisationNotBetterWarning) for w in caught),
                      "bundle_value": _true_value(a, E), "learned_value": _true_value(a_learned, E),
                      "guard_verdict": g["verdict"], "guard_best_constant": g["best_constant"],
@@ -227,6 +245,8 @@ def main() -> None:
                   f"(diff {v['guard_difference']['difference']:+.4f} [{v['guard_difference']['low']:+.4f}, "
                   f"{v['guard_difference']['high']:+.4f}]){' -> FELL BACK' if v['fell_back'] else ''}, "
                   f"train {v['train_s']} s")
+            print("    shrinkage toward the best constant, true value by margin (reward sd): "
+                  + ", ".join(f"{k}: {x:.4f}" for k, x in v["shrinkage_true_values"].items()))
         c = r["constant_world"]
         print(f"  constant-effect world: guard {c['guard_verdict']} (diff {c['guard_difference']['difference']:+.4f} "
               f"[{c['guard_difference']['low']:+.4f}, {c['guard_difference']['high']:+.4f}]) -> "
@@ -252,6 +272,12 @@ def main() -> None:
           f"better than the best constant) {summary['false_fallback_per_action']} / {summary['false_fallback_pooled']}; "
           f"on the constant-effect worlds it wrongly kept the learned policy {summary['false_keep']} of {len(runs)}")
     print("mean normalised value: " + ", ".join(f"{k[16:]} {v:.3f}" for k, v in summary.items() if k.startswith("mean_")))
+    for k in ("per_action", "pooled"):
+        summary[f"shrinkage_mean_gain_over_learned_{k}"] = {
+            dl: float(np.mean([r[k]["shrinkage_true_values"][dl] - r[k]["learned_value"] for r in runs]))
+            for dl in runs[0][k]["shrinkage_true_values"]}
+        print(f"shrinkage ({k}): mean true-value change vs the learned policy by margin: "
+              + ", ".join(f"{dl}: {v:+.4f}" for dl, v in summary[f"shrinkage_mean_gain_over_learned_{k}"].items()))
     t = timing(args.timing_rows, tcfg)
     print(f"\nspeed: train on {t['rows']:,} decisions x {t['features']} own features (guard on): {t['train_s']} s; "
           f"decide_many {t['decide_many_rows_per_s']:,} rows/s with reasons, {t['decide_many_no_reasons_rows_per_s']:,} "
