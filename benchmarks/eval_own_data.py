@@ -2,9 +2,11 @@
 
 Run:  flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/eval_own_data.py
       [--train-sessions 10000] [--test-sessions 5000] [--seeds 5] [--timing-rows 100000] [--n-estimators 150]
+      [--logging-policy uniform|rule_epsilon] [--out eval_own_data.json]
 
-1. **Own logs from the simulator.** For each seed, simulate a world (the exploring logging policy
-   decides), keep only what a team's own campaign log would hold — 20 aggregated per-decision
+1. **Own logs from the simulator.** For each seed, simulate a world (logged by a uniformly random
+   policy — a randomised campaign — or, with ``--logging-policy rule_epsilon``, by the trigger rule
+   with 30% exploration), keep only what a team's own campaign log would hold — 20 aggregated per-decision
    columns (renamed as a team would name them, two of them text categories), the per-request
    channel context, the logged action, its propensity and the logged ``reward`` — no events, no
    funnel columns. Train with ``train(decisions, features=...)`` (default settings, guard on). On
@@ -27,7 +29,7 @@ Run:  flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/eval_own_dat
    minutes on them — that did not buy; 30% stratified hold-out, 150 trees) with and without the
    look-ahead ``PageValues``.
 
-Prints tables and writes ``benchmarks/results/eval_own_data.json``.
+Prints tables and writes ``benchmarks/results/<--out>``.
 """
 
 from __future__ import annotations
@@ -225,8 +227,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--timing-rows", type=int, default=100_000)
     ap.add_argument("--n-estimators", type=int, default=150)
+    ap.add_argument("--logging-policy", default="uniform", choices=["uniform", "rule_epsilon"],
+                    help="the simulator's logging policy: uniform (a randomised campaign) or rule_epsilon")
+    ap.add_argument("--out", default="eval_own_data.json", help="file name under benchmarks/results/")
     args = ap.parse_args()
-    cfg = SimConfig()
+    cfg = SimConfig(logging_policy=args.logging_policy)
     tcfg = TrainConfig(n_estimators=args.n_estimators)
     runs = []
     for seed in range(1, args.seeds + 1):
@@ -287,7 +292,7 @@ def main() -> None:
           f"AUC {shop['with_PageValues']:.4f} with PageValues (look-ahead), {shop['without_PageValues']:.4f} without")
     res = {"runs": runs, "summary": summary, "timing": t, "online_shoppers": shop, "args": vars(args),
            "machine": {"python": platform.python_version(), "lightgbm": lgb.__version__}}
-    out = Path(__file__).resolve().parent / "results" / "eval_own_data.json"
+    out = Path(__file__).resolve().parent / "results" / args.out
     out.write_text(json.dumps(res, indent=1, default=float))
     print(f"written {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
 

@@ -384,10 +384,10 @@ def test_the_guard_falls_back_when_effects_do_not_depend_on_features():
     assert warned.constant_action is None and warned.evaluation["guard"]["decision"] == "learned"
 
 
-def test_pooled_reward_model_learns_too(own):
+def test_per_action_reward_model_learns_too(own):
     d, X, _ = own
     ms = train(d, features=X, policy=PolicyConfig(channels=OWN_CHANNELS),
-               config=dataclasses.replace(OWN_CFG, reward_model="pooled"))
+               config=dataclasses.replace(OWN_CFG, reward_model="per_action"))
     assert ms.evaluation["guard"]["verdict"] == "better"
 
 
@@ -430,7 +430,7 @@ def test_customers_need_events_and_per_action_needs_every_action():
         train(d, features=X, customers=pd.DataFrame({"customer_id": ["c"]}), policy=pol, config=OWN_CFG)
     never = d.assign(action=np.where(d["action"] == "WhatsApp", "none", d["action"]))
     with pytest.raises(ValidationError, match=r"actions \['WhatsApp'\] have no logged decisions"):
-        train(never, features=X, policy=pol, config=OWN_CFG)
+        train(never, features=X, policy=pol, config=dataclasses.replace(OWN_CFG, reward_model="per_action"))
 
 
 def test_guard_on_web_funnel_logs(sim):
