@@ -37,11 +37,9 @@ def _sim_api():  # type: ignore[no-untyped-def]
 
 
 def _train_api():  # type: ignore[no-untyped-def]
-    """TrainConfig and train, from the training module (``training`` in newer versions)."""
-    try:
-        from nextchannel.training import TrainConfig, train  # type: ignore[import-not-found]
-    except ImportError:
-        from nextchannel.train import TrainConfig, train  # type: ignore[no-redef]
+    """TrainConfig and train, from the training module."""
+    from nextchannel.training import TrainConfig, train
+
     return TrainConfig, train
 
 
@@ -75,8 +73,8 @@ def _demo(args: argparse.Namespace) -> int:
     policy = PolicyConfig.from_sim(cfg)
     tcfg = TrainConfig(n_estimators=args.trees, num_leaves=15)
     print(f"\n3. Training on the logged decisions only ({len(res.decisions):,} rows, {args.trees} trees per head) ...")
-    ms = train(decisions=res.decisions, events=res.events, customers=res.customers, contacts=res.contacts,
-               config=tcfg, policy=policy)
+    ms = train(res.decisions, events=res.events, customers=res.customers, contacts=res.contacts, config=tcfg,
+               policy=policy)
     scorer = Scorer(ms)
     test = simulate(args.test_sessions, seed=args.seed + 1000, config=cfg)
     d = test.decisions
@@ -142,15 +140,15 @@ def _train_options(args: argparse.Namespace) -> None:
     if args.config and learner:
         raise _UsageError(f"{', '.join(learner)} cannot be combined with --config (the config file sets the learner "
                           "and its random_state; edit it instead)")
-    files = [f"--{n}" for n in ("events", "decisions", "customers", "contacts", "policy") if getattr(args, n)]
+    files = [f"--{n}" for n in ("events", "decisions", "features", "customers", "contacts", "policy") if getattr(args, n)]
     if args.simulate is not None and files:
         raise _UsageError(f"--simulate cannot be combined with {', '.join(files)} (train on a simulation or on files)")
     if args.simulate is None and args.world != "default":
         raise _UsageError("--world needs --simulate (it chooses the simulated world)")
     if args.simulate is not None and args.simulate < 1:
         raise _UsageError(f"--simulate must be a number of sessions >= 1, got {args.simulate}")
-    if args.simulate is None and not (args.events and args.decisions):
-        raise _UsageError("give --simulate N, or --events and --decisions files")
+    if args.simulate is None and not (args.decisions and (args.events or args.features)):
+        raise _UsageError("give --simulate N, or --decisions with --events and/or --features files")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -170,17 +168,24 @@ def _train(args: argparse.Namespace) -> int:
         print(f"simulating {args.simulate:,} sessions of the {args.world} world (seed {seed})")
         sim = simulate(args.simulate, seed=seed, config=sim_cfg)
         events, decisions, customers, contacts = sim.events, sim.decisions, sim.customers, sim.contacts
+        features = None
         policy = PolicyConfig.from_sim(sim_cfg)
     else:
         events, decisions = _read_table(args.events), _read_table(args.decisions)
+        features = _read_table(args.features)
         customers, contacts = _read_table(args.customers), _read_table(args.contacts)
         policy = PolicyConfig.from_json(_read_text(args.policy, "--policy")) if args.policy else PolicyConfig()
-    ms = train(decisions=decisions, events=events, customers=customers, contacts=contacts, config=tcfg,
+    ms = train(decisions, events=events, features=features, customers=customers, contacts=contacts, config=tcfg,
                policy=policy, progress=True)
     path = ms.save(args.out, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.iterdir())
-    print(f"trained on {ms.meta['rows']:,} decisions ({ms.meta['sessions']:,} sessions); offer margin "
+    sessions = f" ({ms.meta['sessions']:,} sessions)" if "sessions" in ms.meta else ""
+    print(f"trained on {ms.meta['rows']:,} decisions{sessions}; offer margin "
           f"{ms.policy.offer_margin:g}; model {ms.version}; bundle {path} ({size / 1e6:.2f} MB)")
+    from nextchannel.modelset import evaluation_lines
+
+    for line in evaluation_lines(ms.evaluation):
+        print(line)
     return 0
 
 
@@ -191,6 +196,12 @@ def _verify(args: argparse.Namespace) -> int:
     for p in problems:
         print(p)
     print("ok" if not problems else f"{len(problems)} problem(s)")
+    if not problems:
+        from nextchannel.bundle import read_bundle
+        from nextchannel.modelset import evaluation_lines
+
+        for line in evaluation_lines(read_bundle(args.path).manifest.get("evaluation") or {}):
+            print(line)
     return 0 if not problems else 1
 
 
@@ -219,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--simulate", type=int, help="simulate this many sessions and train on their logs")
     p.add_argument("--world", default="default")
     p.add_argument("--events"), p.add_argument("--decisions"), p.add_argument("--customers"), p.add_argument("--contacts")
+    p.add_argument("--features", help="your own per-decision columns (CSV/Parquet, one row per decision)")
     p.add_argument("--policy", help="PolicyConfig JSON file (business values); default PolicyConfig()")
     p.add_argument("--config", help="TrainConfig JSON file (not with --n-estimators, --num-leaves or --seed)")
     p.add_argument("--n-estimators", type=int, default=None, help="trees per head (default 300)")

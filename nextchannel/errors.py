@@ -14,6 +14,9 @@ __all__ = [
     "BundleError",
     "NotFittedError",
     "excerpt",
+    "NextChannelWarning",
+    "ConstantModelWarning",
+    "PersonalisationNotBetterWarning",
 ]
 
 
@@ -84,3 +87,30 @@ def excerpt(value: object, limit: int = 60) -> str:
         return f"<{t.__name__}>"
     except Exception:  # a hostile type; describe nothing rather than fail
         return "<unprintable value>"
+
+
+class NextChannelWarning(UserWarning):
+    """Base class of every warning nextchannel issues on purpose."""
+
+
+class ConstantModelWarning(NextChannelWarning):
+    """A model, or a feature it was given, cannot vary: it would give every row the same answer.
+
+    Examples
+    --------
+    >>> issubclass(ConstantModelWarning, UserWarning)
+    True
+    """
+
+
+class PersonalisationNotBetterWarning(NextChannelWarning):
+    """On held-out logs the learned policy was not better than the best single (constant) action.
+
+    :func:`nextchannel.train` then, by default, ships a bundle that decides with that constant
+    action (``TrainConfig(guard=False)`` keeps the learned policy).
+
+    Examples
+    --------
+    >>> issubclass(PersonalisationNotBetterWarning, NextChannelWarning)
+    True
+    """

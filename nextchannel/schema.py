@@ -63,6 +63,7 @@ __all__ = [
     "SCROLL_DIRECTIONS",
     "DEFAULT_CHANNELS",
     "NONE_ACTION",
+    "OPTIONAL_FIELDS",
     "Channel",
     "ChannelCatalogue",
     "validate_event",
@@ -121,6 +122,10 @@ EVENT_COLUMNS: tuple[str, ...] = ("session_id", "ts", "type") + tuple(
 _CHANNEL_EVENTS = frozenset({"offer_shown", "offer_accepted", "offer_dismissed", "contact_started"})
 _NUMERIC_FIELDS = {"depth": (0.0, 1.0), "duration_s": (0.0, math.inf), "value": (0.0, math.inf),
                    "n_results": (0.0, math.inf), "utc_offset_s": (-86400.0, 86400.0)}
+#: Numeric fields an event may leave missing (NaN/None): many analytics tools record a search
+#: without its result count and a cart or purchase event without a value. Features skip a missing
+#: number (sums and maxima ignore it); a value that is present must still be in range.
+OPTIONAL_FIELDS: frozenset[str] = frozenset({"value", "n_results", "utc_offset_s"})
 _CATEGORY_FIELDS = {"page_type": PAGE_TYPES, "direction": SCROLL_DIRECTIONS, "device": DEVICES}
 
 
@@ -286,23 +291,40 @@ class Channel:
     Parameters
     ----------
     name : str
-        Identifier used in events, actions and column names (``[a-z][a-z0-9_]*``).
-    human : bool
+        The channel's name as the business calls it (``"chat"``, ``"WhatsApp"``, ``"Spring E-Mail"``):
+        any non-empty text without control characters or ``|`` (the separator of reason phrases),
+        at most 100 characters, not ``"none"``. It is used as given in actions, events and the
+        per-request context keys (``open_<name>``, ``wait_<name>_s``).
+    human : bool, default True
         Whether a person answers (chat, callback, phone, messaging, email) or not (self-service).
-    live : bool
+    live : bool, default False
         Whether the visitor talks in real time (chat, phone, callback) and so waits in a queue.
+        A channel the library does not know is not live unless said.
+
+    Examples
+    --------
+    >>> Channel("Spring E-Mail").live
+    False
+    >>> Channel("a|b")
+    Traceback (most recent call last):
+    ...
+    nextchannel.errors.ConfigError: channel name must be non-empty text of at most 100 characters without control characters, '|' or surrounding spaces, got 'a|b'
     """
 
     name: str
     human: bool = True
-    live: bool = True
+    live: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or not self.name.replace("_", "a").isalnum() \
-                or not self.name[0].isalpha() or self.name != self.name.lower():
-            raise ConfigError(f"channel name must be a lower-case identifier like 'chat', got {self.name!r}")
+        if not isinstance(self.name, str) or not self.name or len(self.name) > 100 or "|" in self.name \
+                or not self.name.isprintable() or self.name != self.name.strip():
+            raise ConfigError("channel name must be non-empty text of at most 100 characters without control "
+                              f"characters, '|' or surrounding spaces, got {self.name!r}")
         if self.name == NONE_ACTION:
             raise ConfigError(f"channel name {NONE_ACTION!r} is reserved for 'no offer'")
+        for flag in ("human", "live"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} of channel {self.name!r} must be True or False, got {getattr(self, flag)!r}")
 
 
 @dataclass(frozen=True)
@@ -323,7 +345,10 @@ class ChannelCatalogue:
     channels: tuple[Channel, ...] = field(default_factory=lambda: DEFAULT_CHANNELS)
 
     def __post_init__(self) -> None:
-        chans = tuple(c if isinstance(c, Channel) else Channel(**c) for c in self.channels)
+        if isinstance(self.channels, (str, Channel)) or not isinstance(self.channels, (tuple, list)):
+            raise ConfigError(f"channels must be a list of channel names or Channel objects, got {self.channels!r}")
+        chans = tuple(c if isinstance(c, Channel) else Channel(c) if isinstance(c, str) else Channel(**c)
+                      for c in self.channels)
         object.__setattr__(self, "channels", chans)
         if not chans:
             raise ConfigError("channel catalogue must hold at least one channel, got none")
@@ -450,7 +475,7 @@ def validate_event(event: Mapping[str, Any], channels: ChannelCatalogue | None =
     for name in EVENT_FIELDS[etype]:
         v = event.get(name)
         if name in _NUMERIC_FIELDS:
-            if name == "utc_offset_s" and _is_missing(v):
+            if name in OPTIONAL_FIELDS and _is_missing(v):
                 continue
             lo, hi = _NUMERIC_FIELDS[name]
             if _is_missing(v):
@@ -509,13 +534,17 @@ def validate_events(events: pd.DataFrame, channels: ChannelCatalogue | None = No
             if name == "utc_offset_s":
                 continue
             if name not in cols:
-                bad |= rows
+                if name not in OPTIONAL_FIELDS:
+                    bad |= rows
                 continue
             col = events[name]
             if name in _NUMERIC_FIELDS:
                 lo, hi = _NUMERIC_FIELDS[name]
                 v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                bad |= rows & ~((v >= lo) & (v <= hi))
+                ok = (v >= lo) & (v <= hi)
+                if name in OPTIONAL_FIELDS:
+                    ok |= col.isna().to_numpy()
+                bad |= rows & ~ok
             elif name in _CATEGORY_FIELDS:
                 bad |= rows & ~col.isin(_CATEGORY_FIELDS[name]).to_numpy()
             elif name == "channel":
@@ -530,7 +559,7 @@ def validate_events(events: pd.DataFrame, channels: ChannelCatalogue | None = No
     label = events.index[pos]
     row = {k: (None if _is_missing(v) else v) for k, v in events.iloc[pos].to_dict().items()}
     for name in EVENT_FIELDS.get(row.get("type"), ()):
-        if name not in cols:
+        if name not in cols and name not in OPTIONAL_FIELDS:
             raise ValidationError(f"row {label}: column {name!r} is required for {row['type']} events, missing")
     prev_ts = None
     if back[pos]:

@@ -72,7 +72,7 @@ def test_report_from_a_decisions_file(tmp_path, capsys):
     (["train", "--simulate", "100", "--events", "e.csv", "--out", "x"], "--simulate cannot be combined with --events"),
     (["train", "--world", "long_queues", "--events", "e.csv", "--decisions", "d.csv", "--out", "x"],
      "--world needs --simulate"),
-    (["train", "--out", "x"], "give --simulate N, or --events and --decisions files"),
+    (["train", "--out", "x"], "give --simulate N, or --decisions with --events and/or --features files"),
     (["train", "--simulate", "0", "--out", "x"], "--simulate must be a number of sessions >= 1, got 0"),
     (["train", "--events", "nope.csv", "--decisions", "nope.csv", "--out", "x"], "file 'nope.csv' does not exist"),
     (["train", "--simulate", "100", "--config", "nope.json", "--out", "x"], "--config file 'nope.json' does not exist"),
