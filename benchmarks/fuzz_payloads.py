@@ -196,18 +196,18 @@ _UNPARSEABLE = object()
 
 def _as_call(rng: random.Random, req: Any) -> tuple[Any, Any, Any, Any]:
     """(session, customer, context, now) in one of the three session forms."""
-    if not isinstance(req, dict):
+    if type(req) is not dict:  # the whole request replaced: hand it over as the session
         return req, None, None, None
     session = req.get("session")
     form = rng.random()
-    if form < 0.35 and isinstance(session, dict) and isinstance(session.get("events"), list):
+    if form < 0.35 and type(session) is dict and isinstance(session.get("events"), list):
         st = SessionState(session.get("session_id") if isinstance(session.get("session_id"), str) else None)
         try:
             st.update_many(session["events"])
         except Exception as err:  # lenient update must never raise: count it as an escape
             raise _Escaped(err) from err
         session = st
-    elif form < 0.55 and isinstance(session, dict):
+    elif form < 0.55 and type(session) is dict:
         feats = {name: rng.choice([0.0, 1.0, 30.0, math.nan]) for name in SESSION_FEATURES}
         feats["session_id"] = session.get("session_id")
         feats["ts"] = req.get("now")

@@ -81,3 +81,18 @@ def test_default_bundle_is_found_and_packaged():
     assert (DEFAULT_BUNDLE / "manifest.json").is_file()
     text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert '"nextchannel.default_bundle" = "models/default"' in text
+
+
+def test_scorer_import_loads_only_the_web_path():
+    """``import nextchannel.scorer`` loads neither training, tqdm, matplotlib, Dask nor the simulator.
+
+    (scikit-learn and SciPy are loaded, by LightGBM itself — ``lightgbm.compat`` imports them whenever
+    they are installed — and by the calibration of the channel model; the test records that too, so
+    that a change in either is seen.)"""
+    code = ("import sys, nextchannel.scorer; "
+            "print(sorted(m for m in ('nextchannel.training', 'tqdm', 'matplotlib', 'dask', 'nextchannel.simulate', "
+            "'nextchannel.simulation', 'nextchannel.evaluate', 'nextchannel.report', 'nextchannel.plots') "
+            "if m in sys.modules)); print('lightgbm' in sys.modules, 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]", out
+    assert out[1] == "True True", out
