@@ -58,12 +58,13 @@ from nextchannel.adapters.mapping import (
     device_of,
     first_of,
     language_of,
+    mapped,
     number,
     page_fields,
     referrer_of,
     require_columns,
-    text,
     texts,
+    _is_mapping,
     _maybe_json,
 )
 from nextchannel.adapters.mapping import resolve_event_map
@@ -95,7 +96,7 @@ _VALUE_KEYS = ("string_value", "int_value", "double_value", "float_value")
 
 
 def _param_value(v: Any) -> Any:
-    if isinstance(v, Mapping):
+    if _is_mapping(v):
         for k in _VALUE_KEYS:
             x = v.get(k)
             if x is not None:
@@ -116,9 +117,9 @@ def _params(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, pd.Series]:
             d: dict[str, Any] = {}
             if isinstance(v, (list, tuple, np.ndarray)):
                 for p in v:
-                    if isinstance(p, Mapping) and isinstance(p.get("key"), str):
+                    if _is_mapping(p) and isinstance(p.get("key"), str):
                         d[p["key"]] = _param_value(p.get("value"))
-            elif isinstance(v, Mapping):  # already a key → value mapping
+            elif _is_mapping(v):  # already a key → value mapping
                 d = {k: _param_value(x) for k, x in v.items()}
             parsed.append(d)
     for key in keys:
@@ -144,7 +145,7 @@ def _items_value(v: Any) -> float:
         return math.nan
     total, seen = 0.0, False
     for it in v:
-        if not isinstance(it, Mapping):
+        if not _is_mapping(it):
             continue
         try:
             price = float(it.get("price"))
@@ -263,12 +264,10 @@ def events_from_ga4(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
         "value": value,
         "n_results": n_results,
         "field": texts(field),
-        "device": [device_of(c) for c in (column(frame, "device.category") if column(frame, "device.category")
-                                          is not None else [None] * n)],
-        "language": [language_of(x) for x in (column(frame, "device.language")
-                                              if column(frame, "device.language") is not None else [None] * n)],
-        "referrer": medium.map(referrer_of),
-        "customer_id": (texts(column(frame, "user_id")) if column(frame, "user_id") is not None else None),
+        "device": mapped(device_of, first_of(frame, "device.category")),
+        "language": mapped(language_of, first_of(frame, "device.language")),
+        "referrer": mapped(referrer_of, medium),
+        "customer_id": texts(first_of(frame, "user_id")),
         "returning": np.where(np.isfinite(session_number), session_number > 1, None),
         "engagement_s": number(p["engagement_time_msec"]) / 1000.0,
     })
