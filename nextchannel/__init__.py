@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "PolicyConfig": "policy", "Decision": "policy",
     # bundles
     "write_bundle": "bundle", "read_bundle": "bundle", "verify_bundle": "bundle", "Bundle": "bundle",
+    "publish": "bundle", "current_version": "bundle",
     # evaluation
     "dm": "evaluate", "ips": "evaluate", "snips": "evaluate", "dr": "evaluate", "Estimate": "evaluate",
     "estimate_policy_value": "evaluate",
