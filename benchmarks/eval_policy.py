@@ -4,7 +4,7 @@ Run:  .venv/bin/python benchmarks/eval_policy.py [--train-sessions 120000] [--te
                                                    [--worlds default,phone_costly,long_queues,mobile_heavy]
 
 For each world: simulate training logs (seed 1, logged by the simulator's exploring logging
-policy), train with :func:`nextchannel.train.train` on the logged, partial feedback only; then on a
+policy), train with :func:`nextchannel.training.train` on the logged, partial feedback only; then on a
 fresh simulation with seeds never used in training (1001, 1002) compute every policy's exact value
 from the oracle columns ``ev_<action>``:
 
@@ -38,7 +38,7 @@ from nextchannel.policy import PolicyConfig, eligibility
 from nextchannel.schema import DEVICES, LANGUAGES
 from nextchannel.scorer import Scorer
 from nextchannel.simulate import SimConfig, simulate
-from nextchannel.train import TrainConfig, context_frame, train
+from nextchannel.training import TrainConfig, context_frame, train
 
 TEST_SEEDS = (1001, 1002)
 
@@ -69,7 +69,7 @@ def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig) -> dict:
     actions = pol.actions
     t0 = time.perf_counter()
     tr = simulate(n_train, seed=1, config=cfg)
-    ms = train(tr.events, tr.decisions, tr.customers, tr.contacts, tcfg, policy=pol)
+    ms = train(decisions=tr.decisions, events=tr.events, customers=tr.customers, contacts=tr.contacts, config=tcfg, policy=pol)
     t_train = time.perf_counter() - t0
     scorer = Scorer(ms, n_reasons=0)
 
@@ -81,7 +81,7 @@ def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig) -> dict:
     for a in actions:
         params = dict(objective="regression", num_leaves=tcfg.num_leaves, learning_rate=tcfg.learning_rate,
                       min_data_in_leaf=tcfg.min_child_samples, verbose=-1, num_threads=1, seed=0, deterministic=True)
-        fi_models.append(lgb.train(params, lgb.Dataset(pd.concat([Xtr, Ctr], axis=1), tr.decisions[f"ev_{a}"]),
+        fi_models.append(lgb.train(decisions=lgb.Dataset, events=params(pd.concat([Xtr, Ctr], axis=1), tr.decisions[f"ev_{a}"]),
                                    tcfg.n_estimators))
 
     rows = []
@@ -136,7 +136,7 @@ def main() -> None:
     ap.add_argument("--num-leaves", type=int, default=TrainConfig.num_leaves)
     ap.add_argument("--out", default="benchmarks/results/eval_policy.json")
     args = ap.parse_args()
-    tcfg = TrainConfig(n_estimators=args.n_estimators, num_leaves=args.num_leaves)
+    tcfg = TrainConfig(guard=False, n_estimators=args.n_estimators, num_leaves=args.num_leaves)
     print(f"machine: {platform.machine()}, python {platform.python_version()}; train config {tcfg.to_json()}")
     results = []
     for w in args.worlds.split(","):

@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "SimConfig": "simulate", "ChannelSim": "simulate", "SimResult": "simulate", "simulate": "simulate",
     # learners, training, model sets, scorer
     "ChannelModel": "models", "OfferModel": "models", "NoRandomisationWarning": "models",
-    "TrainConfig": "train", "train": "train", "ModelSet": "modelset", "Scorer": "scorer",
+    "TrainConfig": "training", "train": "training", "ModelSet": "modelset", "Scorer": "scorer",
     # policy and decision
     "PolicyConfig": "policy", "Decision": "policy",
     # bundles

@@ -23,7 +23,7 @@ def _demo(args: argparse.Namespace) -> int:
     from nextchannel.policy import PolicyConfig
     from nextchannel.scorer import Scorer
     from nextchannel.simulate import SimConfig, simulate, summary
-    from nextchannel.train import TrainConfig, train
+    from nextchannel.training import TrainConfig, train
 
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
     res = simulate(args.sessions, seed=args.seed, config=cfg)
@@ -47,7 +47,8 @@ def _demo(args: argparse.Namespace) -> int:
     policy = PolicyConfig.from_sim(cfg)
     tcfg = TrainConfig(n_estimators=args.trees, num_leaves=15)
     print(f"\n3. Training on the logged decisions only ({len(res.decisions):,} rows, {args.trees} trees per head) ...")
-    ms = train(res.events, res.decisions, res.customers, res.contacts, tcfg, policy=policy)
+    ms = train(res.decisions, events=res.events, customers=res.customers, contacts=res.contacts, config=tcfg,
+               policy=policy)
     scorer = Scorer(ms)
     test = simulate(args.test_sessions, seed=args.seed + 1000, config=cfg)
     d = test.decisions
@@ -95,7 +96,7 @@ def _read_table(path: str | None) -> pd.DataFrame | None:
 def _train(args: argparse.Namespace) -> int:
     from nextchannel.policy import PolicyConfig
     from nextchannel.simulate import SimConfig, simulate
-    from nextchannel.train import TrainConfig, train
+    from nextchannel.training import TrainConfig, train
 
     tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(
         n_estimators=args.n_estimators, num_leaves=args.num_leaves, random_state=args.seed)
@@ -104,19 +105,27 @@ def _train(args: argparse.Namespace) -> int:
         print(f"simulating {args.simulate:,} sessions of the {args.world} world (seed {args.seed})")
         sim = simulate(args.simulate, seed=args.seed, config=sim_cfg)
         events, decisions, customers, contacts = sim.events, sim.decisions, sim.customers, sim.contacts
+        features = None
         policy = PolicyConfig.from_sim(sim_cfg)
     else:
-        if not (args.events and args.decisions):
-            print("train: give --simulate N, or --events and --decisions files", file=sys.stderr)
+        if not (args.decisions and (args.events or args.features)):
+            print("train: give --simulate N, or --decisions with --events and/or --features files", file=sys.stderr)
             return 2
         events, decisions = _read_table(args.events), _read_table(args.decisions)
+        features = _read_table(args.features)
         customers, contacts = _read_table(args.customers), _read_table(args.contacts)
         policy = PolicyConfig.from_json(open(args.policy).read()) if args.policy else PolicyConfig()
-    ms = train(events, decisions, customers, contacts, tcfg, policy=policy, progress=True)
+    ms = train(decisions, events=events, features=features, customers=customers, contacts=contacts, config=tcfg,
+               policy=policy, progress=True)
     path = ms.save(args.out, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.iterdir())
-    print(f"trained on {ms.meta['rows']:,} decisions ({ms.meta['sessions']:,} sessions); offer margin "
+    sessions = f" ({ms.meta['sessions']:,} sessions)" if "sessions" in ms.meta else ""
+    print(f"trained on {ms.meta['rows']:,} decisions{sessions}; offer margin "
           f"{ms.policy.offer_margin:g}; model {ms.version}; bundle {path} ({size / 1e6:.2f} MB)")
+    from nextchannel.modelset import evaluation_lines
+
+    for line in evaluation_lines(ms.evaluation):
+        print(line)
     return 0
 
 
@@ -127,6 +136,12 @@ def _verify(args: argparse.Namespace) -> int:
     for p in problems:
         print(p)
     print("ok" if not problems else f"{len(problems)} problem(s)")
+    if not problems:
+        from nextchannel.bundle import read_bundle
+        from nextchannel.modelset import evaluation_lines
+
+        for line in evaluation_lines(read_bundle(args.path).manifest.get("evaluation") or {}):
+            print(line)
     return 0 if not problems else 1
 
 
@@ -155,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--simulate", type=int, help="simulate this many sessions and train on their logs")
     p.add_argument("--world", default="default")
     p.add_argument("--events"), p.add_argument("--decisions"), p.add_argument("--customers"), p.add_argument("--contacts")
+    p.add_argument("--features", help="your own per-decision columns (CSV/Parquet, one row per decision)")
     p.add_argument("--policy", help="PolicyConfig JSON file (business values); default PolicyConfig()")
     p.add_argument("--config", help="TrainConfig JSON file")
     p.add_argument("--n-estimators", type=int, default=300)

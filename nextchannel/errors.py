@@ -13,6 +13,9 @@ __all__ = [
     "ConfigError",
     "BundleError",
     "NotFittedError",
+    "NextChannelWarning",
+    "ConstantModelWarning",
+    "PersonalisationNotBetterWarning",
 ]
 
 
@@ -41,3 +44,30 @@ class BundleError(NextChannelError, ValueError):
 
 class NotFittedError(NextChannelError, AttributeError):
     """An estimator was used before ``fit``."""
+
+
+class NextChannelWarning(UserWarning):
+    """Base class of every warning nextchannel issues on purpose."""
+
+
+class ConstantModelWarning(NextChannelWarning):
+    """A model, or a feature it was given, cannot vary: it would give every row the same answer.
+
+    Examples
+    --------
+    >>> issubclass(ConstantModelWarning, UserWarning)
+    True
+    """
+
+
+class PersonalisationNotBetterWarning(NextChannelWarning):
+    """On held-out logs the learned policy was not better than the best single (constant) action.
+
+    :func:`nextchannel.train` then, by default, ships a bundle that decides with that constant
+    action (``TrainConfig(guard=False)`` keeps the learned policy).
+
+    Examples
+    --------
+    >>> issubclass(PersonalisationNotBetterWarning, NextChannelWarning)
+    True
+    """
