@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from nextchannel.simulate import SimConfig, simulate, summary
+from nextchannel.simulation import SimConfig, simulate, summary
 
 
 def main() -> None:

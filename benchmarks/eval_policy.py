@@ -37,7 +37,7 @@ from nextchannel.features import PAGE_TYPES, features_many
 from nextchannel.policy import PolicyConfig, eligibility
 from nextchannel.schema import DEVICES, LANGUAGES
 from nextchannel.scorer import Scorer
-from nextchannel.simulate import SimConfig, simulate
+from nextchannel.simulation import SimConfig, simulate
 from nextchannel.train import TrainConfig, context_frame, train
 
 TEST_SEEDS = (1001, 1002)

@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     # errors
-    "NextChannelError": "errors", "ValidationError": "errors", "ConfigError": "errors", "BundleError": "errors",
+    "NextChannelError": "errors", "ValidationError": "errors", "ConfigError": "errors", "BundleError": "errors", "PolicyError": "errors",
     # vocabulary
     "Channel": "schema", "ChannelCatalogue": "schema", "validate_event": "schema", "validate_events": "schema",
     # features and profiles
@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "ProfileConfig": "profile", "profile_one": "profile", "profiles_many": "profile", "history_of": "profile",
     "validate_contacts": "profile",
     # simulator
-    "SimConfig": "simulate", "ChannelSim": "simulate", "SimResult": "simulate", "simulate": "simulate",
+    "SimConfig": "simulation", "ChannelSim": "simulation", "SimResult": "simulation", "simulate": "simulation",
     # learners, training, model sets, scorer
     "ChannelModel": "models", "OfferModel": "models", "NoRandomisationWarning": "models",
     "TrainConfig": "train", "train": "train", "ModelSet": "modelset", "Scorer": "scorer",

@@ -22,7 +22,7 @@ def _demo(args: argparse.Namespace) -> int:
     from nextchannel.features import features_many
     from nextchannel.policy import PolicyConfig
     from nextchannel.scorer import Scorer
-    from nextchannel.simulate import SimConfig, simulate, summary
+    from nextchannel.simulation import SimConfig, simulate, summary
     from nextchannel.train import TrainConfig, train
 
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
@@ -94,7 +94,7 @@ def _read_table(path: str | None) -> pd.DataFrame | None:
 
 def _train(args: argparse.Namespace) -> int:
     from nextchannel.policy import PolicyConfig
-    from nextchannel.simulate import SimConfig, simulate
+    from nextchannel.simulation import SimConfig, simulate
     from nextchannel.train import TrainConfig, train
 
     tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "BundleError",
     "NotFittedError",
+    "PolicyError",
 ]
 
 
@@ -41,3 +42,7 @@ class BundleError(NextChannelError, ValueError):
 
 class NotFittedError(NextChannelError, AttributeError):
     """An estimator was used before ``fit``."""
+
+
+class PolicyError(NextChannelError, RuntimeError):
+    """A policy run by the simulator failed at a decision point (the message names the session and point)."""

@@ -233,7 +233,7 @@ def train(events: pd.DataFrame, decisions: pd.DataFrame, customers: pd.DataFrame
 
     Examples
     --------
-    >>> from nextchannel.simulate import simulate
+    >>> from nextchannel.simulation import simulate
     >>> sim = simulate(600, seed=3)
     >>> ms = train(sim.events, sim.decisions, sim.customers, sim.contacts, TrainConfig(n_estimators=10,
     ...            offer_n_estimators=10))

@@ -16,7 +16,7 @@ from nextchannel.errors import ConfigError, ValidationError
 from nextchannel.models import NoRandomisationWarning
 from nextchannel.modelset import ModelSet
 from nextchannel.policy import PolicyConfig, greedy_many
-from nextchannel.simulate import SimConfig, simulate
+from nextchannel.simulation import SimConfig, simulate
 from nextchannel.train import (
     MARGIN_GRID,
     REQUIRED_DECISION_COLUMNS,
