@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from nextchannel.errors import ConfigError, PolicyError
 from nextchannel.features import SessionState, features_many
 from nextchannel.policy import Decision
+from nextchannel.profile import profile_one
 from nextchannel.schema import EVENT_COLUMNS, LANGUAGES, Channel, ChannelCatalogue, validate_events
 from nextchannel.scorer import Scorer
 from nextchannel.simulation import (
@@ -615,8 +616,11 @@ def test_closed_loop_state_is_what_the_log_replays_to(recorded) -> None:
     live = pd.DataFrame([s["features"] for s in rec.seen])
     pd.testing.assert_frame_equal(live.reset_index(drop=True), X[list(live.columns)].reset_index(drop=True),
                                   check_dtype=False)
+    # ... and the customer dict gives the profile features_many joins (history before the period, opt-outs)
+    prof = pd.DataFrame([profile_one(s["customer"], s["ts"]) for s in rec.seen])
+    pd.testing.assert_frame_equal(prof, X[list(prof.columns)].reset_index(drop=True), check_dtype=False)
     known = [s for s in rec.seen if s["customer"] is not None]
-    assert known and all(s["customer"]["customer_id"] for s in known)
+    assert known and any(s["customer"]["contacts"] for s in known) and any(s["customer"]["opt_out"] for s in known)
 
 
 def test_consequences_are_visible_to_later_decision_points(recorded) -> None:
@@ -680,6 +684,13 @@ def test_sessions_frame_adds_up() -> None:
     assert np.allclose(s["reward"], by)
     parts = cfg.value_success * s["solved"] - s["contact_cost"] - s["annoyance_cost"] - s["leave_cost"]
     assert np.allclose(s["reward"], parts)
+    # expected_reward: per session, the true ev of each action taken; same mean as the realised reward
+    evd = _logged_ev(d)
+    by_ev = pd.Series(evd).groupby(d["session_id"].to_numpy()).sum().reindex(s["session_id"], fill_value=0.0)
+    assert np.allclose(s["expected_reward"], by_ev.to_numpy())
+    diff = s["reward"] - s["expected_reward"]
+    assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(len(s))
+    assert s["expected_reward"].std() < s["reward"].std()
     assert s["contacts"].sum() == d["accepted"].sum() and s["dismissed"].sum() == d["dismissed"].sum()
     assert (s["left_annoyed"] <= s["left"]).all() and s["left_annoyed"].any()
     bought = res.events.loc[res.events["type"] == "purchase", "session_id"].unique()

@@ -162,7 +162,7 @@ def simulate(n_sessions: int, seed: int = 0, config: SimConfig | None = None, po
     vis = pop.visitors
     events_df = _events_frame(events, vis)
     decisions_df = _decisions_frame(cfg, world, d, vis)
-    sessions_df = _sessions_frame(cfg, world, d, events, vis)
+    sessions_df = _sessions_frame(cfg, world, d, events, vis, decisions_df)
     fallbacks = getattr(getattr(pol, "obj", None), "fallbacks", None)
     if fallbacks:
         logger.warning("the policy fell back to a safe decision %d times: %s", sum(fallbacks.values()),

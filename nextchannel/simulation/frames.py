@@ -31,7 +31,7 @@ __all__ = ["SimResult", "SESSION_COLUMNS", "summary"]
 
 #: Columns of :attr:`SimResult.sessions`.
 SESSION_COLUMNS: tuple[str, ...] = (
-    "session_id", "customer_id", "reward", "decision_points", "offers", "offers_no_need", "solved", "contacts",
+    "session_id", "customer_id", "reward", "expected_reward", "decision_points", "offers", "offers_no_need", "solved", "contacts",
     "contact_cost", "dismissed", "annoyance_cost", "left", "left_annoyed", "leave_cost", "purchase",
     "purchase_value",
 )
@@ -60,7 +60,9 @@ class SimResult:
     config : SimConfig
     sessions : DataFrame
         One row per session (:data:`SESSION_COLUMNS`), the realised outcome: ``reward`` (the sum
-        of its decision points' rewards) and its parts — ``solved`` (a problem resolved, worth
+        of its decision points' rewards; ``expected_reward`` sums instead the true expected reward
+        of each action taken, ``ev_<action>`` — the same mean over sessions, as each reward's
+        expectation given the session so far is its ``ev``, with much less noise) and its parts — ``solved`` (a problem resolved, worth
         ``value_success``), ``contacts`` and their ``contact_cost``, ``dismissed`` offers and their
         ``annoyance_cost``, ``left`` (the visitor left because of a decision point; ``left_annoyed``:
         after dismissing an offer they did not need) and its ``leave_cost``, so that ``reward =
@@ -212,10 +214,13 @@ def _decisions_frame(cfg: SimConfig, w: _World, d: dict[str, np.ndarray], vis: V
     return pd.DataFrame(cols)
 
 
-def _sessions_frame(cfg: SimConfig, w: _World, d: dict[str, np.ndarray], ev: list, vis: Visitors) -> pd.DataFrame:
+def _sessions_frame(cfg: SimConfig, w: _World, d: dict[str, np.ndarray], ev: list, vis: Visitors,
+                    decisions: pd.DataFrame) -> pd.DataFrame:
     """One row per session: the realised reward and the outcomes it is made of."""
     n = len(vis)
     sess, a = d["sess"], d["a"]
+    evm = decisions[[f"ev_{x}" for x in cfg.channels.actions]].to_numpy(dtype=float)
+    ev_taken = evm[np.arange(len(a)), a]
 
     def total(x: np.ndarray) -> np.ndarray:
         return np.bincount(sess, weights=x.astype(float), minlength=n)
@@ -232,6 +237,7 @@ def _sessions_frame(cfg: SimConfig, w: _World, d: dict[str, np.ndarray], ev: lis
         "session_id": pd.array(vis.session_ids, dtype="str"),
         "customer_id": pd.array(vis.customer_ids, dtype="str"),
         "reward": total(d["reward"]),
+        "expected_reward": total(ev_taken),
         "decision_points": np.bincount(sess, minlength=n),
         "offers": np.bincount(sess, weights=offer, minlength=n).astype(np.int64),
         "offers_no_need": np.bincount(sess, weights=offer & no_need, minlength=n).astype(np.int64),

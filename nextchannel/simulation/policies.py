@@ -164,17 +164,22 @@ class DeployedPolicy:
         got = self._customer_cache.get(j)
         if got is None:
             if self._contact_rows is None:
-                self._contact_rows = self._contacts.groupby("customer_id", sort=False).indices
-            cid = self.customers["customer_id"].iat[j]
-            rows = self._contact_rows.get(cid, ())
-            ct = self._contacts
-            recs = [{"ts": float(ts), "channel": ch, "resolved": bool(r),
-                     "satisfaction": None if s != s else float(s), "handling_s": float(h)}
-                    for ts, ch, r, s, h in zip(ct["ts"].to_numpy()[rows], ct["channel"].to_numpy()[rows],
-                                               ct["resolved"].to_numpy()[rows], ct["satisfaction"].to_numpy()[rows],
-                                               ct["handling_s"].to_numpy()[rows])]
-            row = self.customers.iloc[j]
-            opt_out = [k[len("opt_out_"):] for k in self.customers.columns if k.startswith("opt_out_") and bool(row[k])]
+                ct, cu = self._contacts, self.customers
+                self._contact_rows = ct.groupby("customer_id", sort=False).indices
+                self._contact_cols = [ct[k].to_numpy() for k in ("ts", "channel", "resolved", "satisfaction",
+                                                                  "handling_s")]
+                self._customer_ids = cu["customer_id"].to_numpy(dtype=object)
+                opt = [k for k in cu.columns if k.startswith("opt_out_")]
+                self._opt_names = [k[len("opt_out_"):] for k in opt]
+                self._opt = cu[opt].to_numpy(dtype=bool)
+            cid = self._customer_ids[j]
+            rows = self._contact_rows.get(cid)
+            recs = []
+            if rows is not None:
+                ts, ch, res, sat, hs = (col[rows].tolist() for col in self._contact_cols)
+                recs = [{"ts": t, "channel": c, "resolved": bool(r), "satisfaction": None if s != s else s,
+                         "handling_s": h} for t, c, r, s, h in zip(ts, ch, res, sat, hs)]
+            opt_out = [name for name, o in zip(self._opt_names, self._opt[j]) if o]
             got = {"customer_id": cid, "contacts": recs, "opt_out": opt_out}
             self._customer_cache[j] = got
         return got
