@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "train", "train": "train", "ModelSet": "modelset", "Scorer": "scorer",
     # policy and decision
     "PolicyConfig": "policy", "Decision": "policy",
+    # the weekly learning loop
+    "run_learning_loop": "learning_loop", "LoopResult": "learning_loop",
     # bundles
     "write_bundle": "bundle", "read_bundle": "bundle", "verify_bundle": "bundle", "Bundle": "bundle",
     # evaluation
