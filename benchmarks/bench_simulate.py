@@ -67,7 +67,7 @@ def main() -> None:
     res = simulate(args.sessions, seed=args.seed, config=cfg, policy=policy)
     dt = time.perf_counter() - t0
     n_ev, n_dec = len(res.events), len(res.decisions)
-    print(f"policy          {res.policy:>12s}")
+    print(f"policy          {'default bundle, live' if timed else res.policy:>12s}")
     print(f"sessions        {args.sessions:>12,d}")
     print(f"seconds         {dt:>12.2f}")
     print(f"sessions/s      {args.sessions / dt:>12,.0f}")

@@ -94,8 +94,13 @@ def main() -> None:
         learned, full = deployable(ms), deployable(fi)
         v1_l, v1_f = one_step_value(learned, te), one_step_value(full, te)
         v1_cm = one_step_channel_model(ms, te)
-        cl = closed_loop_table({"never offer": "never", "learned": learned, "full-information": full}, cfg,
-                               args.closed_loop_sessions, (2001,))
+        if args.closed_loop_sessions:
+            cl = closed_loop_table({"never offer": "never", "learned": learned, "full-information": full}, cfg,
+                                   args.closed_loop_sessions, (2001,))
+        else:  # one-step figures only
+            cl = pd.DataFrame(np.nan, index=["never offer", "learned", "full-information"],
+                              columns=["value", "norm_vs_full_info", "norm_ci_low", "norm_ci_high",
+                                       "needless_offer_share"])
         row = {"label": label, "world": args.world, "train_sessions": n, "train_rows": int(ms.meta["rows"]),
                "train_s": round(t_train, 1),
                "one_step_learned": v1_l, "one_step_full_info": v1_f, "one_step_never": v_never_1,
