@@ -22,7 +22,7 @@ def _demo(args: argparse.Namespace) -> int:
     from nextchannel.features import features_many
     from nextchannel.policy import PolicyConfig
     from nextchannel.scorer import Scorer
-    from nextchannel.simulate import SimConfig, simulate, summary
+    from nextchannel.simulation import SimConfig, simulate, summary
     from nextchannel.training import TrainConfig, train
 
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
@@ -95,7 +95,7 @@ def _read_table(path: str | None) -> pd.DataFrame | None:
 
 def _train(args: argparse.Namespace) -> int:
     from nextchannel.policy import PolicyConfig
-    from nextchannel.simulate import SimConfig, simulate
+    from nextchannel.simulation import SimConfig, simulate
     from nextchannel.training import TrainConfig, train
 
     tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(
@@ -153,6 +153,37 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loop(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from nextchannel.learning_loop import run_learning_loop
+    from nextchannel.plots import plot_learning_loop
+    from nextchannel.simulation import SimConfig
+    from nextchannel.training import TrainConfig
+
+    cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
+    tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(
+        n_estimators=args.n_estimators)
+    print(f"learning loop: {args.weeks} weeks x {args.sessions:,} sessions of the {args.world} world (seed {args.seed}); "
+          f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with epsilon "
+          f"{args.epsilon:g}")
+    loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, train_config=tcfg,
+                             epsilon=args.epsilon, root=args.publish)
+    w = loop.weeks.merge(loop.references, on="week")
+    w["normalised"] = (w["value"] - w["never"]) / (w["oracle"] - w["never"])
+    cols = ["week", "deployed", "value", "value_low", "value_high", "normalised", "greedy_value", "exploration_cost",
+            "needless_offer_share", "needless_offers_per_session", "gate", "gate_difference", "train_sessions"]
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(w[cols].round(4).to_string(index=False))
+    print("value: expected reward per session of the deployed policy (95% interval); normalised: "
+          "(value - never) / (oracle - never) on the same week's sessions")
+    if args.out:
+        w.to_csv(f"{args.out}.csv", index=False)
+        plot_learning_loop(loop.weeks, loop.references).savefig(f"{args.out}.png", dpi=110)
+        print(f"written {args.out}.csv and {args.out}.png")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nextchannel`` command."""
     parser = argparse.ArgumentParser(prog="nextchannel", description="Proactive customer engagement: "
@@ -179,6 +210,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_train)
+    p = sub.add_parser("loop", help="run the weekly learning loop (log, retrain, gate, deploy) inside the simulator")
+    p.add_argument("--weeks", type=int, default=8)
+    p.add_argument("--sessions", type=int, default=10000, help="sessions per week")
+    p.add_argument("--world", default="default", help="default, phone_costly, long_queues, mobile_heavy, problem_heavy")
+    p.add_argument("--epsilon", type=float, default=0.1, help="exploration of the deployed learned policy")
+    p.add_argument("--n-estimators", type=int, default=300)
+    p.add_argument("--config", help="TrainConfig JSON file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--publish", help="folder to publish each accepted model set to (<folder>/week-<w>)")
+    p.add_argument("--out", help="write <out>.csv and <out>.png (the weekly table and its plot)")
+    p.set_defaults(func=_loop)
     p = sub.add_parser("verify", help="check a model bundle's files and checksums")
     p.add_argument("path")
     p.set_defaults(func=_verify)

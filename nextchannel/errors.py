@@ -16,6 +16,7 @@ __all__ = [
     "NextChannelWarning",
     "ConstantModelWarning",
     "PersonalisationNotBetterWarning",
+    "PolicyError",
 ]
 
 
@@ -71,3 +72,7 @@ class PersonalisationNotBetterWarning(NextChannelWarning):
     >>> issubclass(PersonalisationNotBetterWarning, NextChannelWarning)
     True
     """
+
+
+class PolicyError(NextChannelError, RuntimeError):
+    """A policy run by the simulator failed at a decision point (the message names the session and point)."""
