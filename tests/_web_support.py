@@ -53,12 +53,18 @@ def redis_url():
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def start_worker(port: int, env_extra: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """One `nextchannel serve` worker process (its own process group, so a test can kill it)."""
-    env = dict(os.environ, **env_extra)
-    cmd = [sys.executable, "-m", "nextchannel.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", *env_extra.get("_ARGS", "").split()]
+def start_server(port: int, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A `nextchannel serve` process on 127.0.0.1:port (call wait_for_port before using it)."""
+    cmd = [sys.executable, "-m", "nextchannel.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     out = open(log_path, "ab")
-    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    wait_for_port(port, proc, timeout_s=60.0)
-    return proc
+    return subprocess.Popen(cmd, env=dict(os.environ, **(env or {})), stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

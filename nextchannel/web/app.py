@@ -9,7 +9,10 @@ Endpoints
 ``POST /v1/events``
     ``{"session_id": str, "events": [event, ...], "customer_id": str (optional)}``. Each event
     is ``{"ts": seconds, "type": ..., <fields of that type>}`` (:data:`nextchannel.schema.EVENT_FIELDS`;
-    fields beyond those are dropped, so free text cannot ride along). The events update the
+    fields beyond those are dropped, so free text cannot ride along). An ``offer_shown``,
+    ``offer_accepted``, ``offer_dismissed`` or ``contact_started`` event carrying the
+    ``decision_id`` of the offer is also logged as that decision's outcome (how the tracker reports
+    them: in order with the other events). The events update the
     session's state, the scorer decides, and the answer is ``{"decision": {"decision_id",
     "action", "channel", "offer", "render", "model_version"}}`` where ``render`` holds the texts of
     the offer in the visitor's language (None without an offer).
@@ -20,7 +23,7 @@ Endpoints
     session's state, so the next decision knows an offer was shown or dismissed.
 ``GET /healthz``, ``GET /metrics`` (Prometheus text), ``POST /admin/reload`` (``Authorization:
 Bearer <token>``, body ``{"path": bundle}`` optional; answers 404 unless a token is configured).
-``GET /nextchannel/tracker.js`` serves the tracker.
+``GET /nextchannel/tracker.js`` serves the tracker (minified, :mod:`nextchannel.web.tracker`).
 
 A bad payload gets a 4xx whose message names the field; the service never answers 500 because
 of a payload. When the scorer cannot decide normally it still answers a safe ``none`` decision
@@ -48,6 +51,7 @@ from nextchannel.web.logs import OUTCOMES, DecisionLog
 from nextchannel.web.metrics import Metrics
 from nextchannel.web.offers import OfferRenderer
 from nextchannel.web.stores import MemoryStore, SessionStore, StoreError
+from nextchannel.web.tracker import tracker_source
 
 try:
     from starlette.applications import Starlette
@@ -55,22 +59,20 @@ try:
     from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
     from starlette.requests import Request
-    from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 except ImportError as err:  # pragma: no cover - depends on the installation
     raise ImportError("nextchannel.web needs Starlette and uvicorn: pip install 'nextchannel[web]'") from err
 
-__all__ = ["create_app", "StaticContext", "TRACKER_JS"]
+__all__ = ["create_app", "StaticContext", "app_from_env"]
 
 logger = logging.getLogger(__name__)
-
-#: The tracker script shipped with the package.
-TRACKER_JS = Path(__file__).with_name("static") / "tracker.js"
 
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 _OUTCOME_EVENT = {"shown": "offer_shown", "accepted": "offer_accepted", "dismissed": "offer_dismissed",
                   "contact_started": "contact_started"}
+_EVENT_OUTCOME = {v: k for k, v in _OUTCOME_EVENT.items()}
 _MAX_STR = 200  # longest string kept in an event field (page paths, field names)
 
 
@@ -120,7 +122,8 @@ def _str_field(v: Any) -> Any:
     return v[:_MAX_STR] if isinstance(v, str) else v
 
 
-def _parse_events(body: Any, max_events: int, channels: Any) -> tuple[str, str | None, list[dict[str, Any]]]:
+def _parse_events(body: Any, max_events: int,
+                  channels: Any) -> tuple[str, str | None, list[dict[str, Any]], list[dict[str, Any]]]:
     if not isinstance(body, dict):
         raise _Bad(400, f"body must be a JSON object, got {type(body).__name__}")
     sid = body.get("session_id")
@@ -134,7 +137,8 @@ def _parse_events(body: Any, max_events: int, channels: Any) -> tuple[str, str |
         raise _Bad(400, f"events must be a list of events, got {type(events).__name__}")
     if len(events) > max_events:
         raise _Bad(413, f"events must hold at most {max_events} events per request, got {len(events)}")
-    out = []
+    out: list[dict[str, Any]] = []
+    outcomes: list[dict[str, Any]] = []
     last_ts = None
     for i, e in enumerate(events):
         if not isinstance(e, dict):
@@ -154,7 +158,12 @@ def _parse_events(body: Any, max_events: int, channels: Any) -> tuple[str, str |
             raise _Bad(422, f"events[{i}]: {err}") from None
         last_ts = float(clean["ts"])
         out.append(clean)
-    return sid, cid, out
+        did = e.get("decision_id")
+        if etype in _EVENT_OUTCOME and isinstance(did, str) and _ID.match(did):
+            # the tracker reports what happened to an offer in its event stream (one ordered channel)
+            outcomes.append({"decision_id": did, "outcome": _EVENT_OUTCOME[etype], "session_id": sid,
+                             "channel": clean.get("channel"), "ts": last_ts})
+    return sid, cid, out, outcomes
 
 
 def _parse_outcome(body: Any, channels: Any) -> dict[str, Any]:
@@ -301,7 +310,7 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
         t0 = time.perf_counter()
         try:
             body = await _read_json(request, max_body_bytes)
-            sid, cid, events = _parse_events(body, max_events, channels)
+            sid, cid, events, outcomes = _parse_events(body, max_events, channels)
         except _Bad as bad:
             return error(bad.status, str(bad))
         try:
@@ -336,6 +345,10 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
             rec.update(_context_columns(ctx or {}, channels.names, lang))
             log.events(accepted)
             log.decision(rec)
+            for o in outcomes:
+                log.outcome({**o, "received_ts": time.time()})
+        for o in outcomes:
+            metrics.outcome(o["outcome"])
         metrics.decision(d.action, d.fallback, time.perf_counter() - t0, decide_s)
         return JSONResponse({"decision": {"decision_id": decision_id, "action": d.action, "channel": d.channel,
                                           "offer": d.offer, "render": render, "model_version": d.model_version}})
@@ -391,9 +404,11 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
         logger.info("bundle reloaded: %s -> %s", old, scorer.model_version)
         return JSONResponse({"model_version": scorer.model_version, "previous": old})
 
+    tracker_js = tracker_source(minified=True)
+
     async def tracker(request: Request) -> Response:
-        return FileResponse(TRACKER_JS, media_type="application/javascript",
-                            headers={"Cache-Control": "public, max-age=300"})
+        return Response(tracker_js, media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=300"})
 
     routes = [Route("/v1/events", events_endpoint, methods=["POST"]),
               Route("/v1/outcome", outcome_endpoint, methods=["POST"]),
