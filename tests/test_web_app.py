@@ -194,3 +194,10 @@ def test_a_bundle_trains_from_the_logs_the_service_wrote(tmp_path):
     assert new.meta["rows"] == 240 and new.meta["sessions"] == 60
     path = new.save(tmp_path / "bundle")
     assert Scorer.load(path).decide_one(SessionState("x")).action in new.actions
+
+
+def test_serve_refuses_several_workers_without_a_shared_store(capsys):
+    from nextchannel.cli import main
+
+    assert main(["serve", "--workers", "2"]) == 2
+    assert "--workers > 1 needs a shared session store" in capsys.readouterr().err
