@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
@@ -13,7 +14,7 @@ from nextchannel import ModelSet, Scorer, TrainConfig, train
 from nextchannel.features import SessionState
 from nextchannel.modelset import DEFAULT_BUNDLE
 from nextchannel.web.app import create_app
-from nextchannel.web.logs import DecisionLog, pseudonymise, read_logs
+from nextchannel.web.logs import DecisionLog, export_parquet, pseudonymise, read_logs
 from nextchannel.web.stores import MemoryStore
 
 
@@ -188,7 +189,10 @@ def test_a_bundle_trains_from_the_logs_the_service_wrote(tmp_path):
     assert ((frames.decisions["propensity"] > 0) & (frames.decisions["propensity"] <= 1)).all()
     # until the module train.py is renamed (own-data branch), the package attribute may be the module
     fit = train if callable(train) else train.train
-    new = fit(decisions=frames.decisions, events=frames.events,
+    paths = export_parquet(tmp_path, tmp_path / "parquet")  # what a retraining job picks up
+    dec, ev = pd.read_parquet(paths["decisions"]), pd.read_parquet(paths["events"])
+    assert len(dec) == 240 and list(ev["type"]) == list(frames.events["type"])
+    new = fit(decisions=dec, events=ev,
                 config=TrainConfig(n_estimators=5, offer_n_estimators=5, value_n_estimators=5, n_jobs=1,
                                    min_child_samples=5))
     assert new.meta["rows"] == 240 and new.meta["sessions"] == 60
@@ -201,3 +205,23 @@ def test_serve_refuses_several_workers_without_a_shared_store(capsys):
 
     assert main(["serve", "--workers", "2"]) == 2
     assert "--workers > 1 needs a shared session store" in capsys.readouterr().err
+
+
+def test_readme_service_example_runs(tmp_path, monkeypatch):
+    import re
+    import shutil
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "create_app(" in b)
+    shutil.copytree(DEFAULT_BUNDLE, tmp_path / "models" / "current")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ADMIN_TOKEN", "t0ken")
+    env: dict = {}
+    exec(compile(code, "README.md", "exec"), env)
+    app = env["app"]
+    # (the example's Redis host does not exist here: only routes that do not touch the store are called)
+    client = TestClient(app)
+    assert client.get("/healthz").json()["status"] == "ok"
+    r = client.post("/admin/reload", json={"path": "models/current"}, headers={"authorization": "Bearer t0ken"})
+    assert r.status_code == 200 and r.json()["model_version"] == Scorer.load().model_version

@@ -18,7 +18,7 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     "SessionStore": "stores", "MemoryStore": "stores", "RedisStore": "stores", "store_from_url": "stores",
     "StoreError": "stores", "create_app": "app", "StaticContext": "app", "DecisionLog": "logs",
-    "read_logs": "logs", "pseudonymise": "logs", "OfferRenderer": "offers",
+    "read_logs": "logs", "pseudonymise": "logs", "export_parquet": "logs", "OfferRenderer": "offers",
 }
 
 __all__ = list(_EXPORTS)
