@@ -8,6 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from nextchannel import ModelSet, Scorer, TrainConfig, train
@@ -225,3 +227,30 @@ def test_readme_service_example_runs(tmp_path, monkeypatch):
     assert client.get("/healthz").json()["status"] == "ok"
     r = client.post("/admin/reload", json={"path": "models/current"}, headers={"authorization": "Bearer t0ken"})
     assert r.status_code == 200 and r.json()["model_version"] == Scorer.load().model_version
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-5, 10**12) | st.floats() | st.text(max_size=8),
+                     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4),
+                     max_leaves=12)
+_event = st.fixed_dictionaries({"ts": st.one_of(st.floats(), st.integers(), st.text(max_size=3)),
+                                "type": st.sampled_from(["click", "scroll", "page_view", "idle", "session_start",
+                                                         "offer_shown", "warp"])},
+                               optional={"depth": _json, "direction": _json, "page": _json, "page_type": _json,
+                                         "duration_s": _json, "channel": _json, "device": _json, "language": _json,
+                                         "decision_id": _json, "customer_id": _json})
+_body = st.one_of(_json, st.fixed_dictionaries({"session_id": st.sampled_from(["s1", "", "a b", 3]),
+                                                "events": st.one_of(st.lists(_event, max_size=5), _json)},
+                                               optional={"customer_id": _json}))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(body=_body, outcome=_json)
+def test_no_payload_gets_a_500(scorer, body, outcome):
+    client = _FUZZ.setdefault("client", TestClient(create_app(scorer), raise_server_exceptions=False))
+    r = client.post("/v1/events", content=json.dumps(body))
+    assert r.status_code < 500 and ("decision" in r.json() or "error" in r.json())
+    r = client.post("/v1/outcome", content=json.dumps(outcome))
+    assert r.status_code < 500
+
+
+_FUZZ: dict = {}

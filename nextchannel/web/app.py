@@ -302,6 +302,15 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
             return await run_in_threadpool(fn, *args)
         return fn(*args)
 
+    def safe_answer(why: str, status: int, t0: float) -> JSONResponse:
+        d = _safe_none(scorer, why)
+        metrics.decision(d.action, d.fallback, time.perf_counter() - t0, 0.0)
+        body: dict[str, Any] = {"decision": {"decision_id": None, "action": d.action, "channel": None, "offer": False,
+                                             "render": None, "model_version": d.model_version}}
+        if status != 200:
+            body["error"] = why
+        return JSONResponse(body, status_code=status)
+
     def error(status: int, message: str, **extra: Any) -> JSONResponse:
         metrics.bad_request(status)
         return JSONResponse({"error": message, **extra}, status_code=status)
@@ -324,17 +333,16 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
                 customer = profile_of(cid)
             except Exception:
                 logger.exception("customer profile provider failed")
-                metrics.fallbacks["profile provider failed"] += 1
+                metrics.fallback("profile provider failed")
         try:
             d, accepted, lang, now_ts, decide_s = await run_store(
                 store.update, sid, lambda s: decide(s, events, customer, ctx))
         except StoreError as err:
             logger.error("session store failed: %s", err)
-            d = _safe_none(scorer, "session store unavailable")
-            metrics.decision(d.action, d.fallback, time.perf_counter() - t0, 0.0)
-            return JSONResponse({"decision": {"decision_id": None, "action": "none", "channel": None, "offer": False,
-                                              "render": None, "model_version": d.model_version},
-                                 "error": "session store unavailable"}, status_code=503)
+            return safe_answer("session store unavailable", 503, t0)
+        except Exception:  # a bug must not take the site down: answer 'none', log it, count it
+            logger.exception("deciding failed")
+            return safe_answer("internal error", 200, t0)
         decision_id = uuid.uuid4().hex
         render = renderer.render(d.channel, lang) if d.offer else None
         if log is not None:

@@ -80,6 +80,10 @@ class Metrics:
             self.request_s.observe(request_s)
             self.decide_s.observe(decide_s)
 
+    def fallback(self, reason: str) -> None:
+        with self._lock:
+            self.fallbacks[reason] += 1
+
     def bad_request(self, status: int) -> None:
         with self._lock:
             self.bad_requests[str(status)] += 1
