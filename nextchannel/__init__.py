@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "PolicyConfig": "policy", "Decision": "policy",
     # bundles
     "write_bundle": "bundle", "read_bundle": "bundle", "verify_bundle": "bundle", "Bundle": "bundle",
+    "publish": "bundle", "current_version": "bundle",
     # evaluation
     "dm": "evaluate", "ips": "evaluate", "snips": "evaluate", "dr": "evaluate", "Estimate": "evaluate",
     "estimate_policy_value": "evaluate",
@@ -44,6 +45,10 @@ _EXPORTS: dict[str, str] = {
     "expected_calibration_error": "diagnostics",
     "compare": "evaluate", "Comparison": "evaluate", "policy_value_true": "evaluate", "normalised_value": "evaluate",
     "policy_facts": "facts", "PolicyFacts": "facts", "write_report": "report", "report_from_files": "report",
+    # data: shipped data sets; analytics exports -> event logs
+    "load_online_shoppers": "datasets",
+    "events_from_ga4": "adapters", "events_from_snowplow": "adapters", "events_from_segment": "adapters",
+    "AdapterReport": "adapters",
 }
 
 __all__ = ["__version__", *_EXPORTS]
