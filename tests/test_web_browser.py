@@ -189,3 +189,24 @@ def test_nothing_is_sent_without_consent(shop, browser):
     _wait(page, 5)
     ev, dec, _ = _session(logs, _sid(page))
     assert len(ev) == 0 and len(dec) == 0
+
+
+def test_scroll_direction_changes_and_exit_intent_are_tracked(shop, browser):
+    base, logs = shop
+    page = _page(browser)
+    page.goto(base + "/help.html")
+    page.click("#consent-yes")
+    page.add_style_tag(content="main { min-height: 4000px; }")
+    page.mouse.move(300, 300)
+    page.mouse.wheel(0, 1500)
+    _wait(page, 1)
+    page.mouse.wheel(0, -700)
+    _wait(page, 1)
+    # the pointer leaving through the top edge (what a desktop browser fires when heading for the tabs)
+    page.evaluate("document.dispatchEvent(new MouseEvent('mouseout', {clientY: -2, bubbles: true}))")
+    _wait(page, 1)
+    ev, _, _ = _session(logs, _sid(page))
+    scrolls = ev[ev["type"] == "scroll"]
+    assert list(scrolls["direction"])[:1] == ["down"] and "up" in set(scrolls["direction"])
+    assert scrolls["depth"].between(0, 1).all()
+    assert (ev["type"] == "exit_intent").sum() == 1

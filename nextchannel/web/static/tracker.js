@@ -208,7 +208,7 @@
       consent = !!yes;
       denied = !yes;
       if (denied) queue = [];
-      else schedule(0);
+      else { put(ls, "nc_returning", "1"); schedule(0); }
     },
     sessionId: function () { return sid; }
   };
@@ -218,5 +218,4 @@
   if (typeof cfg.consent === "function") {
     if (cfg.consent(function (yes) { w.nextchannel.consent(yes); }) === true) w.nextchannel.consent(true);
   } else if (cfg.consent === true) w.nextchannel.consent(true);
-  if (consent) put(ls, "nc_returning", "1");
 })(window, document);
