@@ -277,7 +277,9 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
     profile_of = profiles or _anonymous_profile
     renderer = offers or OfferRenderer()
     metrics = Metrics()
-    channels = scorer.model_set.policy.channels
+
+    def channels() -> Any:  # read per request: a reloaded bundle may name other channels
+        return scorer.model_set.policy.channels
 
     def decide(state: SessionState, events: list[dict[str, Any]], customer: Any, ctx: Any) -> tuple[Any, ...]:
         # runs inside the store's atomic update; may run again on a conflict, so it only computes
@@ -319,7 +321,7 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
         t0 = time.perf_counter()
         try:
             body = await _read_json(request, max_body_bytes)
-            sid, cid, events, outcomes = _parse_events(body, max_events, channels)
+            sid, cid, events, outcomes = _parse_events(body, max_events, channels())
         except _Bad as bad:
             return error(bad.status, str(bad))
         try:
@@ -350,7 +352,7 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
                    "propensity": d.propensity, "customer_id": cid, "model_version": d.model_version,
                    "offer_score": d.offer_score if d.offer_score == d.offer_score else None,
                    "fallback": d.fallback}
-            rec.update(_context_columns(ctx or {}, channels.names, lang))
+            rec.update(_context_columns(ctx or {}, channels().names, lang))
             log.events(accepted)
             log.decision(rec)
             for o in outcomes:
@@ -363,7 +365,7 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
 
     async def outcome_endpoint(request: Request) -> Response:
         try:
-            rec = _parse_outcome(await _read_json(request, max_body_bytes), channels)
+            rec = _parse_outcome(await _read_json(request, max_body_bytes), channels())
         except _Bad as bad:
             return error(bad.status, str(bad))
         etype = _OUTCOME_EVENT.get(rec["outcome"])
