@@ -254,3 +254,13 @@ def test_no_payload_gets_a_500(scorer, body, outcome):
 
 
 _FUZZ: dict = {}
+
+
+def test_tracker_is_served_minified_and_under_5_kb_gzipped(scorer):
+    from nextchannel.web.tracker import tracker_sizes, tracker_source
+
+    sizes = tracker_sizes()
+    assert sizes["minified_gzip"] < 5 * 1024, sizes
+    r = TestClient(create_app(scorer)).get("/nextchannel/tracker.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/javascript")
+    assert r.text == tracker_source(True) and "/*" not in r.text and "nextchannel" in r.text
