@@ -210,3 +210,36 @@ def test_scroll_direction_changes_and_exit_intent_are_tracked(shop, browser):
     assert list(scrolls["direction"])[:1] == ["down"] and "up" in set(scrolls["direction"])
     assert scrolls["depth"].between(0, 1).all()
     assert (ev["type"] == "exit_intent").sum() == 1
+
+
+def test_search_cart_removal_and_aria_invalid_are_tracked_without_free_text(shop, browser):
+    base, logs = shop
+    page = _page(browser)
+    page.goto(base + "/")
+    page.click("#consent-yes")
+    page.fill("input[name=q]", "zebra")
+    page.press("input[name=q]", "Enter")
+    _wait(page, 1)
+    page.goto(base + "/product.html")
+    page.click("#add-kettle")
+    _wait(page, 1)
+    page.goto(base + "/cart.html")
+    page.click(".remove")
+    _wait(page, 1)
+    page.goto(base + "/checkout.html")
+    page.fill("input[name=email]", "someone@example.com")
+    page.fill("input[name=zip]", "12345")
+    page.fill("input[name=card]", "123")        # passes the browser's check, fails the shop's (aria-invalid)
+    page.click("#pay")
+    _wait(page, 2)
+    ev, _, _ = _session(logs, _sid(page))
+    recs = ev.to_dict("records")
+    assert [_key(e) for e in recs] == [
+        # Enter in the search box "clicks" the form's button and submits it, as browsers do
+        ("session_start", None), ("page_view", "home"), ("click", None), ("click", None), ("form_submit", None),
+        ("search", None), ("page_view", "product"),
+        ("click", None), ("cart_add", 30.0), ("page_view", "cart"), ("click", None), ("cart_remove", None),
+        ("page_view", "checkout"), ("click", None), ("form_submit", None), ("form_error", "card")]
+    assert recs[5]["n_results"] == 0 and recs[11]["value"] == 30.0
+    text = "".join(p.read_text() for p in (logs / "events").glob("*.jsonl"))
+    assert "zebra" not in text and "someone@example.com" not in text

@@ -187,3 +187,23 @@ def test_store_from_url():
     assert isinstance(store_from_url("redis://127.0.0.1:1/0"), RedisStore)  # lazy: connects on first use
     with pytest.raises(ConfigError, match="store must be 'memory' or a redis://"):
         store_from_url("mongodb://x")
+
+
+def test_logs_rotate_by_size_and_read_back_whole(tmp_path):
+    from nextchannel.web.logs import DecisionLog, read_logs
+
+    log = DecisionLog(tmp_path, key=b"k", max_bytes=2048)
+    for i in range(60):
+        log.decision({"decision_id": f"d{i:03d}", "session_id": f"s{i % 7}", "ts": float(i), "action": "none",
+                      "propensity": 1.0, "customer_id": f"c{i % 3}"})
+        log.events([{"session_id": f"s{i % 7}", "ts": float(i), "type": "click"}])
+    log.close()
+    files = sorted((tmp_path / "decisions").glob("*.jsonl"))
+    assert len(files) >= 3 and all(f.stat().st_size < 2048 + 400 for f in files)
+    frames = read_logs(tmp_path)
+    assert list(frames.decisions["decision_id"]) == [f"d{i:03d}" for i in range(60)]
+    assert len(frames.events) == 60 and frames.decisions["customer_id"].nunique() == 3
+    # a second writer (another worker, or a restart) shares the pseudonym key created on disk
+    a, b = DecisionLog(tmp_path / "x"), DecisionLog(tmp_path / "x")
+    assert a.customer("c-1") == b.customer("c-1") != DecisionLog(tmp_path / "y").customer("c-1")
+    assert (tmp_path / "x" / ".pseudonym-key").stat().st_mode & 0o077 == 0
