@@ -184,6 +184,33 @@ def _loop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        import uvicorn
+    except ImportError:
+        print("serve needs the web extra: pip install 'nextchannel[web]'", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print(f"serve: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
+    if args.workers > 1 and args.store == "memory":
+        print("serve: --workers > 1 needs a shared session store (--store redis://host:port/db); "
+              "with --store memory each worker would see only part of a session", file=sys.stderr)
+        return 2
+    cfg = {"bundle": args.bundle, "store": args.store, "log_dir": args.log_dir, "cors_origins": args.cors_origin,
+           "context": args.context, "offers": args.offers, "static_dir": args.static_dir,
+           "idle_timeout_s": args.idle_timeout_s}
+    if args.epsilon:
+        cfg["exploration"] = {"exploration": "epsilon", "epsilon": args.epsilon}
+    os.environ["NEXTCHANNEL_SERVE"] = json.dumps(cfg)
+    # workers are separate processes that build the app from the environment (uvicorn's factory)
+    uvicorn.run("nextchannel.web.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="warning", access_log=False)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nextchannel`` command."""
     parser = argparse.ArgumentParser(prog="nextchannel", description="Proactive customer engagement: "
@@ -227,6 +254,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("report", help="write a policy report folder from a decisions CSV")
     p.add_argument("decisions"), p.add_argument("--truth"), p.add_argument("--out", required=True)
     p.set_defaults(func=_report)
+    p = sub.add_parser("serve", help="run the reference web service (tracker events in, decisions out)")
+    p.add_argument("--bundle", help="model bundle or publish root (default: the shipped default bundle)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--store", default="memory", help="memory, or a Redis URL redis://host:port/db (shared by workers)")
+    p.add_argument("--log-dir", help="write decision/outcome/event logs (JSON lines) here")
+    p.add_argument("--cors-origin", action="append", default=[], help="origin allowed to call the API (repeatable)")
+    p.add_argument("--context", help="JSON file of the static channel context (open, wait_s, languages)")
+    p.add_argument("--offers", help='JSON file {"links": {...}, "texts": {...}} for the offer widget')
+    p.add_argument("--static-dir", help="folder served at / (e.g. examples/webshop)")
+    p.add_argument("--idle-timeout-s", type=float, default=1800.0, help="close a session after this long without events")
+    p.add_argument("--epsilon", type=float, default=0.0, help="explore: a random eligible action with this probability")
+    p.set_defaults(func=_serve)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
