@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "BundleError",
     "NotFittedError",
+    "DriftWarning",
 ]
 
 
@@ -41,3 +42,17 @@ class BundleError(NextChannelError, ValueError):
 
 class NotFittedError(NextChannelError, AttributeError):
     """An estimator was used before ``fit``."""
+
+
+class DriftWarning(UserWarning):
+    """The recent logs differ from the training window by more than the configured threshold.
+
+    Raised through :func:`warnings.warn` by :func:`nextchannel.drift.drift` (a warning, not an
+    error: a drifted world is a reason to look, and to retrain, not to stop).
+
+    Examples
+    --------
+    >>> from nextchannel.errors import DriftWarning
+    >>> issubclass(DriftWarning, UserWarning)
+    True
+    """
