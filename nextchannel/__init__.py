@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "expected_calibration_error": "diagnostics",
     "compare": "evaluate", "Comparison": "evaluate", "policy_value_true": "evaluate", "normalised_value": "evaluate",
     "psi": "drift", "feature_psi": "drift", "action_mix": "drift", "measure_drift": "drift", "Drift": "drift",
+    "channel_demand": "demand", "what_if": "demand", "ChannelDemand": "demand",
     "policy_facts": "facts", "PolicyFacts": "facts", "write_report": "report", "report_from_files": "report",
 }
 
