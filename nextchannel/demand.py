@@ -22,10 +22,10 @@ measurements: a what-if for hours the channel never had in the logs extrapolates
 
 Examples
 --------
->>> from nextchannel import simulate, train, TrainConfig, PolicyConfig, features_many
+>>> from nextchannel import ModelSet, features_many, simulate
+>>> from nextchannel.modelset import DEFAULT_BUNDLE
+>>> ms = ModelSet.load(DEFAULT_BUNDLE)                     # the bundle shipped with the package
 >>> sim = simulate(800, seed=2)
->>> ms = train(decisions=sim.decisions, events=sim.events, config=TrainConfig(n_estimators=10,
-...            offer_n_estimators=5, value_n_estimators=10), policy=PolicyConfig.from_sim(sim.config))
 >>> X = features_many(sim.events, sim.decisions[["session_id", "ts"]], with_profile=True)
 >>> d = channel_demand(sim.decisions, ms, X, events=sim.events, utc_offset_s=3600)
 >>> sorted(d.unserved["reason"].unique()) <= ["closed", "language", "queue"]
