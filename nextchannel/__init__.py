@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "compare": "evaluate", "Comparison": "evaluate", "policy_value_true": "evaluate", "normalised_value": "evaluate",
     "psi": "drift", "feature_psi": "drift", "action_mix": "drift", "measure_drift": "drift", "Drift": "drift",
     "channel_demand": "demand", "what_if": "demand", "ChannelDemand": "demand",
+    "retrain": "jobs", "RetrainResult": "jobs",
     "policy_facts": "facts", "PolicyFacts": "facts", "write_report": "report", "report_from_files": "report",
 }
 
