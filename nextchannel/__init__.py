@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "PolicyConfig": "policy", "Decision": "policy",
     # bundles
     "write_bundle": "bundle", "read_bundle": "bundle", "verify_bundle": "bundle", "Bundle": "bundle",
+    "publish": "bundle", "current_version": "bundle",
     # evaluation
     "dm": "evaluate", "ips": "evaluate", "snips": "evaluate", "dr": "evaluate", "Estimate": "evaluate",
     "estimate_policy_value": "evaluate",
@@ -48,6 +49,10 @@ _EXPORTS: dict[str, str] = {
     "channel_demand": "demand", "what_if": "demand", "ChannelDemand": "demand",
     "retrain": "jobs", "RetrainResult": "jobs",
     "policy_facts": "facts", "PolicyFacts": "facts", "write_report": "report", "report_from_files": "report",
+    # data: shipped data sets; analytics exports -> event logs
+    "load_online_shoppers": "datasets",
+    "events_from_ga4": "adapters", "events_from_snowplow": "adapters", "events_from_segment": "adapters",
+    "AdapterReport": "adapters",
 }
 
 __all__ = ["__version__", *_EXPORTS]

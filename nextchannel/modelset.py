@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nextchannel.bundle import Bundle, feature_schema_hash, read_bundle, write_bundle
+from nextchannel.bundle import Bundle, feature_schema_hash, publish, read_bundle, write_bundle
 from nextchannel.errors import BundleError, ValidationError
 from nextchannel.models import (
     HEADS,
@@ -145,8 +145,8 @@ class ModelSet:
         files["policy.json"] = self.policy.to_dict()
         return files
 
-    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the bundle folder atomically (see the module docstring for its layout)."""
+    def bundle_contents(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(files, manifest fields) of this model set's bundle, as :func:`~nextchannel.bundle.write_bundle` takes them."""
         from nextchannel import __version__
 
         files = self._files()
@@ -161,16 +161,38 @@ class ModelSet:
             "evaluation": self.evaluation,
             "nextchannel_version": __version__,
         }
-        return write_bundle(path, files, manifest, overwrite=overwrite)
+        return files, manifest
+
+    def save(self, path: str | Path, *, overwrite: bool = False, key: str | bytes | None = None) -> Path:
+        """Write the bundle folder atomically (see the module docstring for its layout).
+
+        ``overwrite=True`` replaces a bundle with no moment where ``path`` is missing (see
+        :func:`~nextchannel.bundle.write_bundle`); ``key`` (or ``$NEXTCHANNEL_BUNDLE_KEY``) signs
+        the manifest. To serve, prefer :meth:`publish`.
+        """
+        files, manifest = self.bundle_contents()
+        return write_bundle(path, files, manifest, overwrite=overwrite, key=key)
+
+    def publish(self, root: str | Path, *, version: str | None = None, keep: int = 5,
+                key: str | bytes | None = None) -> Path:
+        """Publish as ``<root>/<version>/`` and flip ``<root>/current`` (:func:`nextchannel.bundle.publish`)."""
+        return publish(self, root, version=version, keep=keep, key=key)
 
     @classmethod
-    def load(cls, path: str | Path, *, expected_feature_names: tuple[str, ...] | None = None) -> "ModelSet":
-        """Read and verify a bundle; raises :class:`~nextchannel.errors.BundleError` naming file and problem."""
+    def load(cls, path: str | Path, *, expected_feature_names: tuple[str, ...] | None = None,
+             require_signature: bool = False, key: str | bytes | None = None) -> "ModelSet":
+        """Read and verify a bundle folder or publish root (its ``current``).
+
+        Raises :class:`~nextchannel.errors.BundleError` naming the file and the problem. Every model
+        text is validated in Python (:mod:`nextchannel.modeltext`) before LightGBM parses it.
+        ``require_signature=True`` refuses a bundle not signed with ``key``
+        (default ``$NEXTCHANNEL_BUNDLE_KEY``).
+        """
         kwargs: dict[str, Any] = {"required_files": _MODEL_FILES}  # value_<action>.txt checked in from_bundle
         if expected_feature_names is not None:
             kwargs["expected_feature_hash"] = feature_schema_hash(expected_feature_names)
             kwargs["expected_feature_names"] = list(expected_feature_names)
-        b = read_bundle(path, **kwargs)
+        b = read_bundle(path, require_signature=require_signature, key=key, **kwargs)
         return cls.from_bundle(b)
 
     @classmethod

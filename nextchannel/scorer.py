@@ -268,13 +268,19 @@ class Scorer:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str | Path | None = None, **kwargs: Any) -> "Scorer":
-        """Load a bundle (default: ``models/default`` shipped with the package)."""
-        return cls(ModelSet.load(path if path is not None else DEFAULT_BUNDLE), **kwargs)
+    def load(cls, path: str | Path | None = None, *, require_signature: bool = False,
+             key: str | bytes | None = None, **kwargs: Any) -> "Scorer":
+        """Load a bundle folder or a publish root's ``current`` (default: ``models/default`` shipped with the package).
 
-    def reload(self, path: str | Path) -> None:
-        """Swap in another bundle atomically: a request sees either the old set or the new one."""
-        compiled = _Compiled(ModelSet.load(path))
+        ``require_signature=True`` refuses a bundle not signed with ``key`` (default
+        ``$NEXTCHANNEL_BUNDLE_KEY``); other keyword arguments go to :class:`Scorer`.
+        """
+        ms = ModelSet.load(path if path is not None else DEFAULT_BUNDLE, require_signature=require_signature, key=key)
+        return cls(ms, **kwargs)
+
+    def reload(self, path: str | Path, *, require_signature: bool = False, key: str | bytes | None = None) -> None:
+        """Swap in another bundle (or a publish root's ``current``) atomically: a request sees the old set or the new one."""
+        compiled = _Compiled(ModelSet.load(path, require_signature=require_signature, key=key))
         old = self._c
         self._c = compiled  # one reference assignment: a request holds either the old set or the new one
         logger.info("reloaded model set %s (was %s)", compiled.ms.version, old.ms.version)

@@ -23,7 +23,11 @@ from nextchannel.bundle import (
     Bundle,
     canonical_json,
     feature_schema_hash,
+    current_version,
     file_sha256,
+    publish,
+    publish_files,
+    published_versions,
     read_bundle,
     verify_bundle,
     write_bundle,
@@ -266,7 +270,7 @@ def test_verify_collects_every_problem(good):
 
 
 def test_os_errors_are_chained(good, monkeypatch):
-    def deny(self, name):
+    def deny(self, name, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", name)
 
     monkeypatch.setattr(bundle_mod._Folder, "read", deny)
@@ -459,12 +463,16 @@ def test_crash_mid_write_leaves_nothing(tmp_path, files, monkeypatch, exc, raise
     assert list(tmp_path.iterdir()) == []  # temp folder cleaned up
 
 
-@pytest.mark.parametrize("where", ["file-writer", "rename-new-into-place", "rename-old-aside"])
+@pytest.mark.parametrize("where", ["file-writer", "exchange", "rename-new-into-place", "rename-old-aside"])
 def test_crash_during_overwrite_keeps_old_bundle(good, monkeypatch, where):
     before = {x.name: x.read_bytes() for x in good.iterdir()}
     crash = OSError(errno.EIO, "Input/output error")
+    if where not in ("file-writer", "exchange"):  # the two-rename fallback of systems without an exchange
+        monkeypatch.setattr(bundle_mod, "_exchange", lambda a, b: False)
     if where == "file-writer":
         calls = _crash_on_call(monkeypatch, bundle_mod, "_write_file", 1, crash)
+    elif where == "exchange":
+        calls = _crash_on_call(monkeypatch, bundle_mod, "_exchange", 1, crash)
     elif where == "rename-old-aside":
         calls = _crash_on_call(monkeypatch, bundle_mod.os, "replace", 1, crash)
     else:  # old folder already renamed aside when this fails; it must be renamed back
@@ -509,8 +517,8 @@ def test_reader_racing_a_replace_never_mixes_bundles(good, monkeypatch):
     real_read = bundle_mod._Folder.read
     state = {"swapped": False}
 
-    def read_then_swap(self, name):
-        data = real_read(self, name)
+    def read_then_swap(self, name, *args, **kwargs):
+        data = real_read(self, name, *args, **kwargs)
         if name == "manifest.json" and not state["swapped"]:
             state["swapped"] = True
             write_bundle(good, new_files, {"model_version": "v2"}, overwrite=True)
@@ -538,3 +546,162 @@ def test_module_never_unpickles_or_executes():
     assert not imported & {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal", "shelve"}
     calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     assert not calls & {"eval", "exec", "compile", "__import__"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Versioned publishing: <root>/<version>/ + an atomic `current` symlink
+# ---------------------------------------------------------------------------------------------
+def _hidden(folder: pathlib.Path) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n.startswith("."))
+
+
+def test_publish_layout_and_current(tmp_path, good):
+    root = tmp_path / "root"
+    v = publish(good, root)
+    assert v.parent == root and re.fullmatch(r"b-[0-9a-f]{16}", v.name)
+    assert (root / "current").is_symlink() and os.readlink(root / "current") == v.name  # relative target
+    assert current_version(root) == v.name and published_versions(root) == [v.name]
+    # the published copy is byte-identical to the source, and the root reads as its current bundle
+    assert {x.name: x.read_bytes() for x in v.iterdir()} == {x.name: x.read_bytes() for x in good.iterdir()}
+    b = read_bundle(root)
+    assert b.path == v and b.manifest["model_version"] == MANIFEST["model_version"]
+    assert _hidden(root) == []
+
+
+def test_publish_is_idempotent_and_rolls_back(tmp_path, good, files):
+    root = tmp_path / "root"
+    v1 = publish(good, root)
+    mtime = (root / "current").lstat().st_mtime_ns
+    assert publish(good, root) == v1                        # same bytes: the same version, no flip
+    assert (root / "current").lstat().st_mtime_ns == mtime and published_versions(root) == [v1.name]
+    v2 = publish_files({**files, "offer_model.txt": "other\n"}, MANIFEST, root)
+    assert v2 != v1 and current_version(root) == v2.name
+    assert publish(good, root) == v1 and current_version(root) == v1.name  # republishing old bytes: rollback
+    assert published_versions(root) == [v1.name, v2.name]
+
+
+def test_publish_keeps_the_newest_versions(tmp_path, files):
+    root = tmp_path / "root"
+    published = [publish_files({**files, "offer_model.txt": f"model {i}\n"}, MANIFEST, root, keep=3).name
+                 for i in range(6)]
+    assert published_versions(root) == published[::-1][:3]
+    assert current_version(root) == published[-1] and _hidden(root) == []
+    publish_files(files, MANIFEST, root, keep=1)
+    assert len(published_versions(root)) == 1
+
+
+@pytest.mark.parametrize("version, match", [
+    ("current", r"version must be a plain name"), (".hidden", r"version must be a plain name"),
+    ("a/b", r"version must be a plain name"), (7, r"version must be a plain name"),
+])
+def test_publish_refuses_bad_versions(tmp_path, files, version, match):
+    with pytest.raises(ValidationError, match=match):
+        publish_files(files, MANIFEST, tmp_path / "root", version=version)
+
+
+def test_publish_refuses_other_content_under_an_existing_version(tmp_path, files):
+    root = tmp_path / "root"
+    publish_files(files, MANIFEST, root, version="v1")
+    with pytest.raises(BundleError, match=r"version 'v1' is already published .* with other content"):
+        publish_files({**files, "offer_model.txt": "other\n"}, MANIFEST, root, version="v1")
+    with pytest.raises(ValidationError, match=r"keep must be an int >= 1, got 0"):
+        publish_files(files, MANIFEST, root, keep=0)
+    with pytest.raises(BundleError, match=r"is itself a bundle folder"):
+        publish_files(files, MANIFEST, root / "v1")
+
+
+def test_publish_and_save_clean_up_after_dead_writers(tmp_path, good, files):
+    root = tmp_path / "root"
+    publish(good, root)
+    # what a publisher killed at the worst moments leaves behind
+    (root / ".tmp-b-0123.tmp-abcdef").mkdir()
+    (root / ".trash-b-0456-abcd").mkdir()
+    os.symlink("nowhere", root / ".current.tmp-abcdef")
+    (tmp_path / ".bundle.tmp-abcdef").mkdir()
+    (tmp_path / ".bundle.old-abcdef").mkdir()
+    (tmp_path / ".bundle.old-abcdef" / "manifest.json").write_text("{}")
+    publish_files(files, {"model_version": "x"}, root)
+    assert _hidden(root) == []
+    write_bundle(good, files, MANIFEST, overwrite=True)
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith(".bundle")) == []
+
+
+def test_overwrite_exchanges_without_a_missing_moment(good, monkeypatch, files):
+    """A plain-path overwrite is one atomic exchange: `path` exists at every instant."""
+    seen = []
+    real = bundle_mod._exchange
+
+    def watch(a, b):
+        ok = real(a, b)
+        seen.append((ok, os.path.isdir(b), (b / "manifest.json").exists()))
+        return ok
+
+    monkeypatch.setattr(bundle_mod, "_exchange", watch)
+    monkeypatch.setattr(bundle_mod.os, "replace", lambda *a: pytest.fail("no rename may leave a window"))
+    write_bundle(good, {**files, "offer_model.txt": "v2\n"}, MANIFEST, overwrite=True)
+    assert seen == [(True, True, True)]
+    assert read_bundle(good).text("offer_model.txt") == "v2\n" and _siblings(good) == ["bundle"]
+
+
+def test_signed_publish_and_require_signature(tmp_path, good, monkeypatch):
+    root = tmp_path / "root"
+    v = publish(good, root, key="training-key")
+    assert read_bundle(root, require_signature=True, key="training-key").path == v
+    with pytest.raises(BundleError, match=r"signed with another key"):
+        read_bundle(root, require_signature=True, key="another-key")
+    with pytest.raises(BundleError, match=r"is not signed; require_signature=True refuses unsigned"):
+        read_bundle(good, require_signature=True, key="training-key")
+    with pytest.raises(ValidationError, match=r"require_signature=True needs the key"):
+        read_bundle(good, require_signature=True)
+    # the environment variable is the default key, for signing and for checking
+    monkeypatch.setenv("NEXTCHANNEL_BUNDLE_KEY", "training-key")
+    assert read_bundle(root, require_signature=True).path == v
+    # tampering with recomputed checksums is caught by the signature
+    m = _manifest(v)
+    (v / "offer_model.txt").write_text("evil\n")
+    m["files"]["offer_model.txt"] = {"sha256": file_sha256(v / "offer_model.txt"), "bytes": 5}
+    _rewrite_manifest(v, m)
+    assert read_bundle(root).text("offer_model.txt") == "evil\n"   # checksums alone cannot tell
+    with pytest.raises(BundleError, match=r"signature does not match its content"):
+        read_bundle(root, require_signature=True)
+
+
+def test_readers_never_fail_while_publishing(tmp_path, files):
+    """Readers of the root in a loop while another thread publishes (and prunes) as fast as it can."""
+    import threading
+
+    root = tmp_path / "root"
+    contents = [{**files, "offer_model.txt": f"model {i}\n"} for i in range(3)]
+    publish_files(contents[0], MANIFEST, root)
+    stop, failures, reads = threading.Event(), [], [0]
+
+    def reader():
+        while not stop.is_set():
+            try:
+                b = read_bundle(root)
+                assert b.text("offer_model.txt").startswith("model ")
+                reads[0] += 1
+            except Exception as err:  # noqa: BLE001 - any failure counts
+                failures.append(repr(err))
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for i in range(60):
+        publish_files(contents[i % 3], MANIFEST, root, keep=1)   # keep=1: every flip also deletes the old one
+    stop.set()
+    for t in threads:
+        t.join()
+    assert failures == [] and reads[0] > 0
+
+
+def test_sigkill_during_publish_and_save_always_loads_and_leaves_nothing():
+    """A sample of benchmarks/bench_publish_kill.py (100 kills per mode there): 20 SIGKILLs per mode."""
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_publish_kill.py"
+    proc = subprocess.run([sys.executable, str(script), "--kills", "20", "--json"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for r in json.loads(proc.stdout):
+        assert r["killed_by_sigkill"] == 20, r          # the kills really landed mid-work
+        assert r["failed_loads"] == 0, r
+        assert r["stale_after_next_write"] == 0 and r["loads_after"], r

@@ -338,3 +338,51 @@ def test_default_bundle_is_calibrated_on_held_out_simulated_data(default_set):
     assert expected_calibration_error(d["accepted"].to_numpy()[offered], p_accept) < 0.05
     p_success = p["success"][np.arange(len(d)), codes]
     assert expected_calibration_error(d["success"].to_numpy(), p_success) < 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# Versioned publishing of model sets
+# ---------------------------------------------------------------------------------------------
+def test_model_set_publish_and_load_from_the_root(model_set, saved, tmp_path):
+    from nextchannel.bundle import current_version, published_versions
+
+    root = tmp_path / "root"
+    v = model_set.publish(root)
+    assert current_version(root) == v.name
+    assert {x.name: x.read_bytes() for x in v.iterdir()} == {x.name: x.read_bytes() for x in saved.iterdir()}
+    assert ModelSet.load(root).version == model_set.version
+    assert model_set.publish(root) == v and published_versions(root) == [v.name]   # idempotent
+
+
+def test_scorer_reloading_in_a_loop_during_publishes_never_fails(tmp_path):
+    """A reader reloads the root's `current` while another thread keeps publishing new versions."""
+    import threading
+
+    from nextchannel import Scorer
+    from nextchannel.bundle import publish
+
+    root = tmp_path / "root"
+    publish(DEFAULT_BUNDLE, root, version="v0")
+    scorer = Scorer.load(root)
+    stop, failures, reloads = threading.Event(), [], [0]
+
+    def publisher():
+        i = 0
+        while not stop.is_set():   # same bytes under new names: every publish flips `current` and prunes
+            i += 1
+            publish(DEFAULT_BUNDLE, root, version=f"v{i}", keep=2)
+
+    t = threading.Thread(target=publisher)
+    t.start()
+    try:
+        for _ in range(8):
+            try:
+                scorer.reload(root)
+                reloads[0] += 1
+            except Exception as err:  # noqa: BLE001 - any failure counts
+                failures.append(repr(err))
+    finally:
+        stop.set()
+        t.join()
+    assert failures == [] and reloads[0] == 8
+    assert scorer.model_version == ModelSet.load(DEFAULT_BUNDLE).version
