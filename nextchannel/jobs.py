@@ -35,7 +35,6 @@ Examples
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import inspect
 import json
 import logging
@@ -302,57 +301,14 @@ class RetrainResult:
         return json.dumps(self.summary(), sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
 
 
-# ---------------------------------------------------------------------------------------------
-# Publishing (nextchannel.bundle.publish; a minimal stand-in until a bundle module has it)
-# ---------------------------------------------------------------------------------------------
-def _publish(bundle_dir: pathlib.Path, root: pathlib.Path, keep: int) -> pathlib.Path:
-    from nextchannel import bundle
-
-    if hasattr(bundle, "publish"):
-        return pathlib.Path(bundle.publish(bundle_dir, root, keep=keep))
-    return _publish_fallback(bundle_dir, root, keep)  # pragma: no cover - replaced by bundle.publish
-
-
-def _current_version(root: pathlib.Path) -> str | None:
-    from nextchannel import bundle
-
-    if hasattr(bundle, "current_version"):
-        return bundle.current_version(root)
-    link = root / "current"  # pragma: no cover - replaced by bundle.current_version
-    return os.path.basename(os.readlink(link)) if link.is_symlink() else None
-
-
-def _publish_fallback(bundle_dir: pathlib.Path, root: pathlib.Path, keep: int) -> pathlib.Path:  # pragma: no cover
-    """Version folder named by the manifest's hash, renamed into place; ``current`` flipped by os.replace."""
-    import secrets
-
-    root.mkdir(parents=True, exist_ok=True)
-    version = "b-" + hashlib.sha256((bundle_dir / "manifest.json").read_bytes()).hexdigest()[:16]
-    target = root / version
-    if not target.exists():
-        tmp = root / f".{version}.tmp-{secrets.token_hex(6)}"
-        shutil.copytree(bundle_dir, tmp)
-        os.replace(tmp, target)
-    if _current_version(root) != version:
-        link_tmp = root / f".current.tmp-{secrets.token_hex(6)}"
-        os.symlink(version, link_tmp)
-        os.replace(link_tmp, root / "current")
-    versions = sorted((p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name.startswith("b-")),
-                      key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in [p for p in versions if p.name != version][max(keep - 1, 0):]:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
 def _load_champion(root: pathlib.Path) -> tuple[Any, str | None]:
+    from nextchannel.bundle import current_version
     from nextchannel.modelset import ModelSet
 
-    version = _current_version(root) if root.exists() else None
+    version = current_version(root) if root.is_dir() else None
     if version is None:
         return None, None
-    from nextchannel import bundle
-
-    return ModelSet.load(root if hasattr(bundle, "publish") else root / "current"), version
+    return ModelSet.load(root), version
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,6 +443,7 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
     """
     from tqdm.auto import tqdm
 
+    from nextchannel.bundle import current_version, publish
     from nextchannel.drift import DEFAULT_THRESHOLD, measure_drift
     from nextchannel.evaluate import compare
     from nextchannel.features import CATEGORICAL_FEATURES, features_many
@@ -637,7 +594,6 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
     # Decide, then publish.
     with tempfile.TemporaryDirectory(prefix="nextchannel-retrain-") as tmp:
         bundle_dir = challenger.save(pathlib.Path(tmp) / "bundle")
-        challenger_version = "b-" + hashlib.sha256((bundle_dir / "manifest.json").read_bytes()).hexdigest()[:16]
         same = champion is not None and champion.version == challenger.version
         if same:
             status, reason = "unchanged", f"current already holds this model ({challenger.version}); nothing published"
@@ -654,8 +610,10 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
         bar.set_postfix_str("publish")
         published_version = None
         if status == "published":
-            published_version = _publish(bundle_dir, root, keep).name
-        version = _current_version(root) if root.exists() else None
+            published_version = publish(bundle_dir, root, keep=keep).name
+        elif status == "unchanged":
+            published_version = champion_version
+        version = current_version(root) if root.is_dir() else None
     bar.update()
     bar.close()
 
@@ -667,7 +625,7 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
                           drift=dr, challenger=challenger, X_test=X_test, test=test, out_ch=out_ch, logs=logs,
                           events=ev_clean, utc_offset_s=utc_offset_s)
     res = RetrainResult(status, EXIT_CODES[status], reason, version, champion_version,
-                        published_version if status == "published" else (challenger_version if status == "unchanged" else None),
+                        published_version,
                         challenger.version, None if comparison is None else comparison.to_dict(), dr.to_dict(),
                         window, None if report_path is None else os.fspath(report_path), time.perf_counter() - t0)
     logger.info("retrain: %s (%s)", status, reason)
