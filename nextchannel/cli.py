@@ -211,6 +211,39 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retrain(args: argparse.Namespace) -> int:
+    """The retraining job; exit codes and the one-line JSON summary are the scheduler's interface."""
+    from nextchannel.errors import ConfigError, ValidationError
+    from nextchannel.jobs import EXIT_CODES, retrain
+
+    dask = None
+    try:
+        if args.dask or args.dask_scheduler:
+            from nextchannel import dask_backend
+
+            dask = dask_backend.client(args.dask_scheduler, n_workers=args.dask_workers)
+        res = retrain(decisions=args.decisions, events=args.events, outcomes=args.outcomes, customers=args.customers,
+                      contacts=args.contacts, features=args.features, policy=args.policy, config=args.config,
+                      root=args.root, since=args.since, until=args.until, window_days=args.window_days,
+                      test_fraction=args.test_fraction, test_days=args.test_days, require=args.require,
+                      min_effect=args.min_effect, keep=args.keep, report=False if args.no_report else args.report,
+                      utc_offset_s=args.utc_offset_s, progress=not args.quiet, dask=dask)
+    except (ValidationError, ConfigError) as err:
+        print(f"retrain: bad input: {err}", file=sys.stderr)
+        print(json.dumps({"status": "bad_input", "exit_code": EXIT_CODES["bad_input"], "error": str(err)}))
+        return EXIT_CODES["bad_input"]
+    except Exception as err:  # the scheduler's contract: anything else is exit code 1, with a summary line
+        logging.getLogger("nextchannel.cli").exception("retrain failed")
+        print(json.dumps({"status": "error", "exit_code": EXIT_CODES["error"],
+                          "error": f"{type(err).__name__}: {err}"}))
+        return EXIT_CODES["error"]
+    finally:
+        if dask is not None:
+            dask_backend.close(dask)
+    print(res.to_json())
+    return res.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nextchannel`` command."""
     parser = argparse.ArgumentParser(prog="nextchannel", description="Proactive customer engagement: "
@@ -248,6 +281,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--publish", help="folder to publish each accepted model set to (<folder>/week-<w>)")
     p.add_argument("--out", help="write <out>.csv and <out>.png (the weekly table and its plot)")
     p.set_defaults(func=_loop)
+    p = sub.add_parser("retrain", help="retrain on a window of logs; publish to --root if not worse than the champion "
+                       "(exit 0 published, 3 champion kept, 2 bad input, 1 other error; one JSON line on stdout)")
+    for name, what in (("--decisions", "decision log (with outcomes)"), ("--events", "event log"),
+                       ("--outcomes", "outcome log of the service (decision_id, outcome), joined onto the decisions"),
+                       ("--customers", "customer table"), ("--contacts", "contact history"),
+                       ("--features", "your own per-decision features (one row per decision row)")):
+        p.add_argument(name, required=name in ("--decisions", "--events"),
+                       help=f"{what}: a CSV, Parquet or JSON-lines file, or a folder of them")
+    p.add_argument("--policy", help="PolicyConfig JSON file (business values); default PolicyConfig()")
+    p.add_argument("--config", help="TrainConfig JSON file")
+    p.add_argument("--root", required=True, help="publish root: <root>/<version>/ and the symlink <root>/current")
+    p.add_argument("--since", help="window start (ISO 8601 date/time, UTC unless a zone is given; or epoch seconds)")
+    p.add_argument("--until", help="window end (exclusive)")
+    p.add_argument("--window-days", type=float, help="the window is the last N days (before --until)")
+    p.add_argument("--test-fraction", type=float, default=0.25, help="latest share of sessions held out (default 0.25)")
+    p.add_argument("--test-days", type=float, help="hold out the last N days instead")
+    p.add_argument("--require", choices=["not-worse", "better"], default="not-worse",
+                   help="publish if the challenger is not significantly worse (default) / significantly better")
+    p.add_argument("--min-effect", type=float, default=0.0, help="margin of the verdict, reward per decision point")
+    p.add_argument("--keep", type=int, default=5, help="versions to keep under --root (default 5)")
+    p.add_argument("--report", help="the run's report folder (default <root>-reports/<model version>)")
+    p.add_argument("--no-report", action="store_true", help="write no report folder")
+    p.add_argument("--utc-offset-s", type=float, default=0.0, help="service clock's offset from UTC (opening hours)")
+    p.add_argument("--dask", action="store_true", help="featurise and train on Dask (a local cluster unless "
+                   "--dask-scheduler is given)")
+    p.add_argument("--dask-scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--dask-workers", type=int, default=2, help="workers of the local cluster (default 2)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_retrain)
     p = sub.add_parser("verify", help="check a model bundle's files and checksums")
     p.add_argument("path")
     p.set_defaults(func=_verify)
