@@ -17,6 +17,8 @@ __all__ = [
     "NextChannelWarning",
     "ConstantModelWarning",
     "PersonalisationNotBetterWarning",
+    "PolicyError",
+    "DriftWarning",
 ]
 
 
@@ -112,5 +114,23 @@ class PersonalisationNotBetterWarning(NextChannelWarning):
     Examples
     --------
     >>> issubclass(PersonalisationNotBetterWarning, NextChannelWarning)
+    True
+    """
+
+
+class PolicyError(NextChannelError, RuntimeError):
+    """A policy run by the simulator failed at a decision point (the message names the session and point)."""
+
+
+class DriftWarning(NextChannelWarning):
+    """The recent logs differ from the training window by more than the configured threshold.
+
+    Raised through :func:`warnings.warn` by :func:`nextchannel.drift.drift` (a warning, not an
+    error: a drifted world is a reason to look, and to retrain, not to stop).
+
+    Examples
+    --------
+    >>> from nextchannel.errors import DriftWarning
+    >>> issubclass(DriftWarning, UserWarning)
     True
     """

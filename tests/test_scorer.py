@@ -31,7 +31,7 @@ from nextchannel.policy import Decision
 from nextchannel.profile import history_of
 from nextchannel.schema import EVENT_FIELDS, LANGUAGES
 from nextchannel.scorer import Scorer, decision_uniform
-from nextchannel.simulate import simulate
+from nextchannel.simulation import simulate
 from nextchannel.training import TrainConfig, train
 
 TOL = 1e-9
@@ -634,7 +634,7 @@ def test_reloads_do_not_leak_lightgbm_handles(two_bundles, cases):
 def test_importing_the_scorer_stays_light():
     code = ("import sys, nextchannel.scorer\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'dask')"
-            " or m == 'nextchannel.simulate' or m.startswith('nextchannel.simulate.'))\n"
+            " or m == 'nextchannel.simulation' or m.startswith('nextchannel.simulation.'))\n"
             "print(heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout
