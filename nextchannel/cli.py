@@ -248,18 +248,15 @@ def _loop(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import os
 
+    if args.workers < 1:
+        raise _UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1 and args.store == "memory":
+        raise _UsageError("--workers > 1 needs a shared session store (--store redis://host:port/db); "
+                          "with --store memory each worker would see only part of a session")
     try:
         import uvicorn
     except ImportError:
-        print("serve needs the web extra: pip install 'nextchannel[web]'", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print(f"serve: --workers must be >= 1, got {args.workers}", file=sys.stderr)
-        return 2
-    if args.workers > 1 and args.store == "memory":
-        print("serve: --workers > 1 needs a shared session store (--store redis://host:port/db); "
-              "with --store memory each worker would see only part of a session", file=sys.stderr)
-        return 2
+        raise _UsageError("serve needs the web extra: pip install 'nextchannel[web]'") from None
     cfg = {"bundle": args.bundle, "store": args.store, "log_dir": args.log_dir, "cors_origins": args.cors_origin,
            "context": args.context, "offers": args.offers, "static_dir": args.static_dir,
            "idle_timeout_s": args.idle_timeout_s}

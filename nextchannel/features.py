@@ -694,6 +694,8 @@ class SessionState:
         fresh = _fresh_state()
         out: dict[str, Any] = {"v": self.STATE_FORMAT}
         for name in self.__slots__:
+            if name in _DERIVED_SLOTS:  # rebuilt by from_dict from session_id and limits
+                continue
             value = getattr(self, name)
             if not _same_value(value, getattr(fresh, name)):
                 out[name] = _encode_value(value, name)
@@ -746,6 +748,9 @@ class SessionState:
         except (TypeError, ValueError) as err:
             raise ValidationError(f"session state must be JSON written by SessionState.to_bytes: {err}") from err
         return cls.from_dict(d)
+
+
+_DERIVED_SLOTS = frozenset({"_sid", "_max_events", "_max_pages", "_max_str"})
 
 
 def _fresh_state() -> SessionState:

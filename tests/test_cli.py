@@ -55,6 +55,19 @@ def test_demo_runs_small(capsys):
     assert "Headline" in out and "oracle" in out
 
 
+def test_loop_runs_small(capsys):
+    assert main(["loop", "--weeks", "2", "--sessions", "300", "--n-estimators", "5"]) == 0
+    assert "value: expected reward per session" in capsys.readouterr().out
+
+
+def test_retrain_bad_input_exits_2_with_a_json_line(tmp_path, capsys):
+    (tmp_path / "d.csv").write_text("session_id,ts\n")
+    assert main(["retrain", "--decisions", str(tmp_path / "d.csv"), "--events", str(tmp_path / "d.csv"),
+                 "--root", str(tmp_path / "root"), "-q"]) == 2
+    captured = capsys.readouterr()
+    assert '"status": "bad_input"' in captured.out and "Traceback" not in captured.err
+
+
 def test_report_from_a_decisions_file(tmp_path, capsys):
     import pandas as pd
 
@@ -78,6 +91,10 @@ def test_report_from_a_decisions_file(tmp_path, capsys):
     (["train", "--simulate", "100", "--config", "nope.json", "--out", "x"], "--config file 'nope.json' does not exist"),
     (["report", "nope.csv", "--out", "x"], "decisions_csv must be a readable CSV file"),
     (["demo", "--sessions", "-5"], "nextchannel demo: error: "),
+    (["loop", "--config", "c.json", "--n-estimators", "5"], "--n-estimators cannot be combined with --config"),
+    (["loop", "--config", "nope.json"], "--config file 'nope.json' does not exist"),
+    (["serve", "--workers", "0"], "nextchannel serve: error: --workers must be >= 1, got 0"),
+    (["serve", "--workers", "2", "--store", "memory"], "--workers > 1 needs a shared session store"),
 ])
 def test_bad_usage_exits_2_with_one_line_and_no_traceback(argv, match, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -441,3 +441,15 @@ def test_a_huge_replay_costs_only_the_bounded_events():
     events = [{"session_id": "s", "ts": float(i), "type": "click"} for i in range(100_000)]
     s = SessionState("s").update_many(events)
     assert s.features_one()["clicks"] == 10_000.0 and s.n_over_limit == 90_000
+
+
+def test_serialisation_keeps_bounds_catalogue_and_counters():
+    cat = ChannelCatalogue((Channel("chat"), Channel("video")))
+    s = SessionState(5.0, strict=False, channels=cat, limits=Limits(max_events=3, max_pages=1))
+    for i, ts in enumerate([1.0, 0.5, 2.0, 3.0, 4.0]):
+        s.update({"session_id": 5, "ts": ts, "type": "page_view", "page": f"/{i}", "page_type": "home"})
+    r = SessionState.from_bytes(s.to_bytes())
+    assert (r.limits, r.channels, r._sid, r.n_out_of_order, r.n_over_limit) == (s.limits, cat, "5", 1, 1)
+    assert r.features_one() == s.features_one()
+    r.update({"session_id": "5", "ts": 9.0, "type": "click"})   # still over the limit after the round trip
+    assert r.n_over_limit == 2 and r.features_one()["clicks"] == 0.0
