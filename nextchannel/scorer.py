@@ -590,7 +590,8 @@ class Scorer:
         if builtin and events is not None:
             at_cols = ["session_id", "ts"] + (["customer_id"] if "customer_id" in decisions.columns else [])
             parts.append(features_many(events, decisions[at_cols], customers, contacts, with_profile=True,
-                                       profile_config=ms.profile_config)[builtin].set_axis(decisions.index))
+                                       profile_config=ms.profile_config, limits=self.limits)[builtin]
+                         .set_axis(decisions.index))
         elif builtin:
             missing = [n for n in builtin if n not in decisions.columns]
             if missing:
