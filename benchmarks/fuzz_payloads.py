@@ -297,6 +297,21 @@ def run(n: int = 100_000, seed: int = 0, scorer: Scorer | None = None) -> dict[s
                 nan_normal += 1
     rss_after = _rss_mb()
     lat = np.array(lat_ns, dtype=float) / 1e3
+    # the cost of the two largest valid requests, bounded by Limits (median of 5 calls each)
+    big_events = {"session_id": "s", "events": [{"session_id": "s", "ts": float(k), "type": "click"}
+                                                for k in range(100_000)]}
+    big_customer = {"customer_id": "c", "contacts": [{"ts": float(k), "channel": "chat", "resolved": True}
+                                                     for k in range(10_000)]}
+    bounded = {}
+    for name, call in (("100,000 events", lambda: scorer.decide_one(big_events, None, None, 2e5)),
+                       ("10,000 contacts", lambda: scorer.decide_one(bases[0]["session"], big_customer, None,
+                                                                     bases[0]["now"]))):
+        ts = []
+        for _ in range(5):
+            t0 = time.perf_counter_ns()
+            call()
+            ts.append((time.perf_counter_ns() - t0) / 1e6)
+        bounded[name] = float(np.median(ts))
     return {
         "calls": int(sum(families.values())), "families": dict(families), "unparseable_json_dropped": unparseable,
         "escaped": int(sum(escaped.values())), "escaped_by_type": dict(escaped), "escaped_examples": escaped_examples,
@@ -305,6 +320,7 @@ def run(n: int = 100_000, seed: int = 0, scorer: Scorer | None = None) -> dict[s
                        "p99.9": float(np.percentile(lat, 99.9)), "max": float(lat.max())} if len(lat) else {},
         "rss_mb_before": rss_before, "rss_mb_after": rss_after,
         "slowest": [f"{dt / 1e3:,.0f} us: {w}" for dt, w in slowest],
+        "bounded_request_ms": bounded,
     }
 
 
@@ -332,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  latency of the hostile calls p50 {lat['p50']:,.0f} us, p99 {lat['p99']:,.0f} us, "
           f"p99.9 {lat['p99.9']:,.0f} us, max {lat['max']:,.0f} us")
     print(f"  slowest calls                {r['slowest']}")
+    print(f"  largest valid requests       " + ", ".join(f"{k}: {v:,.1f} ms" for k, v in r["bounded_request_ms"].items())
+          + " (median of 5; bounded by Limits)")
     print(f"  resident memory              {r['rss_mb_before']:,.1f} MB before, {r['rss_mb_after']:,.1f} MB after")
     print(f"  wall time                    {r['wall_s']:,.1f} s")
     return 0 if r["escaped"] == 0 and r["nan_in_normal_decisions"] == 0 else 1
