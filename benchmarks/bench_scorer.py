@@ -43,7 +43,7 @@ from nextchannel.features import SESSION_FEATURES, SessionState
 from nextchannel.policy import choose, eligibility
 from nextchannel.profile import history_of, profile_one
 from nextchannel.scorer import Scorer, _dev_name, _lang_name
-from nextchannel.simulate import simulate
+from nextchannel.simulation import simulate
 from nextchannel.training import TrainConfig, context_frame, train
 
 

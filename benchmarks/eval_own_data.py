@@ -50,7 +50,7 @@ from nextchannel.features import features_many
 from nextchannel.policy import PolicyConfig, eligibility_frame
 from nextchannel.schema import DEVICES, PAGE_TYPES
 from nextchannel.scorer import Scorer
-from nextchannel.simulate import SimConfig, simulate
+from nextchannel.simulation import SimConfig, simulate
 from nextchannel.training import TrainConfig, context_frame, train
 
 #: The 20 per-decision columns a team would have, under the names it would give them.

@@ -20,7 +20,7 @@ from nextchannel.diagnostics import expected_calibration_error
 from nextchannel.errors import BundleError, ValidationError
 from nextchannel.features import feature_names, features_many
 from nextchannel.modelset import _MODEL_FILES, DEFAULT_BUNDLE, ModelSet
-from nextchannel.simulate import SimConfig, simulate
+from nextchannel.simulation import SimConfig, simulate
 from nextchannel.training import TrainConfig, context_frame, train
 
 PACKAGE = pathlib.Path(nextchannel.__file__).resolve().parent

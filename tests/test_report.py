@@ -12,7 +12,7 @@ import pytest
 from nextchannel import plots
 from nextchannel.errors import ValidationError
 from nextchannel.report import REPORT_FILES, report_from_files, write_report
-from nextchannel.simulate import simulate
+from nextchannel.simulation import simulate
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -31,7 +31,7 @@ from nextchannel.policy import Decision
 from nextchannel.profile import history_of
 from nextchannel.schema import EVENT_FIELDS, LANGUAGES
 from nextchannel.scorer import Scorer, decision_uniform
-from nextchannel.simulate import simulate
+from nextchannel.simulation import simulate
 from nextchannel.training import TrainConfig, train
 
 TOL = 1e-9
@@ -411,14 +411,20 @@ BAD_REQUESTS = [
     pytest.param(lambda c: (c.state, c.customer, c.context, math.nan), "now", id="now-nan"),
     pytest.param(lambda c: (c.state, c.customer, c.context, math.inf), "now", id="now-inf"),
     pytest.param(lambda c: (c.state, c.customer, c.context, "soon"), "now", id="now-string"),
-    pytest.param(lambda c: (c.state, c.customer, {"wait_chat_s": -3}, c.now), "wait_s for channel 'chat'",
+    pytest.param(lambda c: (c.state, c.customer, {"wait_chat_s": -3}, c.now), "wait_chat_s must be a finite number >= 0",
                  id="wait-negative"),
-    pytest.param(lambda c: (c.state, c.customer, {"wait_chat_s": math.nan}, c.now), "wait_s for channel 'chat'",
-                 id="wait-nan"),
-    pytest.param(lambda c: (c.state, c.customer, {"wait_chat_s": "long"}, c.now), "wait_s for channel 'chat'",
+    pytest.param(lambda c: (c.state, c.customer, {"wait_chat_s": math.inf}, c.now), "wait_chat_s must be a finite",
+                 id="wait-inf"),
+    pytest.param(lambda c: (c.state, c.customer, {"wait_chat_s": "long"}, c.now), "wait_chat_s must be a finite",
                  id="wait-string"),
-    pytest.param(lambda c: (c.state, c.customer, {"chat": {"wait_s": None}}, c.now), "wait_s for channel 'chat'",
-                 id="wait-none-nested"),
+    pytest.param(lambda c: (c.state, c.customer, {"wait_chat_s": True}, c.now), "wait_chat_s must be a finite",
+                 id="wait-bool"),
+    pytest.param(lambda c: (c.state, c.customer, {"chat": {"wait_s": -1}}, c.now),
+                 r"context\['chat'\]\['wait_s'\] must be a finite", id="wait-negative-nested"),
+    pytest.param(lambda c: (c.state, c.customer, {"open_phone": "maybe"}, c.now), "open_phone must be a boolean",
+                 id="open-string"),
+    pytest.param(lambda c: (c.state, c.customer, {"languages_chat": "english-only"}, c.now),
+                 "languages_chat must be a list of language codes", id="languages-string"),
     pytest.param(lambda c: (c.state, c.customer, [1, 2], c.now), "context", id="context-list"),
     pytest.param(lambda c: (c.state, c.customer, 3, c.now), "context", id="context-int"),
     pytest.param(lambda c: ({"session_id": "s", "events": None}, c.customer, c.context, c.now), "session",
@@ -628,7 +634,7 @@ def test_reloads_do_not_leak_lightgbm_handles(two_bundles, cases):
 def test_importing_the_scorer_stays_light():
     code = ("import sys, nextchannel.scorer\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'dask')"
-            " or m == 'nextchannel.simulate' or m.startswith('nextchannel.simulate.'))\n"
+            " or m == 'nextchannel.simulation' or m.startswith('nextchannel.simulation.'))\n"
             "print(heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout

@@ -19,7 +19,7 @@ from nextchannel.models import NoRandomisationWarning
 from nextchannel.modelset import ModelSet
 from nextchannel.policy import PolicyConfig, greedy_many
 from nextchannel.scorer import Scorer
-from nextchannel.simulate import SimConfig, simulate
+from nextchannel.simulation import SimConfig, simulate
 from nextchannel.training import (
     MARGIN_GRID,
     REQUIRED_DECISION_COLUMNS,
