@@ -22,7 +22,7 @@ from nextchannel.adapters import (
     page_type_of,
 )
 from nextchannel.errors import ConfigError, ValidationError
-from nextchannel.features import features_many
+from nextchannel.features import SessionState, features_many
 from nextchannel.schema import DEVICES, LANGUAGES, REFERRERS, validate_events
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -253,6 +253,13 @@ def test_features_many_runs_on_the_adapter_output(name: str) -> None:
     assert set(f["referrer"]) <= set(range(-1, len(REFERRERS)))
     if name != "segment":  # GA4 and Snowplow carry the idle time the features read
         assert f["idle_total_s"].sum() > 0
+    # the per-request executor, fed the same events one by one, agrees with the batch one
+    for i, sid in enumerate(at["session_id"]):
+        state = SessionState(sid, strict=True)
+        for event in events[events["session_id"] == sid].to_dict("records"):
+            state.update(event)
+        online = state.features_one(now=float(at["ts"].iloc[i]))
+        assert pd.Series(online).astype(float).equals(f.iloc[i][list(online)].astype(float).rename(None)), sid
 
 
 def test_features_reflect_the_journey() -> None:

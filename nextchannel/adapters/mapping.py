@@ -48,9 +48,6 @@ __all__ = [
     "referrer_of",
     "referrer_of_url",
     "utc_offset_of",
-    "assemble",
-    "as_frame",
-    "column",
 ]
 
 logger = logging.getLogger(__name__)
