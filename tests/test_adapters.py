@@ -172,6 +172,18 @@ def test_snowplow_maps_enriched_events() -> None:
     assert report.derived == {"idle": 1, "scroll": 2, "session_start": 2}
 
 
+def test_snowplow_retry_with_other_times_keeps_the_same_copy_whatever_the_order() -> None:
+    frame = snowplow_frame()
+    retry = frame[frame["event_id"] == "e-05"].assign(derived_tstamp="2026-01-07 13:01:52.900",
+                                                       collector_tstamp="2026-01-07 13:01:53.300")
+    both = pd.concat([frame, retry], ignore_index=True)
+    a, report = events_from_snowplow(both)
+    b, _ = events_from_snowplow(both.iloc[::-1])
+    pd.testing.assert_frame_equal(a, b)
+    assert report.dropped["duplicate"] == 2
+    assert a.loc[a["source_event"] == "link_click", "ts"].tolist() == [T0 + 112.0]  # the earlier copy
+
+
 def test_snowplow_heartbeat_and_shredded_columns() -> None:
     """A longer heartbeat makes the same gap less idle; a shredded unstruct column is read like the envelope."""
     events, _ = events_from_snowplow(snowplow_frame(), heartbeat_s=30.0)
