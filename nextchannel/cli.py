@@ -2,6 +2,11 @@
 
 Where it sits: on top of everything; nothing in the library imports it. Output here is for a
 person at a terminal, so this module prints; the library itself only logs.
+
+Exit codes: 0 success; 1 a check found problems (``verify``); 2 a usage error or bad input (bad
+options, options that contradict each other, a missing or malformed file, input the library
+refuses) — reported on stderr as one line ``nextchannel <command>: error: <message>``, without a
+traceback (``--verbose`` adds it). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -18,12 +23,31 @@ import pandas as pd
 __all__ = ["main"]
 
 
+class _UsageError(Exception):
+    """Options that cannot be honoured together (reported with exit code 2)."""
+
+
+def _sim_api():  # type: ignore[no-untyped-def]
+    """SimConfig, simulate and summary, from the simulator's subpackage."""
+    from nextchannel.simulation import SimConfig, simulate, summary
+
+    return SimConfig, simulate, summary
+
+
+def _train_api():  # type: ignore[no-untyped-def]
+    """TrainConfig and train, from the training module."""
+    from nextchannel.training import TrainConfig, train
+
+    return TrainConfig, train
+
+
 def _demo(args: argparse.Namespace) -> int:
     from nextchannel.features import features_many
     from nextchannel.policy import PolicyConfig
     from nextchannel.scorer import Scorer
-    from nextchannel.simulation import SimConfig, simulate, summary
-    from nextchannel.training import TrainConfig, train
+
+    SimConfig, simulate, summary = _sim_api()
+    TrainConfig, train = _train_api()
 
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
     res = simulate(args.sessions, seed=args.seed, config=cfg)
@@ -88,33 +112,67 @@ def _demo(args: argparse.Namespace) -> int:
 def _read_table(path: str | None) -> pd.DataFrame | None:
     if path is None:
         return None
-    if path.endswith(".parquet"):
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
+    try:
+        if path.endswith(".parquet"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise _UsageError(f"file {path!r} does not exist") from None
+    except (ValueError, OSError, ImportError) as err:  # pandas' parser errors are ValueErrors
+        raise _UsageError(f"could not read {path!r}: {type(err).__name__}: {err}") from err
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise _UsageError(f"{what} file {path!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise _UsageError(f"could not read {what} file {path!r}: {err}") from err
+
+
+def _train_options(args: argparse.Namespace) -> None:
+    """Refuse options that contradict each other instead of silently ignoring one."""
+    learner = [f"--{n.replace('_', '-')}" for n in ("n_estimators", "num_leaves", "seed") if getattr(args, n) is not None]
+    if args.config and learner:
+        raise _UsageError(f"{', '.join(learner)} cannot be combined with --config (the config file sets the learner "
+                          "and its random_state; edit it instead)")
+    files = [f"--{n}" for n in ("events", "decisions", "features", "customers", "contacts", "policy") if getattr(args, n)]
+    if args.simulate is not None and files:
+        raise _UsageError(f"--simulate cannot be combined with {', '.join(files)} (train on a simulation or on files)")
+    if args.simulate is None and args.world != "default":
+        raise _UsageError("--world needs --simulate (it chooses the simulated world)")
+    if args.simulate is not None and args.simulate < 1:
+        raise _UsageError(f"--simulate must be a number of sessions >= 1, got {args.simulate}")
+    if args.simulate is None and not (args.decisions and (args.events or args.features)):
+        raise _UsageError("give --simulate N, or --decisions with --events and/or --features files")
 
 
 def _train(args: argparse.Namespace) -> int:
     from nextchannel.policy import PolicyConfig
-    from nextchannel.simulation import SimConfig, simulate
-    from nextchannel.training import TrainConfig, train
 
-    tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(
-        n_estimators=args.n_estimators, num_leaves=args.num_leaves, random_state=args.seed)
+    TrainConfig, train = _train_api()
+    _train_options(args)
+    seed = 1 if args.seed is None else args.seed
+    if args.config:
+        tcfg = TrainConfig.from_json(_read_text(args.config, "--config"))
+    else:
+        tcfg = TrainConfig(n_estimators=300 if args.n_estimators is None else args.n_estimators,
+                           num_leaves=15 if args.num_leaves is None else args.num_leaves, random_state=seed)
     if args.simulate:
+        SimConfig, simulate, _ = _sim_api()
         sim_cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
-        print(f"simulating {args.simulate:,} sessions of the {args.world} world (seed {args.seed})")
-        sim = simulate(args.simulate, seed=args.seed, config=sim_cfg)
+        print(f"simulating {args.simulate:,} sessions of the {args.world} world (seed {seed})")
+        sim = simulate(args.simulate, seed=seed, config=sim_cfg)
         events, decisions, customers, contacts = sim.events, sim.decisions, sim.customers, sim.contacts
         features = None
         policy = PolicyConfig.from_sim(sim_cfg)
     else:
-        if not (args.decisions and (args.events or args.features)):
-            print("train: give --simulate N, or --decisions with --events and/or --features files", file=sys.stderr)
-            return 2
         events, decisions = _read_table(args.events), _read_table(args.decisions)
         features = _read_table(args.features)
         customers, contacts = _read_table(args.customers), _read_table(args.contacts)
-        policy = PolicyConfig.from_json(open(args.policy).read()) if args.policy else PolicyConfig()
+        policy = PolicyConfig.from_json(_read_text(args.policy, "--policy")) if args.policy else PolicyConfig()
     ms = train(decisions, events=events, features=features, customers=customers, contacts=contacts, config=tcfg,
                policy=policy, progress=True)
     path = ms.save(args.out, overwrite=args.overwrite)
@@ -161,9 +219,12 @@ def _loop(args: argparse.Namespace) -> int:
     from nextchannel.simulation import SimConfig
     from nextchannel.training import TrainConfig
 
+    if args.config and args.n_estimators is not None:
+        raise _UsageError("--n-estimators cannot be combined with --config (the config file sets the learner; "
+                          "edit it instead)")
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
-    tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(
-        n_estimators=args.n_estimators)
+    tcfg = TrainConfig.from_json(_read_text(args.config, "--config")) if args.config else TrainConfig(
+        n_estimators=300 if args.n_estimators is None else args.n_estimators)
     print(f"learning loop: {args.weeks} weeks x {args.sessions:,} sessions of the {args.world} world (seed {args.seed}); "
           f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with epsilon "
           f"{args.epsilon:g}")
@@ -187,18 +248,15 @@ def _loop(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import os
 
+    if args.workers < 1:
+        raise _UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1 and args.store == "memory":
+        raise _UsageError("--workers > 1 needs a shared session store (--store redis://host:port/db); "
+                          "with --store memory each worker would see only part of a session")
     try:
         import uvicorn
     except ImportError:
-        print("serve needs the web extra: pip install 'nextchannel[web]'", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print(f"serve: --workers must be >= 1, got {args.workers}", file=sys.stderr)
-        return 2
-    if args.workers > 1 and args.store == "memory":
-        print("serve: --workers > 1 needs a shared session store (--store redis://host:port/db); "
-              "with --store memory each worker would see only part of a session", file=sys.stderr)
-        return 2
+        raise _UsageError("serve needs the web extra: pip install 'nextchannel[web]'") from None
     cfg = {"bundle": args.bundle, "store": args.store, "log_dir": args.log_dir, "cors_origins": args.cors_origin,
            "context": args.context, "offers": args.offers, "static_dir": args.static_dir,
            "idle_timeout_s": args.idle_timeout_s}
@@ -263,10 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--events"), p.add_argument("--decisions"), p.add_argument("--customers"), p.add_argument("--contacts")
     p.add_argument("--features", help="your own per-decision columns (CSV/Parquet, one row per decision)")
     p.add_argument("--policy", help="PolicyConfig JSON file (business values); default PolicyConfig()")
-    p.add_argument("--config", help="TrainConfig JSON file")
-    p.add_argument("--n-estimators", type=int, default=300)
-    p.add_argument("--num-leaves", type=int, default=15)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--config", help="TrainConfig JSON file (not with --n-estimators, --num-leaves or --seed)")
+    p.add_argument("--n-estimators", type=int, default=None, help="trees per head (default 300)")
+    p.add_argument("--num-leaves", type=int, default=None, help="leaves per tree (default 15)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random_state of the learner and seed of --simulate (default 1)")
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_train)
@@ -275,8 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sessions", type=int, default=10000, help="sessions per week")
     p.add_argument("--world", default="default", help="default, phone_costly, long_queues, mobile_heavy, problem_heavy")
     p.add_argument("--epsilon", type=float, default=0.1, help="exploration of the deployed learned policy")
-    p.add_argument("--n-estimators", type=int, default=300)
-    p.add_argument("--config", help="TrainConfig JSON file")
+    p.add_argument("--n-estimators", type=int, default=None, help="trees per head (default 300)")
+    p.add_argument("--config", help="TrainConfig JSON file (not with --n-estimators)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--publish", help="folder to publish each accepted model set to (<folder>/week-<w>)")
     p.add_argument("--out", help="write <out>.csv and <out>.png (the weekly table and its plot)")
@@ -333,7 +392,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return int(args.func(args))
+    from nextchannel.errors import NextChannelError
+
+    try:
+        return int(args.func(args))
+    except (_UsageError, NextChannelError) as err:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"nextchannel {args.command}: error: {first}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

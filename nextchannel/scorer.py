@@ -32,15 +32,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nextchannel.errors import NextChannelError, ValidationError
+from nextchannel.context import context_spec
+from nextchannel.errors import NextChannelError, ValidationError, excerpt
 from nextchannel.fastpredict import FastBooster
 from nextchannel.explain import phrase, top_reasons, top_reasons_many
 from nextchannel.features import SESSION_FEATURES, SessionState, features_many
 from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet, guard_phrase
 from nextchannel.policy import Decision, choose, eligibility, eligibility_frame, greedy_many
 from nextchannel.profile import profile_into, profile_one
-from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION
-from nextchannel.training import context_frame
+from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION, Limits, canonical_id
 
 __all__ = ["Scorer", "decision_uniform"]
 
@@ -48,8 +48,22 @@ logger = logging.getLogger(__name__)
 
 
 def decision_uniform(seed: int, session_id: Any, ts: float) -> float:
-    """A uniform number in [0, 1) determined by the decision point (for reproducible exploration)."""
-    h = hashlib.blake2b(f"{seed}|{session_id}|{float(ts)!r}".encode(), digest_size=8).digest()
+    """A uniform number in [0, 1) determined by the decision point (for reproducible exploration).
+
+    The session id enters by its canonical form (:func:`nextchannel.schema.canonical_id`), so that
+    ``5``, ``5.0`` and ``"5"`` draw the same number (a float-read id column keeps ``decide_many``
+    equal to ``decide_one``); an id that is not one draws as no id.
+
+    Examples
+    --------
+    >>> decision_uniform(0, 5, 10.0) == decision_uniform(0, 5.0, 10.0) == decision_uniform(0, "5", 10.0)
+    True
+    """
+    try:
+        sid = canonical_id(session_id)
+    except ValidationError:
+        sid = None
+    h = hashlib.blake2b(f"{seed}|{sid}|{float(ts)!r}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") / 2.0**64
 
 
@@ -60,72 +74,41 @@ def _feature_value(name: str, v: Any) -> float:
     except (TypeError, ValueError, OverflowError):
         x = math.inf
     if x - x != 0.0 and x == x:  # inf: no feature means "infinite", and phrases of reasons cannot show it
-        raise ValidationError(f"session feature {name!r} must be a finite number or NaN (missing), got {v!r}")
+        raise ValidationError(f"session feature {name!r} must be a finite number or NaN (missing), got {excerpt(v)}")
     return x
 
 
-def _wait_value(w: Any) -> float:
-    """float(w), NaN when it is not a number (refused by the caller with the channel's name)."""
-    try:
-        return float(w)
-    except (TypeError, ValueError, OverflowError):
-        return math.nan
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
-def _context_row(context: Mapping[str, Any] | None, channels: Sequence[str], language: str | None) -> dict[str, float]:
-    """Flat per-request channel context (``open_<ch>``, ``wait_<ch>_s``, ``lang_ok_<ch>``) with defaults.
+def _about_the_input(err: BaseException) -> bool:
+    """Whether an exception raised while reading a request is about the input (else: a library bug).
 
-    Accepts the flat keys of a decision log, or per channel ``languages_<ch>`` (languages served),
-    or a nested ``{"chat": {"open": True, "wait_s": 40, "languages": ["en"]}}``.
+    About the input: our own validation errors; conversions that failed on a received value
+    (``TypeError``, ``ValueError``, ``OverflowError``); absurd sizes or nesting (``MemoryError``,
+    ``RecursionError``); and anything raised outside this package's code — by a user object's own
+    method (``__float__``, ``__eq__``, ``get``, ...). A ``KeyError``, ``AttributeError``,
+    ``IndexError``, ``NameError``, ``ZeroDivisionError``... raised in this package's own code is a
+    bug of the library, not a malformed signal.
     """
-    ctx = dict(context or {})
-    row: dict[str, float] = {}
-    for ch in channels:
-        nested = ctx.get(ch) if isinstance(ctx.get(ch), Mapping) else {}
-        is_open = nested.get("open", ctx.get(f"open_{ch}", True))
-        wait = nested.get("wait_s", ctx.get(f"wait_{ch}_s", 0.0))
-        langs = nested.get("languages", ctx.get(f"languages_{ch}"))
-        lang_ok = ctx.get(f"lang_ok_{ch}", True) if langs is None else (language is None or language in langs)
-        row[f"open_{ch}"] = 1.0 if bool(is_open) else 0.0
-        w = _wait_value(wait)
-        if not math.isfinite(w) or w < 0:
-            raise ValidationError(f"wait_s for channel {ch!r} must be a finite number >= 0, got {wait!r}")
-        row[f"wait_{ch}_s"] = w
-        row[f"lang_ok_{ch}"] = 1.0 if bool(lang_ok) else 0.0
-    return row
+    if isinstance(err, (NextChannelError, TypeError, ValueError, OverflowError, MemoryError, RecursionError)):
+        return True
+    tb = err.__traceback__
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    return last is None or not last.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
 
 
-def _context_lists(context: Mapping[str, Any] | None, channels: Sequence[str],
-                   language: str | None) -> tuple[list[bool], list[float], list[bool]]:
-    """Per-channel (open, wait_s, language served) from a request's context (see :func:`_context_row`)."""
-    if not context:
-        k = len(channels)
-        return [True] * k, [0.0] * k, [True] * k
-    row = _context_row(context, channels, language)
-    return ([row[f"open_{c}"] > 0 for c in channels], [row[f"wait_{c}_s"] for c in channels],
-            [row[f"lang_ok_{c}"] > 0 for c in channels])
-
-
-def _context_fast(c: "_Compiled", context: Mapping[str, Any] | None,
-                  language: str | None) -> tuple[list[bool], list[float], list[bool]]:
-    """:func:`_context_lists` for the flat form without building intermediate dicts."""
-    if not context:
-        k = len(c.channels)
-        return [True] * k, [0.0] * k, [True] * k
-    if not c.channel_set.isdisjoint(context):  # nested form: the general parser
-        return _context_lists(context, c.channels, language)
-    get = context.get
-    open_, wait, lang_ok = [], [], []
-    for (ko, kw, kl, kls), ch in zip(c.ctx_keys, c.channels):
-        open_.append(bool(get(ko, True)))
-        w = get(kw, 0.0)
-        wf = _wait_value(w)
-        if wf - wf != 0.0 or wf < 0:
-            raise ValidationError(f"wait_s for channel {ch!r} must be a finite number >= 0, got {w!r}")
-        wait.append(wf)
-        langs = get(kls)
-        lang_ok.append(bool(get(kl, True)) if langs is None else (language is None or language in langs))
-    return open_, wait, lang_ok
+def _short_message(err: BaseException, limit: int = 200) -> str:
+    """``Type: message`` of an exception, cut and escaped; never raises (str() of its args may)."""
+    try:
+        text = str(err)
+    except Exception:
+        text = ""
+    if isinstance(err, NextChannelError) and len(text) <= limit:
+        return text  # our own messages already quote values as short excerpts
+    return f"{type(err).__name__}: {excerpt(text, limit)}" if text else type(err).__name__
 
 
 class _Compiled:
@@ -174,8 +157,7 @@ class _Compiled:
             self.i_shown, self.i_since_dismiss = self.index["offers_shown"], self.index["time_since_dismiss_s"]
             self.i_contacts = self.index["contacts_started"]
         self.i_optout = [self.index.get(f"prof_optout_{c}") for c in self.channels]
-        self.ctx_keys = [(f"open_{c}", f"wait_{c}_s", f"lang_ok_{c}", f"languages_{c}") for c in self.channels]
-        self.channel_set = frozenset(self.channels)
+        self.ctx_spec = context_spec(pol.channels)
         anon = np.zeros(self.n_builtin - self.profile_offset)
         if self.web:
             profile_into(anon, 0, None, 0.0, ms.profile_config)   # an anonymous profile does not depend on time
@@ -254,6 +236,15 @@ class Scorer:
     reasons : {"offers", "all"}, default "offers"
         Explain offers only (the decisions a CX person asks about; feature contributions cost about
         as much as the model evaluation itself), or every decision.
+    limits : Limits, optional
+        Bounds on one request (events replayed per session, contacts per customer dict; see
+        :class:`nextchannel.schema.Limits`); default ``Limits()``.
+
+    Attributes
+    ----------
+    fallbacks : Counter
+        Safe fallback decisions by cause: ``"malformed signals"`` (the input could not be read) and
+        ``"library error"`` (a bug of nextchannel, logged at ERROR with its traceback).
 
     Examples
     --------
@@ -267,10 +258,13 @@ class Scorer:
     """
 
     def __init__(self, model_set: ModelSet, *, strict: bool = False, seed: int = 0, n_reasons: int = 3,
-                 reasons: str = "offers") -> None:
+                 reasons: str = "offers", limits: Limits | None = None) -> None:
         if reasons not in ("offers", "all"):
             raise ValidationError(f"reasons must be 'offers' or 'all', got {reasons!r}")
+        if limits is not None and not isinstance(limits, Limits):
+            raise ValidationError(f"limits must be a Limits or None, got {type(limits).__name__}")
         self.reasons = reasons
+        self.limits = limits
         self._c = _Compiled(model_set)
         self.strict = strict
         self.seed = seed
@@ -359,7 +353,8 @@ class Scorer:
                     session.features_into(row, now_ts, 0)
                 elif isinstance(session, Mapping) and "events" in session:
                     part = "session"
-                    state = SessionState(session.get("session_id"), strict=self.strict)
+                    state = SessionState(session.get("session_id"), strict=self.strict, channels=c.ms.policy.channels,
+                                         limits=self.limits)
                     state.update_many(session["events"])
                     part = "now"
                     sid, now_ts = state.session_id, state._now(now)
@@ -389,7 +384,8 @@ class Scorer:
                 if customer is None:
                     row[c.profile_offset:c.n_builtin] = c.anon_profile
                 else:
-                    profile_into(row, c.profile_offset, customer, now_ts, c.ms.profile_config, strict=self.strict)
+                    profile_into(row, c.profile_offset, customer, now_ts, c.ms.profile_config, strict=self.strict,
+                                 limits=self.limits)
             else:
                 part = "features"
                 if own is None:
@@ -415,7 +411,7 @@ class Scorer:
                 open_, wait, lang_ok = c.default_lists
                 row[base:] = c.default_context
             else:
-                open_, wait, lang_ok = _context_fast(c, context, lang)
+                open_, wait, lang_ok = c.ctx_spec.parse_one(context, lang)
                 for j in range(len(c.channels)):
                     row[base + 3 * j] = 1.0 if open_[j] else 0.0
                     row[base + 3 * j + 1] = wait[j]
@@ -449,12 +445,8 @@ class Scorer:
                 contrib = st.contrib_p()
                 reasons = tuple(top_reasons(c.offer_features, st.feat.tolist(), contrib[:-1].tolist(), offer=a != 0,
                                             k=self.n_reasons, phrase_fn=c.phrase))
-        except (NextChannelError, TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
-            if self.strict:
-                if isinstance(err, NextChannelError):
-                    raise
-                raise ValidationError(f"{part} is malformed: {type(err).__name__}: {err}") from err
-            return self._fallback(c.ms, f"malformed signals: {part}: {err}")
+        except Exception as err:  # the web path contains every failure (see _contain)
+            return self._contain(c.ms, part, err)
         action = c.actions[a]
         return Decision(action=action, offer=a != 0, channel=None if a == 0 else action,
                         ev=dict(zip(c.actions, ev)), offer_score=float(tau), propensity=prop,
@@ -487,7 +479,7 @@ class Scorer:
             spec = ms.feature_spec
             if spec.builtin:
                 feats, sid, now_ts = self._session_features(session, now)
-                feats.update(profile_one(customer, now_ts, ms.profile_config, strict=self.strict))
+                feats.update(profile_one(customer, now_ts, ms.profile_config, strict=self.strict, limits=self.limits))
             else:
                 features = session if features is None else features
                 if not isinstance(features, Mapping):
@@ -501,7 +493,9 @@ class Scorer:
                                     for c in spec.columns})
                 feats.update(spec.transform(own).iloc[0].to_dict())
             language = _lang_name(feats.get("language", -1.0))
-            ctx = _context_row(context, ms.policy.channels.names, language)
+            o, w, lk = self._c.ctx_spec.parse_one(context, language)
+            ctx = {k: v for j, ch in enumerate(ms.policy.channels.names)
+                   for k, v in ((f"open_{ch}", float(o[j])), (f"wait_{ch}_s", w[j]), (f"lang_ok_{ch}", float(lk[j])))}
             X = pd.DataFrame([[feats.get(n, math.nan) for n in ms.feature_names]], columns=list(ms.feature_names))
             C = pd.DataFrame([ctx])
             r = self._decide_frame(ms, X, C, [sid], np.array([now_ts]), pd.RangeIndex(1)).iloc[0]
@@ -510,17 +504,33 @@ class Scorer:
                             propensity=float(r["propensity"]), model_version=ms.version,
                             reasons=tuple(x for x in r["reasons"].split(" | ") if x),
                             why_not=tuple(x for x in r["why_not"].split(" | ") if x))
-        except (NextChannelError, TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
+        except Exception as err:
+            return self._contain(ms, "signals", err)
+
+    def _contain(self, ms: ModelSet, part: str, err: Exception) -> Decision:
+        """A failure while deciding: a counted fallback (``strict``: raised), told apart by its cause.
+
+        Malformed input becomes ``fallback="malformed signals: <part>: <short message>"``, counted
+        under "malformed signals" and logged at DEBUG; a bug of the library (see
+        :func:`_about_the_input`) becomes ``fallback="library error: ..."``, counted under
+        "library error" and logged at ERROR with its traceback — never disguised as bad input.
+        """
+        if _about_the_input(err):
             if self.strict:
                 if isinstance(err, NextChannelError):
-                    raise
-                raise ValidationError(f"signals are malformed: {type(err).__name__}: {err}") from err
-            return self._fallback(ms, f"malformed signals: {err}")
+                    raise err
+                raise ValidationError(f"{part} is malformed: {_short_message(err)}") from err
+            return self._fallback(ms, f"malformed signals: {part}: {_short_message(err)}")
+        if self.strict:
+            raise err
+        logger.error("decide: library error while reading %s; returning a safe fallback", part, exc_info=err)
+        return self._fallback(ms, f"library error: {part}: {type(err).__name__}", level=logging.ERROR)
 
-    def _fallback(self, ms: ModelSet, why: str) -> Decision:
+    def _fallback(self, ms: ModelSet, why: str, level: int = logging.DEBUG) -> Decision:
         with self._lock:
             self.fallbacks[why.split(":")[0]] += 1
-        logger.debug("safe fallback decision: %s", why)
+        if level == logging.DEBUG:
+            logger.debug("safe fallback decision: %s", why)
         return Decision(action=NONE_ACTION, offer=False, channel=None, ev={a: math.nan for a in ms.actions},
                         offer_score=math.nan, propensity=1.0, model_version=ms.version, fallback=why)
 
@@ -528,7 +538,8 @@ class Scorer:
         if isinstance(session, SessionState):
             st = session
         elif isinstance(session, Mapping) and "events" in session:
-            st = SessionState(session.get("session_id"), strict=self.strict)
+            st = SessionState(session.get("session_id"), strict=self.strict, channels=self._c.ms.policy.channels,
+                              limits=self.limits)
             st.update_many(session["events"])
         elif isinstance(session, Mapping):
             feats = {k: _feature_value(k, v) for k, v in session.items() if k in SESSION_FEATURES}
@@ -579,7 +590,8 @@ class Scorer:
         if builtin and events is not None:
             at_cols = ["session_id", "ts"] + (["customer_id"] if "customer_id" in decisions.columns else [])
             parts.append(features_many(events, decisions[at_cols], customers, contacts, with_profile=True,
-                                       profile_config=ms.profile_config)[builtin].set_axis(decisions.index))
+                                       profile_config=ms.profile_config, limits=self.limits)[builtin]
+                         .set_axis(decisions.index))
         elif builtin:
             missing = [n for n in builtin if n not in decisions.columns]
             if missing:
@@ -593,7 +605,8 @@ class Scorer:
                                       f"got {len(own)}")
             parts.append(spec.transform(own).set_axis(decisions.index))
         X = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
-        C = context_frame(decisions, ms.policy.channels)
+        language = [_lang_name(x) for x in X["language"].to_numpy(dtype=float)] if "language" in X.columns else None
+        C = context_spec(ms.policy.channels).parse_many(decisions, language)
         sids = decisions["session_id"].tolist() if "session_id" in decisions.columns else [None] * len(decisions)
         ts = pd.to_numeric(decisions["ts"]).to_numpy(dtype=float) if "ts" in decisions.columns else np.zeros(len(X))
         return self._decide_frame(ms, X, C, sids, ts, decisions.index)

@@ -186,21 +186,17 @@ class TrainConfig:
         return cls.from_dict(d)
 
 
-def context_frame(decisions: pd.DataFrame, channels: Any) -> pd.DataFrame:
+def context_frame(decisions: pd.DataFrame, channels: Any, language: Any = None) -> pd.DataFrame:
     """The per-request channel context columns of a decision log (defaults where absent).
 
-    ``open_<ch>`` (default True), ``wait_<ch>_s`` (default 0) and ``lang_ok_<ch>`` (default True).
+    ``open_<ch>`` (default True), ``wait_<ch>_s`` (default 0) and ``lang_ok_<ch>`` (default True),
+    read by the one definition of the channel context
+    (:meth:`nextchannel.context.ContextSpec.parse_many`, strict: a malformed value raises naming
+    its row); ``language`` (the visitor's language per row) is needed for ``languages_<ch>`` columns.
     """
-    out = {}
-    n = len(decisions)
-    for ch in channels.names:
-        for col, default in ((f"open_{ch}", 1.0), (f"wait_{ch}_s", 0.0), (f"lang_ok_{ch}", 1.0)):
-            if col in decisions.columns:
-                v = pd.to_numeric(decisions[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                out[col] = np.where(np.isnan(v), default, v)
-            else:
-                out[col] = np.full(n, default)
-    return pd.DataFrame(out, index=decisions.index)
+    from nextchannel.context import context_spec
+
+    return context_spec(channels).parse_many(decisions, language)
 
 
 def logged_reward(decisions: pd.DataFrame, policy: PolicyConfig) -> np.ndarray:
