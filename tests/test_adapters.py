@@ -22,7 +22,7 @@ from nextchannel.adapters import (
     page_type_of,
 )
 from nextchannel.errors import ConfigError, ValidationError
-from nextchannel.features import features_many
+from nextchannel.features import SessionState, features_many
 from nextchannel.schema import DEVICES, LANGUAGES, REFERRERS, validate_events
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -172,6 +172,18 @@ def test_snowplow_maps_enriched_events() -> None:
     assert report.derived == {"idle": 1, "scroll": 2, "session_start": 2}
 
 
+def test_snowplow_retry_with_other_times_keeps_the_same_copy_whatever_the_order() -> None:
+    frame = snowplow_frame()
+    retry = frame[frame["event_id"] == "e-05"].assign(derived_tstamp="2026-01-07 13:01:52.900",
+                                                       collector_tstamp="2026-01-07 13:01:53.300")
+    both = pd.concat([frame, retry], ignore_index=True)
+    a, report = events_from_snowplow(both)
+    b, _ = events_from_snowplow(both.iloc[::-1])
+    pd.testing.assert_frame_equal(a, b)
+    assert report.dropped["duplicate"] == 2
+    assert a.loc[a["source_event"] == "link_click", "ts"].tolist() == [T0 + 112.0]  # the earlier copy
+
+
 def test_snowplow_heartbeat_and_shredded_columns() -> None:
     """A longer heartbeat makes the same gap less idle; a shredded unstruct column is read like the envelope."""
     events, _ = events_from_snowplow(snowplow_frame(), heartbeat_s=30.0)
@@ -253,6 +265,13 @@ def test_features_many_runs_on_the_adapter_output(name: str) -> None:
     assert set(f["referrer"]) <= set(range(-1, len(REFERRERS)))
     if name != "segment":  # GA4 and Snowplow carry the idle time the features read
         assert f["idle_total_s"].sum() > 0
+    # the per-request executor, fed the same events one by one, agrees with the batch one
+    for i, sid in enumerate(at["session_id"]):
+        state = SessionState(sid, strict=True)
+        for event in events[events["session_id"] == sid].to_dict("records"):
+            state.update(event)
+        online = state.features_one(now=float(at["ts"].iloc[i]))
+        assert pd.Series(online).astype(float).equals(f.iloc[i][list(online)].astype(float).rename(None)), sid
 
 
 def test_features_reflect_the_journey() -> None:

@@ -130,12 +130,17 @@ def test_a_built_wheel_ships_the_data_and_a_plain_install_loads_it(tmp_path: Pat
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"nextchannel/datasets/data/online_shoppers_intention.csv.gz",
             "nextchannel/datasets/data/PROVENANCE.md"} <= names
+    # every module of the source tree is in the wheel (an explicit package list misses new subpackages)
+    modules = {p.relative_to(ROOT).as_posix() for p in ROOT.joinpath("nextchannel").rglob("*.py")}
+    assert sorted(modules - names) == []
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
     code = (f"import sys; sys.path.insert(0, {str(target)!r}); import nextchannel as nc; "
-            "print(nc.__file__); print(nc.load_online_shoppers().shape)")
+            "print(nc.__file__); print(nc.load_online_shoppers().shape); "
+            "import nextchannel.adapters, nextchannel.simulation; print(nextchannel.adapters.__file__)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          cwd=tmp_path).stdout.splitlines()
     assert out[0].startswith(str(target)), out
     assert out[1] == "(12330, 18)"
+    assert out[2].startswith(str(target)), out

@@ -48,9 +48,6 @@ __all__ = [
     "referrer_of",
     "referrer_of_url",
     "utc_offset_of",
-    "assemble",
-    "as_frame",
-    "column",
 ]
 
 logger = logging.getLogger(__name__)
@@ -552,14 +549,6 @@ def assemble(norm: pd.DataFrame, *, source: str, n_rows: int, no_equivalent: Ite
     dropped["no_timestamp"] += int(no_ts.sum())
     dropped["no_session_id"] += int(no_sid.sum())
     keep = ~no_ts & ~no_sid
-    eid = np.array([text(v) for v in col["event_id"]], dtype=object)
-    # At-least-once delivery repeats events under the same id: keep one (they are identical).
-    has_id = keep & np.array([v is not None for v in eid], dtype=bool)
-    if has_id.any():
-        dup = pd.Series(eid[has_id]).duplicated(keep="first").to_numpy()
-        rows = np.flatnonzero(has_id)[dup]
-        dropped["duplicate"] += len(rows)
-        keep[rows] = False
 
     # Deterministic order within a session, independent of the rows' positions in the export.
     idx = np.flatnonzero(keep)
@@ -580,6 +569,16 @@ def assemble(norm: pd.DataFrame, *, source: str, n_rows: int, no_equivalent: Ite
             text_of = [json.dumps([_jsonable(col[c][i]) for c in _CONTENT], default=str) for i in idx[tied]]
             content[tied] = pd.factorize(np.array(text_of, dtype=object), sort=True)[0]
         sub = idx[np.lexsort([content, *keys])]
+    # At-least-once delivery repeats an event under the same id (a retry may carry other collector
+    # times): keep the first copy in the sorted order, so that which copy survives is not a matter
+    # of row order either.
+    eid = np.array([text(v) for v in col["event_id"][sub]], dtype=object)
+    has_id = np.array([v is not None for v in eid], dtype=bool)
+    if has_id.any():
+        dup = np.zeros(len(sub), dtype=bool)
+        dup[has_id] = pd.Series(eid[has_id]).duplicated(keep="first").to_numpy()
+        dropped["duplicate"] += int(dup.sum())
+        sub = sub[~dup]
 
     out: list[dict[str, Any]] = []
     mapped: Counter[str] = Counter()
