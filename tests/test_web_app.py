@@ -163,8 +163,9 @@ def test_cors_only_for_configured_origins(scorer):
 
 
 def test_a_bundle_trains_from_the_logs_the_service_wrote(tmp_path):
-    ms = ModelSet.load(DEFAULT_BUNDLE)
-    ms.policy = replace(ms.policy, exploration="epsilon", epsilon=0.6)  # logged offers to learn from
+    base = ModelSet.load(DEFAULT_BUNDLE)
+    ms = ModelSet(base.channel_model, base.value_model, base.offer_model,  # logged offers to learn from
+                  replace(base.policy, exploration="epsilon", epsilon=0.6), base.profile_config, meta=base.meta)
     sc = Scorer(ms, seed=1)
     client = TestClient(create_app(sc, log=DecisionLog(tmp_path)))
     rng = np.random.default_rng(0)
@@ -264,3 +265,26 @@ def test_tracker_is_served_minified_and_under_5_kb_gzipped(scorer):
     r = TestClient(create_app(scorer)).get("/nextchannel/tracker.js")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/javascript")
     assert r.text == tracker_source(True) and "/*" not in r.text and "nextchannel" in r.text
+
+
+def test_every_worker_follows_a_publish_root(tmp_path):
+    import time
+
+    from nextchannel.bundle import publish
+
+    root = tmp_path / "published"
+    ms1 = ModelSet.load(DEFAULT_BUNDLE)
+    publish(ms1, root)
+    sc = Scorer.load(root)
+    with TestClient(create_app(sc, bundle_path=root, watch_s=0.05)) as client:
+        assert client.get("/healthz").json()["model_version"] == ms1.version
+        ms2 = ModelSet(ms1.channel_model, ms1.value_model, ms1.offer_model, replace(ms1.policy, offer_margin=0.25),
+                       ms1.profile_config, meta=ms1.meta)
+        assert ms2.version != ms1.version
+        publish(ms2, root)
+        for _ in range(200):  # picked up by the watcher (bounded wait, not a timing assertion)
+            if client.get("/healthz").json()["model_version"] == ms2.version:
+                break
+            time.sleep(0.05)
+        assert client.get("/healthz").json()["model_version"] == ms2.version
+        assert sc.model_set.policy.offer_margin == 0.25
