@@ -111,13 +111,16 @@ def _anonymous_profile(customer_id: str) -> Mapping[str, Any]:
 
 def _context_columns(context: Mapping[str, Any], channels: tuple[str, ...], language: str | None) -> dict[str, Any]:
     """The flat ``open_/wait_/lang_ok_`` columns of a decision log row for this request's context."""
-    from nextchannel.scorer import _context_row  # the scorer's own parser: one definition
+    from nextchannel.context import context_spec  # the one definition of how a context is read
 
     try:
-        return {k: (bool(v) if not k.startswith("wait_") else v)
-                for k, v in _context_row(context, channels, language).items()}
+        open_, wait, lang_ok = context_spec(channels).parse_one(context, language)
     except (NextChannelError, TypeError, ValueError):
-        return {}
+        return {}  # the scorer answered a counted fallback for this context; the log says so in `fallback`
+    row: dict[str, Any] = {}
+    for ch, o, w, lk in zip(channels, open_, wait, lang_ok):
+        row.update({f"open_{ch}": o, f"wait_{ch}_s": w, f"lang_ok_{ch}": lk})
+    return row
 
 
 def _str_field(v: Any) -> Any:
