@@ -259,7 +259,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise _UsageError("serve needs the web extra: pip install 'nextchannel[web]'") from None
     cfg = {"bundle": args.bundle, "store": args.store, "log_dir": args.log_dir, "cors_origins": args.cors_origin,
            "context": args.context, "offers": args.offers, "static_dir": args.static_dir,
-           "idle_timeout_s": args.idle_timeout_s}
+           "idle_timeout_s": args.idle_timeout_s, "watch_s": args.watch_s or None}
     if args.epsilon:
         cfg["exploration"] = {"exploration": "epsilon", "epsilon": args.epsilon}
     os.environ["NEXTCHANNEL_SERVE"] = json.dumps(cfg)
@@ -388,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--static-dir", help="folder served at / (e.g. examples/webshop)")
     p.add_argument("--idle-timeout-s", type=float, default=1800.0, help="close a session after this long without events")
     p.add_argument("--epsilon", type=float, default=0.0, help="explore: a random eligible action with this probability")
+    p.add_argument("--watch-s", type=float, default=10.0,
+                   help="with a publish root as --bundle: every worker reloads a newly published version within this time (0: never)")
     p.set_defaults(func=_serve)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

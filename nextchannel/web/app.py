@@ -33,6 +33,8 @@ answers 503 with a ``none`` decision.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -109,13 +111,16 @@ def _anonymous_profile(customer_id: str) -> Mapping[str, Any]:
 
 def _context_columns(context: Mapping[str, Any], channels: tuple[str, ...], language: str | None) -> dict[str, Any]:
     """The flat ``open_/wait_/lang_ok_`` columns of a decision log row for this request's context."""
-    from nextchannel.scorer import _context_row  # the scorer's own parser: one definition
+    from nextchannel.context import context_spec  # the one definition of how a context is read
 
     try:
-        return {k: (bool(v) if not k.startswith("wait_") else v)
-                for k, v in _context_row(context, channels, language).items()}
+        open_, wait, lang_ok = context_spec(channels).parse_one(context, language)
     except (NextChannelError, TypeError, ValueError):
-        return {}
+        return {}  # the scorer answered a counted fallback for this context; the log says so in `fallback`
+    row: dict[str, Any] = {}
+    for ch, o, w, lk in zip(channels, open_, wait, lang_ok):
+        row.update({f"open_{ch}": o, f"wait_{ch}_s": w, f"lang_ok_{ch}": lk})
+    return row
 
 
 def _str_field(v: Any) -> Any:
@@ -226,7 +231,8 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
                profiles: Callable[[str], Mapping[str, Any] | None] | None = None,
                offers: OfferRenderer | None = None, cors_origins: tuple[str, ...] | list[str] = (),
                max_body_bytes: int = 64 * 1024, max_events: int = 200, admin_token: str | None = None,
-               bundle_path: str | Path | None = None, static_dir: str | Path | None = None) -> Starlette:
+               bundle_path: str | Path | None = None, static_dir: str | Path | None = None,
+               watch_s: float | None = None) -> Starlette:
     """The ASGI application of the reference service.
 
     Parameters
@@ -257,6 +263,10 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
         What ``/admin/reload`` loads when the request names no path (a bundle or a publish root).
     static_dir : str or Path, optional
         A folder served at ``/`` (the example shop).
+    watch_s : float, optional
+        When ``bundle_path`` is a publish root (:func:`nextchannel.bundle.publish`), check its
+        ``current`` version every ``watch_s`` seconds and reload on a change — how every worker
+        process picks up a newly published bundle (``/admin/reload`` reaches one worker only).
 
     Examples
     --------
@@ -429,7 +439,37 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
         routes.append(Mount("/", StaticFiles(directory=str(static_dir), html=True)))
     middleware = [Middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["POST", "GET"],
                              allow_headers=["content-type"], max_age=600)] if cors_origins else []
-    app = Starlette(routes=routes, middleware=middleware)
+    async def watch(root: str) -> None:
+        from nextchannel.bundle import current_version
+
+        seen = current_version(root)
+        while True:
+            await asyncio.sleep(float(watch_s or 0))
+            try:
+                version = current_version(root)
+                if version and version != seen:
+                    await run_in_threadpool(scorer.reload, root)
+                    logger.info("published bundle %s picked up", version)
+                    seen = version
+            except (NextChannelError, OSError, ValueError) as err:  # keep deciding with the bundle we have
+                logger.warning("could not reload the published bundle: %s", err)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        from nextchannel.bundle import is_publish_root
+
+        task = None
+        if watch_s and bundle_path is not None and is_publish_root(bundle_path):
+            task = asyncio.create_task(watch(str(bundle_path)))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+            if log is not None:
+                log.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.scorer, app.state.store, app.state.log, app.state.metrics = scorer, store, log, metrics
     return app
 
@@ -439,7 +479,7 @@ def app_from_env() -> Starlette:
 
     Keys: ``bundle``, ``store``, ``log_dir``, ``cors_origins``, ``context`` (a JSON file of the
     static channel context), ``offers`` (a JSON file ``{"links": ..., "texts": ...}``),
-    ``static_dir``, ``max_events``, ``max_body_bytes``, ``idle_timeout_s``, ``exploration``
+    ``static_dir``, ``max_events``, ``max_body_bytes``, ``idle_timeout_s``, ``watch_s``, ``exploration``
     (``{"exploration": "epsilon", "epsilon": 0.1}`` overriding the bundle's policy). The admin
     token comes from ``NEXTCHANNEL_ADMIN_TOKEN`` (never from a file on the command line).
     """
@@ -453,8 +493,9 @@ def app_from_env() -> Starlette:
     cfg = json.loads(os.environ.get("NEXTCHANNEL_SERVE", "{}"))
     bundle = cfg.get("bundle") or DEFAULT_BUNDLE
     ms = ModelSet.load(bundle)
-    if cfg.get("exploration"):
-        ms.policy = replace(ms.policy, **cfg["exploration"])
+    if cfg.get("exploration"):  # a new model set: its version then names the exploring policy too
+        ms = ModelSet(ms.channel_model, ms.value_model, ms.offer_model, replace(ms.policy, **cfg["exploration"]),
+                      ms.profile_config, meta=ms.meta, evaluation=ms.evaluation)
     scorer = Scorer(ms, seed=int(cfg.get("seed", 0)))
     store = store_from_url(cfg.get("store"), idle_timeout_s=float(cfg.get("idle_timeout_s", 1800.0)))
     log = DecisionLog(cfg["log_dir"]) if cfg.get("log_dir") else None
@@ -467,4 +508,4 @@ def app_from_env() -> Starlette:
                       cors_origins=tuple(cfg.get("cors_origins", ())), max_events=int(cfg.get("max_events", 200)),
                       max_body_bytes=int(cfg.get("max_body_bytes", 64 * 1024)),
                       admin_token=os.environ.get("NEXTCHANNEL_ADMIN_TOKEN") or None,
-                      bundle_path=bundle, static_dir=cfg.get("static_dir"))
+                      bundle_path=bundle, static_dir=cfg.get("static_dir"), watch_s=cfg.get("watch_s"))
