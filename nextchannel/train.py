@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from nextchannel.compat import is_dask_collection
 from nextchannel.errors import ConfigError, ValidationError
 from nextchannel.features import CATEGORICAL_FEATURES, features_many
 from nextchannel.modelset import ModelSet
@@ -240,6 +241,12 @@ def train(events: pd.DataFrame, decisions: pd.DataFrame, customers: pd.DataFrame
     >>> ms.actions[:2], ms.meta["rows"] == len(sim.decisions)
     (('none', 'chat'), True)
     """
+    if is_dask_collection(events) or is_dask_collection(decisions):  # lightgbm.dask (nextchannel[dask])
+        from nextchannel import dask_backend
+
+        if not dask_backend.in_cluster_training():
+            return dask_backend.train(events=events, decisions=decisions, customers=customers, contacts=contacts,
+                                      config=config, policy=policy, profile_config=profile_config, progress=progress)
     config = config or TrainConfig()
     policy = policy or PolicyConfig()
     profile_config = profile_config or ProfileConfig(channels=policy.channels)
