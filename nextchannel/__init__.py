@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     # errors
-    "NextChannelError": "errors", "ValidationError": "errors", "ConfigError": "errors", "BundleError": "errors",
+    "NextChannelError": "errors", "ValidationError": "errors", "ConfigError": "errors", "BundleError": "errors", "PolicyError": "errors",
     "DriftWarning": "errors",
     # vocabulary
     "Channel": "schema", "ChannelCatalogue": "schema", "validate_event": "schema", "validate_events": "schema",
@@ -29,12 +29,14 @@ _EXPORTS: dict[str, str] = {
     "ProfileConfig": "profile", "profile_one": "profile", "profiles_many": "profile", "history_of": "profile",
     "validate_contacts": "profile",
     # simulator
-    "SimConfig": "simulate", "ChannelSim": "simulate", "SimResult": "simulate", "simulate": "simulate",
+    "SimConfig": "simulation", "ChannelSim": "simulation", "SimResult": "simulation", "simulate": "simulation",
     # learners, training, model sets, scorer
     "ChannelModel": "models", "OfferModel": "models", "NoRandomisationWarning": "models",
-    "TrainConfig": "train", "train": "train", "ModelSet": "modelset", "Scorer": "scorer",
+    "TrainConfig": "training", "train": "training", "ModelSet": "modelset", "Scorer": "scorer",
     # policy and decision
     "PolicyConfig": "policy", "Decision": "policy",
+    # the weekly learning loop
+    "run_learning_loop": "learning_loop", "LoopResult": "learning_loop",
     # bundles
     "write_bundle": "bundle", "read_bundle": "bundle", "verify_bundle": "bundle", "Bundle": "bundle",
     "publish": "bundle", "current_version": "bundle",

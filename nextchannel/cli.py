@@ -2,6 +2,11 @@
 
 Where it sits: on top of everything; nothing in the library imports it. Output here is for a
 person at a terminal, so this module prints; the library itself only logs.
+
+Exit codes: 0 success; 1 a check found problems (``verify``); 2 a usage error or bad input (bad
+options, options that contradict each other, a missing or malformed file, input the library
+refuses) — reported on stderr as one line ``nextchannel <command>: error: <message>``, without a
+traceback (``--verbose`` adds it). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -19,12 +24,31 @@ import pandas as pd
 __all__ = ["main"]
 
 
+class _UsageError(Exception):
+    """Options that cannot be honoured together (reported with exit code 2)."""
+
+
+def _sim_api():  # type: ignore[no-untyped-def]
+    """SimConfig, simulate and summary, from the simulator's subpackage."""
+    from nextchannel.simulation import SimConfig, simulate, summary
+
+    return SimConfig, simulate, summary
+
+
+def _train_api():  # type: ignore[no-untyped-def]
+    """TrainConfig and train, from the training module."""
+    from nextchannel.training import TrainConfig, train
+
+    return TrainConfig, train
+
+
 def _demo(args: argparse.Namespace) -> int:
     from nextchannel.features import features_many
     from nextchannel.policy import PolicyConfig
     from nextchannel.scorer import Scorer
-    from nextchannel.simulate import SimConfig, simulate, summary
-    from nextchannel.train import TrainConfig, train
+
+    SimConfig, simulate, summary = _sim_api()
+    TrainConfig, train = _train_api()
 
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
     res = simulate(args.sessions, seed=args.seed, config=cfg)
@@ -48,7 +72,8 @@ def _demo(args: argparse.Namespace) -> int:
     policy = PolicyConfig.from_sim(cfg)
     tcfg = TrainConfig(n_estimators=args.trees, num_leaves=15)
     print(f"\n3. Training on the logged decisions only ({len(res.decisions):,} rows, {args.trees} trees per head) ...")
-    ms = train(res.events, res.decisions, res.customers, res.contacts, tcfg, policy=policy)
+    ms = train(res.decisions, events=res.events, customers=res.customers, contacts=res.contacts, config=tcfg,
+               policy=policy)
     scorer = Scorer(ms)
     test = simulate(args.test_sessions, seed=args.seed + 1000, config=cfg)
     d = test.decisions
@@ -88,36 +113,78 @@ def _demo(args: argparse.Namespace) -> int:
 def _read_table(path: str | None) -> pd.DataFrame | None:
     if path is None:
         return None
-    if path.endswith(".parquet"):
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
+    try:
+        if path.endswith(".parquet"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise _UsageError(f"file {path!r} does not exist") from None
+    except (ValueError, OSError, ImportError) as err:  # pandas' parser errors are ValueErrors
+        raise _UsageError(f"could not read {path!r}: {type(err).__name__}: {err}") from err
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise _UsageError(f"{what} file {path!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise _UsageError(f"could not read {what} file {path!r}: {err}") from err
+
+
+def _train_options(args: argparse.Namespace) -> None:
+    """Refuse options that contradict each other instead of silently ignoring one."""
+    learner = [f"--{n.replace('_', '-')}" for n in ("n_estimators", "num_leaves", "seed") if getattr(args, n) is not None]
+    if args.config and learner:
+        raise _UsageError(f"{', '.join(learner)} cannot be combined with --config (the config file sets the learner "
+                          "and its random_state; edit it instead)")
+    files = [f"--{n}" for n in ("events", "decisions", "features", "customers", "contacts", "policy") if getattr(args, n)]
+    if args.simulate is not None and files:
+        raise _UsageError(f"--simulate cannot be combined with {', '.join(files)} (train on a simulation or on files)")
+    if args.simulate is None and args.world != "default":
+        raise _UsageError("--world needs --simulate (it chooses the simulated world)")
+    if args.simulate is not None and args.simulate < 1:
+        raise _UsageError(f"--simulate must be a number of sessions >= 1, got {args.simulate}")
+    if args.simulate is None and not (args.decisions and (args.events or args.features)):
+        raise _UsageError("give --simulate N, or --decisions with --events and/or --features files")
 
 
 def _train(args: argparse.Namespace) -> int:
     from nextchannel.policy import PolicyConfig
-    from nextchannel.simulate import SimConfig, simulate
-    from nextchannel.train import TrainConfig, train
 
-    tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(
-        n_estimators=args.n_estimators, num_leaves=args.num_leaves, random_state=args.seed)
+    TrainConfig, train = _train_api()
+    _train_options(args)
+    seed = 1 if args.seed is None else args.seed
+    if args.config:
+        tcfg = TrainConfig.from_json(_read_text(args.config, "--config"))
+    else:
+        tcfg = TrainConfig(n_estimators=300 if args.n_estimators is None else args.n_estimators,
+                           num_leaves=15 if args.num_leaves is None else args.num_leaves, random_state=seed)
     if args.simulate:
+        SimConfig, simulate, _ = _sim_api()
         sim_cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
-        print(f"simulating {args.simulate:,} sessions of the {args.world} world (seed {args.seed})")
-        sim = simulate(args.simulate, seed=args.seed, config=sim_cfg)
+        print(f"simulating {args.simulate:,} sessions of the {args.world} world (seed {seed})")
+        sim = simulate(args.simulate, seed=seed, config=sim_cfg)
         events, decisions, customers, contacts = sim.events, sim.decisions, sim.customers, sim.contacts
+        features = None
         policy = PolicyConfig.from_sim(sim_cfg)
     else:
-        if not (args.events and args.decisions):
-            print("train: give --simulate N, or --events and --decisions files", file=sys.stderr)
-            return 2
         events, decisions = _read_table(args.events), _read_table(args.decisions)
+        features = _read_table(args.features)
         customers, contacts = _read_table(args.customers), _read_table(args.contacts)
-        policy = PolicyConfig.from_json(open(args.policy).read()) if args.policy else PolicyConfig()
-    ms = train(events, decisions, customers, contacts, tcfg, policy=policy, progress=True)
+        policy = PolicyConfig.from_json(_read_text(args.policy, "--policy")) if args.policy else PolicyConfig()
+    ms = train(decisions, events=events, features=features, customers=customers, contacts=contacts, config=tcfg,
+               policy=policy, progress=True)
     path = ms.save(args.out, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.iterdir())
-    print(f"trained on {ms.meta['rows']:,} decisions ({ms.meta['sessions']:,} sessions); offer margin "
+    sessions = f" ({ms.meta['sessions']:,} sessions)" if "sessions" in ms.meta else ""
+    print(f"trained on {ms.meta['rows']:,} decisions{sessions}; offer margin "
           f"{ms.policy.offer_margin:g}; model {ms.version}; bundle {path} ({size / 1e6:.2f} MB)")
+    from nextchannel.modelset import evaluation_lines
+
+    for line in evaluation_lines(ms.evaluation):
+        print(line)
     return 0
 
 
@@ -128,6 +195,12 @@ def _verify(args: argparse.Namespace) -> int:
     for p in problems:
         print(p)
     print("ok" if not problems else f"{len(problems)} problem(s)")
+    if not problems:
+        from nextchannel.bundle import read_bundle
+        from nextchannel.modelset import evaluation_lines
+
+        for line in evaluation_lines(read_bundle(args.path).manifest.get("evaluation") or {}):
+            print(line)
     return 0 if not problems else 1
 
 
@@ -136,6 +209,64 @@ def _report(args: argparse.Namespace) -> int:
 
     out = report_from_files(args.decisions, args.out, truth_csv=args.truth)
     print(f"report written to {out}")
+    return 0
+
+
+def _loop(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from nextchannel.learning_loop import run_learning_loop
+    from nextchannel.plots import plot_learning_loop
+    from nextchannel.simulation import SimConfig
+    from nextchannel.training import TrainConfig
+
+    if args.config and args.n_estimators is not None:
+        raise _UsageError("--n-estimators cannot be combined with --config (the config file sets the learner; "
+                          "edit it instead)")
+    cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
+    tcfg = TrainConfig.from_json(_read_text(args.config, "--config")) if args.config else TrainConfig(
+        n_estimators=300 if args.n_estimators is None else args.n_estimators)
+    print(f"learning loop: {args.weeks} weeks x {args.sessions:,} sessions of the {args.world} world (seed {args.seed}); "
+          f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with epsilon "
+          f"{args.epsilon:g}")
+    loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, train_config=tcfg,
+                             epsilon=args.epsilon, root=args.publish)
+    w = loop.weeks.merge(loop.references, on="week")
+    w["normalised"] = (w["value"] - w["never"]) / (w["oracle"] - w["never"])
+    cols = ["week", "deployed", "value", "value_low", "value_high", "normalised", "greedy_value", "exploration_cost",
+            "needless_offer_share", "needless_offers_per_session", "gate", "gate_difference", "train_sessions"]
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(w[cols].round(4).to_string(index=False))
+    print("value: expected reward per session of the deployed policy (95% interval); normalised: "
+          "(value - never) / (oracle - never) on the same week's sessions")
+    if args.out:
+        w.to_csv(f"{args.out}.csv", index=False)
+        plot_learning_loop(loop.weeks, loop.references).savefig(f"{args.out}.png", dpi=110)
+        print(f"written {args.out}.csv and {args.out}.png")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    if args.workers < 1:
+        raise _UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1 and args.store == "memory":
+        raise _UsageError("--workers > 1 needs a shared session store (--store redis://host:port/db); "
+                          "with --store memory each worker would see only part of a session")
+    try:
+        import uvicorn
+    except ImportError:
+        raise _UsageError("serve needs the web extra: pip install 'nextchannel[web]'") from None
+    cfg = {"bundle": args.bundle, "store": args.store, "log_dir": args.log_dir, "cors_origins": args.cors_origin,
+           "context": args.context, "offers": args.offers, "static_dir": args.static_dir,
+           "idle_timeout_s": args.idle_timeout_s}
+    if args.epsilon:
+        cfg["exploration"] = {"exploration": "epsilon", "epsilon": args.epsilon}
+    os.environ["NEXTCHANNEL_SERVE"] = json.dumps(cfg)
+    # workers are separate processes that build the app from the environment (uvicorn's factory)
+    uvicorn.run("nextchannel.web.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="warning", access_log=False)
     return 0
 
 
@@ -197,14 +328,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--simulate", type=int, help="simulate this many sessions and train on their logs")
     p.add_argument("--world", default="default")
     p.add_argument("--events"), p.add_argument("--decisions"), p.add_argument("--customers"), p.add_argument("--contacts")
+    p.add_argument("--features", help="your own per-decision columns (CSV/Parquet, one row per decision)")
     p.add_argument("--policy", help="PolicyConfig JSON file (business values); default PolicyConfig()")
-    p.add_argument("--config", help="TrainConfig JSON file")
-    p.add_argument("--n-estimators", type=int, default=300)
-    p.add_argument("--num-leaves", type=int, default=15)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--config", help="TrainConfig JSON file (not with --n-estimators, --num-leaves or --seed)")
+    p.add_argument("--n-estimators", type=int, default=None, help="trees per head (default 300)")
+    p.add_argument("--num-leaves", type=int, default=None, help="leaves per tree (default 15)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random_state of the learner and seed of --simulate (default 1)")
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_train)
+    p = sub.add_parser("loop", help="run the weekly learning loop (log, retrain, gate, deploy) inside the simulator")
+    p.add_argument("--weeks", type=int, default=8)
+    p.add_argument("--sessions", type=int, default=10000, help="sessions per week")
+    p.add_argument("--world", default="default", help="default, phone_costly, long_queues, mobile_heavy, problem_heavy")
+    p.add_argument("--epsilon", type=float, default=0.1, help="exploration of the deployed learned policy")
+    p.add_argument("--n-estimators", type=int, default=None, help="trees per head (default 300)")
+    p.add_argument("--config", help="TrainConfig JSON file (not with --n-estimators)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--publish", help="folder to publish each accepted model set to (<folder>/week-<w>)")
+    p.add_argument("--out", help="write <out>.csv and <out>.png (the weekly table and its plot)")
+    p.set_defaults(func=_loop)
     p = sub.add_parser("retrain", help="retrain on a window of logs; publish to --root if not worse than the champion "
                        "(exit 0 published, 3 champion kept, 2 bad input, 1 other error; one JSON line on stdout)")
     for name, what in (("--decisions", "decision log (with outcomes)"), ("--events", "event log"),
@@ -240,10 +384,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("report", help="write a policy report folder from a decisions CSV")
     p.add_argument("decisions"), p.add_argument("--truth"), p.add_argument("--out", required=True)
     p.set_defaults(func=_report)
+    p = sub.add_parser("serve", help="run the reference web service (tracker events in, decisions out)")
+    p.add_argument("--bundle", help="model bundle or publish root (default: the shipped default bundle)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--store", default="memory", help="memory, or a Redis URL redis://host:port/db (shared by workers)")
+    p.add_argument("--log-dir", help="write decision/outcome/event logs (JSON lines) here")
+    p.add_argument("--cors-origin", action="append", default=[], help="origin allowed to call the API (repeatable)")
+    p.add_argument("--context", help="JSON file of the static channel context (open, wait_s, languages)")
+    p.add_argument("--offers", help='JSON file {"links": {...}, "texts": {...}} for the offer widget')
+    p.add_argument("--static-dir", help="folder served at / (e.g. examples/webshop)")
+    p.add_argument("--idle-timeout-s", type=float, default=1800.0, help="close a session after this long without events")
+    p.add_argument("--epsilon", type=float, default=0.0, help="explore: a random eligible action with this probability")
+    p.set_defaults(func=_serve)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return int(args.func(args))
+    from nextchannel.errors import NextChannelError
+
+    try:
+        return int(args.func(args))
+    except (_UsageError, NextChannelError) as err:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"nextchannel {args.command}: error: {first}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

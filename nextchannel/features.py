@@ -23,12 +23,28 @@ assert that both give identical values.
 
 Time and order
 --------------
-Events of a session must arrive in non-decreasing ``ts``; equal timestamps keep their order of
-arrival (row order in a log). The batch path sorts a log stably by ``(session, ts)``; the online
-path, when given an event earlier than the last one, treats it as malformed (strict mode raises).
-Lenient mode (the web default) never raises: an event with an unknown type or a non-finite ``ts``
-is skipped and counted in ``SessionState.n_malformed``; a missing or non-finite numeric field
-counts as absent (sums and maxima skip it). The batch path skips the same rows.
+One rule, applied identically by both executors: a session's events are read in their order of
+arrival (the order of ``update`` calls online; the row order of the log in batch — rows of other
+sessions may interleave), and **an event earlier than the latest event kept for its session is
+skipped and counted** (``SessionState.n_out_of_order``; ``features_many(...).attrs["skipped"]``).
+Equal timestamps are kept in arrival order. So a log written in time order loses nothing, and a
+late event never changes features that were already served. Strict mode (``strict=True`` online,
+``validate=True`` in batch) raises on such an event instead.
+
+Lenient mode (the web default) never raises in ``update``: an event with an unknown type, a
+non-finite ``ts``, another session's id or an unreadable field value (a hostile object, an int of
+5,000 digits) is skipped and counted in ``SessionState.n_malformed``; a missing or non-finite
+numeric field counts as absent (sums and maxima skip it). The batch path skips the same rows.
+
+The decision time ``now`` of :meth:`SessionState.features_one` may not be earlier than the
+session's last event (the state cannot forget events): strict mode raises, lenient mode uses the
+last event's time instead and counts it (``SessionState.n_now_clamped``). In batch the question
+does not arise: a decision point at ``ts`` reads only the events at or before ``ts``.
+
+Session ids are compared by their canonical form (:func:`nextchannel.schema.canonical_id`:
+``5``, ``5.0`` and ``"5"`` are one session), online and in batch. Bounds
+(:class:`nextchannel.schema.Limits`: events kept per session, distinct pages remembered, page id
+length) are applied by both executors in the same way.
 
 Examples
 --------
@@ -44,6 +60,8 @@ Examples
 from __future__ import annotations
 
 import ast
+import json
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -52,8 +70,9 @@ import numpy as np
 import pandas as pd
 
 from nextchannel.compat import is_dask_collection
-from nextchannel.errors import ValidationError
+from nextchannel.errors import ValidationError, excerpt
 from nextchannel.schema import (
+    DEFAULT_LIMITS,
     DEVICES,
     EVENT_FIELDS,
     FUNNEL_STAGE,
@@ -61,6 +80,10 @@ from nextchannel.schema import (
     PAGE_TYPES,
     REFERRERS,
     SCROLL_DIRECTIONS,
+    ChannelCatalogue,
+    Limits,
+    canonical_id,
+    canonical_ids,
     validate_event,
     validate_events,
 )
@@ -77,6 +100,8 @@ __all__ = [
     "feature_names",
     "features_many",
 ]
+
+logger = logging.getLogger(__name__)
 
 _OTHER_LANGUAGE = LANGUAGES.index("other")
 _PT = {p: i for i, p in enumerate(PAGE_TYPES)}
@@ -283,42 +308,68 @@ def _names_in(expr: str) -> set[str]:
 # Online executor: code generated from SLOTS and FEATURES
 # ---------------------------------------------------------------------------------------------
 def _missing(x: Any) -> bool:
-    return x is None or x is pd.NA or (isinstance(x, float) and x != x)
+    return x is None or x is pd.NA or ((type(x) is float or type(x) is np.float64) and x != x)
 
 
-def _page_key(x: Any) -> str | None:
-    """A page id as a string, None when missing (the batch path maps the same way)."""
-    if isinstance(x, str):
-        return x
-    return None if _missing(x) else str(x)
+def _page_key(x: Any, max_len: int = DEFAULT_LIMITS.max_str_len) -> str | None:
+    """A page id as a string cut to ``max_len`` characters, None when missing or unreadable.
+
+    The batch path maps the same way. Never raises: a value whose ``str()`` fails (a hostile
+    object, an int of more digits than Python converts) counts as no page id.
+    """
+    if type(x) is str:
+        return x if len(x) <= max_len else x[:max_len]
+    try:
+        if _missing(x):
+            return None
+        k = str(x) if not isinstance(x, str) else str.__str__(x)
+        return k if type(k) is str and len(k) <= max_len else (k[:max_len] if type(k) is str else None)
+    except Exception:
+        return None
 
 
 def _lookup(table: Mapping[Any, int], key: Any, default: int) -> int:
-    """``table.get(key, default)`` that treats an unhashable key (a list, a dict) as unknown."""
-    try:
-        return table.get(key, default)
-    except TypeError:
+    """``table.get(key, default)`` for a vocabulary of strings: anything not a plain string is unknown.
+
+    Only exact ``str`` keys are looked up, so no user object's ``__hash__``/``__eq__`` runs.
+    """
+    if type(key) is not str:
         return default
+    return table.get(key, default)
+
+
+_NUMBER_TYPES = frozenset({int, float, *np.sctypeDict.values()}) - {bool, np.bool_, str, bytes, object, np.str_,
+                                                                     np.bytes_, np.void, np.object_}
 
 
 def _flag(x: Any) -> int:
-    return 1 if (x is True or (isinstance(x, (int, float, np.integer, np.floating)) and x == 1)) else 0
+    """1 for True or the number 1, else 0; only exact built-in/numpy types are compared (never raises)."""
+    if x is True or x is np.True_:
+        return 1
+    if type(x) in _NUMBER_TYPES:
+        try:
+            return 1 if x == 1 else 0
+        except Exception:  # numpy datetime and the like
+            return 0
+    return 0
 
 
 def _num(x: Any) -> float:
     """A finite float, or NaN for anything missing or malformed (never raises)."""
+    if type(x) is float:
+        return x if x - x == 0.0 else math.nan
     try:
         f = float(x)
-    except (TypeError, ValueError, OverflowError):
+    except Exception:  # OverflowError for 10**400, ValueError for "abc", whatever a user object raises
         return math.nan
-    return f if f - f == 0.0 else math.nan
+    return f if type(f) is float and f - f == 0.0 else math.nan
 
 
 # Enrichment: how each event type's variables are computed online (the batch twin is
 # `_enrich`; the parity tests hold the two together).
 _ENRICH: dict[str, str] = {
     "page_view": """
-    page = _page_key(e.get("page"))
+    page = _page_key(e.get("page"), s._max_str)
     pt = _lookup(_PT, e.get("page_type"), -1)
     stage = _lookup(_STAGE, e.get("page_type"), -1)
     revisit = page is not None and page in s._pages
@@ -326,7 +377,7 @@ _ENRICH: dict[str, str] = {
     forward = stage > s._max_stage
     ended_dwell_s = ts - s._pv_ts
     ended_pt = s._pv_pt_e
-    if page is not None:
+    if page is not None and not revisit and len(s._pages) < s._max_pages:
         s._pages.add(page)
     s._pv2 = s._pv1
     s._pv1 = page
@@ -337,7 +388,7 @@ _ENRICH: dict[str, str] = {
 """,
     "scroll": """
     d = e.get("direction")
-    dcode = 0 if (isinstance(d, str) and d == "down") else (1 if (isinstance(d, str) and d == "up") else -1)
+    dcode = (0 if d == "down" else (1 if d == "up" else -1)) if type(d) is str else -1
     depth = _num(e.get("depth"))
     reversal = dcode >= 0 and s._last_dir >= 0 and dcode != s._last_dir
     if dcode >= 0:
@@ -349,7 +400,7 @@ _ENRICH: dict[str, str] = {
     language = _lookup(_LANG, lang, _OTHER_LANG if isinstance(lang, str) else -1)
     referrer = _lookup(_REF, e.get("referrer"), -1)
     cid = e.get("customer_id")
-    known = 0 if (_missing(cid) or (isinstance(cid, str) and cid == "")) else 1
+    known = 0 if (_missing(cid) or (type(cid) is str and cid == "")) else 1
     returning = _flag(e.get("returning"))
     utc_offset_s = _num(e.get("utc_offset_s"))
 """,
@@ -427,46 +478,83 @@ _HANDLERS, _FEATURES_FN, _FEATURES_INTO_FN = _compile_online()
 _SLOT_DEFAULTS = tuple((s.name, s.default) for s in SLOTS)
 
 
+_ABSENT = object()
+
+
 class SessionState:
     """One session's running state: the online (per-request) feature executor.
 
     ``update(event)`` costs O(1) per event; ``features_one(now)`` gives the features at a decision
-    taken at ``now`` (default: the last event's time) using every event fed so far.
+    taken at ``now`` (default: the last event's time) using every event fed so far. The rules for
+    late events, for ``now`` and for bounds are in the module docstring (*Time and order*).
 
     Parameters
     ----------
-    session_id : str, optional
-        The session this state belongs to (events of other sessions are refused in strict mode and
-        skipped in lenient mode).
+    session_id : str or number, optional
+        The session this state belongs to, compared by its canonical form
+        (:func:`nextchannel.schema.canonical_id`); events of other sessions are refused in strict
+        mode and skipped in lenient mode. An event without a ``session_id`` key is taken as this
+        session's.
     strict : bool, default False
-        Raise :class:`~nextchannel.errors.ValidationError` on a malformed event instead of skipping
-        it (use in development and batch jobs; the web path stays lenient).
+        Raise :class:`~nextchannel.errors.ValidationError` on a malformed or late event, on a
+        ``now`` before the last event and beyond the bounds, instead of skipping and counting
+        (use in development and batch jobs; the web path stays lenient).
+    channels : ChannelCatalogue, optional
+        Catalogue the channel fields of events must belong to in strict mode (default: the
+        default catalogue; pass a bundle's own, ``model_set.policy.channels``).
+    limits : Limits, optional
+        Bounds (events kept, distinct pages remembered, page id length); default ``Limits()``.
+
+    Attributes
+    ----------
+    n_malformed : int
+        Events skipped for any reason (of which ``n_out_of_order`` were late and ``n_over_limit``
+        beyond ``limits.max_events``).
+    n_now_clamped : int
+        Calls of ``features_one``/``features_into`` whose ``now`` was before the last event.
 
     Examples
     --------
     >>> s = SessionState("s1")
     >>> s.update({"session_id": "s1", "ts": 1.0, "type": "form_error", "field": "zip"})
     >>> s.update({"session_id": "s1", "ts": 2.0, "type": "teleport"})   # lenient: skipped
-    >>> s.n_malformed, s.features_one()["form_errors"]
-    (1, 1.0)
+    >>> s.update({"session_id": "s1", "ts": 0.5, "type": "form_error"})  # late: skipped
+    >>> s.n_malformed, s.n_out_of_order, s.features_one()["form_errors"]
+    (2, 1, 1.0)
     """
 
     __slots__ = tuple(n for n, _ in _SLOT_DEFAULTS) + (
-        "session_id", "strict", "last_ts", "n_malformed", "_pages", "_pv1", "_pv2", "_pv_ts",
-        "_pv_pt_e", "_max_stage", "_last_dir",
+        "session_id", "strict", "channels", "limits", "last_ts", "n_malformed", "n_out_of_order",
+        "n_over_limit", "n_now_clamped", "_sid", "_n_kept", "_max_events", "_max_pages", "_max_str",
+        "_pages", "_pv1", "_pv2", "_pv_ts", "_pv_pt_e", "_max_stage", "_last_dir",
     )
 
-    def __init__(self, session_id: Any = None, *, strict: bool = False) -> None:
+    def __init__(self, session_id: Any = None, *, strict: bool = False, channels: ChannelCatalogue | None = None,
+                 limits: Limits | None = None) -> None:
+        if limits is not None and not isinstance(limits, Limits):
+            raise ValidationError(f"limits must be a Limits or None, got {type(limits).__name__}")
+        if channels is not None and not isinstance(channels, ChannelCatalogue):
+            raise ValidationError(f"channels must be a ChannelCatalogue or None, got {type(channels).__name__}")
         self.session_id = session_id
+        self._sid = canonical_id(session_id)  # the backend's own value: a bad one raises in both modes
         self.strict = strict
+        self.channels = channels
+        self.limits = limits if limits is not None else DEFAULT_LIMITS
+        self._max_events = self.limits.max_events
+        self._max_pages = self.limits.max_pages
+        self._max_str = self.limits.max_str_len
         self.reset()
 
     def reset(self) -> None:
-        """Forget every event (the session id and mode stay)."""
+        """Forget every event and counter (the session id, mode and bounds stay)."""
         for name, default in _SLOT_DEFAULTS:
             setattr(self, name, default)
         self.last_ts = -math.inf
         self.n_malformed = 0
+        self.n_out_of_order = 0
+        self.n_over_limit = 0
+        self.n_now_clamped = 0
+        self._n_kept = 0
         self._pages: set[str] = set()
         self._pv1: str | None = None
         self._pv2: str | None = None
@@ -475,39 +563,97 @@ class SessionState:
         self._max_stage = -1
         self._last_dir = -1
 
+    def _check_strict(self, event: Mapping[str, Any]) -> None:
+        validate_event(event, self.channels, last_ts=None if self.last_ts == -math.inf else self.last_ts)
+        if self._sid is not None and canonical_id(event["session_id"]) != self._sid:
+            raise ValidationError(f"session_id must be {excerpt(self.session_id)} for this SessionState, "
+                                  f"got {excerpt(event['session_id'])}")
+        if self._n_kept >= self._max_events:
+            raise ValidationError(f"a session holds at most limits.max_events={self._max_events} events; "
+                                  f"got one more (ts {excerpt(event.get('ts'))})")
+
     def update(self, event: Mapping[str, Any]) -> None:
-        """Feed one event (a dict with ``session_id``, ``ts``, ``type`` and its fields)."""
+        """Feed one event (a dict with ``session_id``, ``ts``, ``type`` and its fields).
+
+        Lenient mode never raises: whatever ``event`` is, a bad event is skipped and counted.
+        """
         if self.strict:
-            validate_event(event, last_ts=None if self.last_ts == -math.inf else self.last_ts)
-            if self.session_id is not None and event["session_id"] != self.session_id:
-                raise ValidationError(
-                    f"session_id must be {self.session_id!r} for this SessionState, got {event['session_id']!r}")
+            self._check_strict(event)
+        if self._n_kept >= self._max_events:
+            self.n_malformed += 1
+            self.n_over_limit += 1
+            return
         try:
-            handler = _HANDLERS.get(event.get("type"))  # type: ignore[arg-type]
+            etype = event.get("type")
+            handler = _HANDLERS.get(etype) if type(etype) is str else None
             ts = event.get("ts")
-            ts = float(ts)  # type: ignore[arg-type]
-        except (AttributeError, TypeError, ValueError, OverflowError):
+            if type(ts) is not float:
+                ts = float(ts) if (ts is not None and type(ts) is not bool) else math.nan
+            sid = event.get("session_id", _ABSENT) if self._sid is not None else _ABSENT
+        except Exception:  # not a mapping, hostile __float__/get, an int beyond float range, ...
             self.n_malformed += 1
             return
-        if handler is None or ts - ts != 0.0 or ts < self.last_ts:
+        if handler is None or type(ts) is not float or ts - ts != 0.0:
             self.n_malformed += 1
             return
-        if self.session_id is not None and event.get("session_id", self.session_id) != self.session_id:
+        if sid is not _ABSENT and not (type(sid) is str and sid == self._sid):
+            try:
+                same = canonical_id(sid) == self._sid
+            except Exception:
+                same = False
+            if not same:
+                self.n_malformed += 1
+                return
+        if ts < self.last_ts:
+            self.n_malformed += 1
+            self.n_out_of_order += 1
+            return
+        try:
+            handler(self, event, ts)
+        except Exception:  # pragma: no cover - every field reader above is total; kept as the last guard
+            logger.error("SessionState.update: a %s event could not be applied", etype, exc_info=True)
             self.n_malformed += 1
             return
         self.last_ts = ts
-        handler(self, event, ts)
+        self._n_kept += 1
 
     def update_many(self, events: Iterable[Mapping[str, Any]]) -> "SessionState":
-        """Feed events in order; returns ``self``."""
+        """Feed events in order; returns ``self``.
+
+        Once ``limits.max_events`` events are kept, the rest of a list is counted as over the limit
+        without being read (so a 100,000-event replay costs what ``max_events`` events cost).
+        """
+        if not self.strict and isinstance(events, (list, tuple)):
+            for i, e in enumerate(events):
+                if self._n_kept >= self._max_events:
+                    rest = len(events) - i
+                    self.n_malformed += rest
+                    self.n_over_limit += rest
+                    break
+                self.update(e)
+            return self
         for e in events:
             self.update(e)
         return self
 
-    def _now(self, now: float | None) -> float:
+    def _now(self, now: Any) -> float:
+        """The decision time: ``now``, or the last event's time; refused or clamped when earlier."""
         if now is None:
             return self.last_ts if self.last_ts != -math.inf else 0.0
-        return float(now)
+        if type(now) is not float:
+            try:
+                now = float(now) if type(now) is not bool else math.nan
+            except Exception:
+                now = math.nan
+        if now - now != 0.0:
+            raise ValidationError(f"now must be a finite number of seconds, got {excerpt(now)}")
+        if now < self.last_ts:
+            if self.strict:
+                raise ValidationError(f"now must not be earlier than the session's last event: "
+                                      f"expected >= {self.last_ts!r}, got {now!r}")
+            self.n_now_clamped += 1
+            return self.last_ts
+        return now
 
     def features_one(self, now: float | None = None) -> dict[str, float]:
         """The session features at a decision taken at ``now`` (seconds; default: last event)."""
@@ -521,6 +667,148 @@ class SessionState:
         """
         _FEATURES_INTO_FN(self, self._now(now), buf, offset)
 
+    # -- serialisation (pickle-free; for session stores shared by several worker processes) -----
+    #: Version of the :meth:`to_dict` format; :meth:`from_dict` refuses any other.
+    STATE_FORMAT = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The complete state as a JSON-ready dict: ``{"v": STATE_FORMAT, <attribute>: value, ...}``.
+
+        Every attribute in ``__slots__`` is covered generically (attributes added later are included
+        without touching this method); an attribute still at its value in a fresh state is left out,
+        which keeps a short session's state small. Non-finite floats become ``{"$f": "nan"}``
+        (``"inf"``, ``"-inf"``), sets ``{"$set": [...]}`` (sorted), tuples ``{"$tuple": [...]}``,
+        so the dict survives strict JSON unchanged. :meth:`from_dict` inverts it exactly: the
+        restored state gives identical features and evolves identically under further events.
+
+        Examples
+        --------
+        >>> s = SessionState("s1")
+        >>> s.update({"session_id": "s1", "ts": 3.0, "type": "form_error", "field": "zip"})
+        >>> d = s.to_dict()
+        >>> d["v"], d["n_form_error"], d["last_ts"]
+        (1, 1.0, 3.0)
+        >>> r = SessionState.from_dict(d)
+        >>> r.to_dict() == d, r.features_one()["form_errors"]
+        (True, 1.0)
+        """
+        fresh = _fresh_state()
+        out: dict[str, Any] = {"v": self.STATE_FORMAT}
+        for name in self.__slots__:
+            if name in _DERIVED_SLOTS:  # rebuilt by from_dict from session_id and limits
+                continue
+            value = getattr(self, name)
+            if not _same_value(value, getattr(fresh, name)):
+                out[name] = _encode_value(value, name)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SessionState":
+        """Rebuild a state written by :meth:`to_dict`; raise ValidationError on a foreign dict.
+
+        Examples
+        --------
+        >>> SessionState.from_dict({"v": 1, "session_id": "s9", "n_click": 2}).features_one()["clicks"]
+        2.0
+        >>> SessionState.from_dict({"v": 7})
+        Traceback (most recent call last):
+        ...
+        nextchannel.errors.ValidationError: session state format must be 1, got 7
+        """
+        if not isinstance(d, Mapping):
+            raise ValidationError(f"session state must be a dict, got {type(d).__name__}")
+        if d.get("v") != cls.STATE_FORMAT:
+            raise ValidationError(f"session state format must be {cls.STATE_FORMAT}, got {d.get('v')!r}")
+        unknown = sorted(set(d) - set(cls.__slots__) - {"v"}, key=str)
+        if unknown:
+            raise ValidationError(f"session state has unknown attributes {unknown[:5]} (written by another version?)")
+        state = _fresh_state()
+        for name, value in d.items():
+            if name != "v":
+                setattr(state, name, _decode_value(value, name))
+        state._sid = canonical_id(state.session_id)  # derived: a hand-written dict may name only session_id
+        lim = state.limits
+        state._max_events, state._max_pages, state._max_str = lim.max_events, lim.max_pages, lim.max_str_len
+        return state
+
+    def to_bytes(self) -> bytes:
+        """:meth:`to_dict` as compact UTF-8 JSON (what the Redis store keeps per session).
+
+        Examples
+        --------
+        >>> SessionState("s1").to_bytes()
+        b'{"v":1,"session_id":"s1"}'
+        """
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> "SessionState":
+        """Inverse of :meth:`to_bytes`; raise ValidationError on bytes that are not a state."""
+        try:
+            d = json.loads(data)
+        except (TypeError, ValueError) as err:
+            raise ValidationError(f"session state must be JSON written by SessionState.to_bytes: {err}") from err
+        return cls.from_dict(d)
+
+
+_DERIVED_SLOTS = frozenset({"_sid", "_max_events", "_max_pages", "_max_str"})
+
+
+def _fresh_state() -> SessionState:
+    return SessionState(None)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    return bool(a == b)
+
+
+def _encode_value(v: Any, name: str) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        if v - v == 0.0:
+            return v
+        return {"$f": "nan" if v != v else ("inf" if v > 0 else "-inf")}
+    if isinstance(v, (set, frozenset)):
+        return {"$set": sorted((_encode_value(x, name) for x in v), key=repr)}
+    if isinstance(v, tuple):
+        return {"$tuple": [_encode_value(x, name) for x in v]}
+    if isinstance(v, list):
+        return [_encode_value(x, name) for x in v]
+    if isinstance(v, Limits):
+        return {"$limits": v.to_dict()}
+    if isinstance(v, ChannelCatalogue):
+        return {"$channels": v.to_dict()}
+    raise TypeError(f"SessionState.{name} holds a {type(v).__name__}, which to_dict cannot encode")
+
+
+def _decode_value(v: Any, name: str) -> Any:
+    if isinstance(v, list):
+        return [_decode_value(x, name) for x in v]
+    if isinstance(v, Mapping):
+        if len(v) == 1:
+            tag, inner = next(iter(v.items()))
+            if tag == "$f" and inner in ("nan", "inf", "-inf"):
+                return float(inner)
+            if tag == "$set" and isinstance(inner, list):
+                return {_decode_value(x, name) for x in inner}
+            if tag == "$tuple" and isinstance(inner, list):
+                return tuple(_decode_value(x, name) for x in inner)
+            if tag == "$limits" and isinstance(inner, Mapping):
+                return Limits.from_dict(inner)
+            if tag == "$channels" and isinstance(inner, Mapping):
+                return ChannelCatalogue.from_dict(inner)
+        raise ValidationError(f"session state attribute {name} holds an unknown tagged value {dict(v)!r}")
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise ValidationError(f"session state attribute {name} holds a {type(v).__name__}")  # pragma: no cover
+
 
 # ---------------------------------------------------------------------------------------------
 # Batch executor
@@ -532,19 +820,42 @@ class SessionState:
 # floating-point sums add in exactly the order the online path adds them.
 # ---------------------------------------------------------------------------------------------
 class _Log:
-    """An event log as arrays, sorted stably by (session, ts)."""
+    """An event log as arrays: the rows each session keeps, in arrival order, grouped by session.
 
-    def __init__(self, events: pd.DataFrame) -> None:
+    The batch twin of ``SessionState.update``'s rules: rows with an unknown type, a non-finite
+    ``ts`` or no session id are malformed; within a session (in row order) a row earlier than the
+    latest row kept is late; rows beyond ``limits.max_events`` kept rows are over the limit. All
+    three are skipped and counted in ``self.skipped``.
+    """
+
+    def __init__(self, events: pd.DataFrame, limits: Limits = DEFAULT_LIMITS) -> None:
         ts_all = pd.to_numeric(events["ts"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         etype_all = events["type"].to_numpy(dtype=object)
-        sess_codes, uniques = pd.factorize(events["session_id"], use_na_sentinel=True)
+        sess_codes, uniques = pd.factorize(canonical_ids(events["session_id"]), use_na_sentinel=True)
         type_codes = pd.Index(list(EVENT_FIELDS)).get_indexer(etype_all)
-        keep = np.isfinite(ts_all) & (type_codes >= 0) & (sess_codes >= 0)
-        order = np.flatnonzero(keep)
-        seg, ts = sess_codes[order], ts_all[order]
-        if len(order) > 1 and not ((seg[1:] > seg[:-1]) | ((seg[1:] == seg[:-1]) & (ts[1:] >= ts[:-1]))).all():
-            sub = np.lexsort((ts, seg))  # lexsort is stable: ties keep their log order
-            order, seg, ts = order[sub], seg[sub], ts[sub]
+        valid = np.isfinite(ts_all) & (type_codes >= 0) & (sess_codes >= 0)
+        rows = np.flatnonzero(valid)
+        seg, ts = sess_codes[rows], ts_all[rows]
+        # group by session, keeping arrival (row) order within each: a stable sort on the session only
+        if len(rows) > 1 and not (seg[1:] >= seg[:-1]).all():
+            sub = np.argsort(seg, kind="stable")
+            rows, seg, ts = rows[sub], seg[sub], ts[sub]
+        if len(rows):
+            # late: earlier than the latest ts so far (a late row never raises the running maximum,
+            # so the maximum over all rows so far equals the maximum over the kept ones)
+            on_time = ts >= pd.Series(ts).groupby(seg, sort=False).cummax().to_numpy()
+            # over the limit: max_events rows were kept before it (checked first, as online)
+            kept_before = pd.Series(on_time.astype(np.int64)).groupby(seg, sort=False).cumsum().to_numpy() - on_time
+            over = kept_before >= limits.max_events
+            n_late = int((~on_time & ~over).sum())
+            n_over = int(over.sum())
+            keep = on_time & ~over
+            rows, seg, ts = rows[keep], seg[keep], ts[keep]
+        else:
+            n_late = n_over = 0
+        self.skipped = {"malformed": int((~valid).sum()), "out_of_order": n_late, "over_limit": n_over}
+        order = rows
+        self.limits = limits
         self.events, self.order, self.seg, self.ts = events, order, seg, ts
         self.uniques = uniques
         self.tcode = type_codes[order]
@@ -610,12 +921,22 @@ def _enrich(log: _Log) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
     stage = ptype.map(FUNNEL_STAGE).astype(float).fillna(-1.0).to_numpy()
     var["stage"] = stage
     page = log.column("page", rows)
-    if pd.api.types.infer_dtype(page, skipna=True) not in ("string", "empty"):
-        page = page.astype(object).map(_page_key)
+    max_len = log.limits.max_str_len
+    if pd.api.types.infer_dtype(page, skipna=True) in ("string", "empty"):
+        page = page.str.slice(0, max_len)
+    else:
+        page = page.astype(object).map(lambda x: _page_key(x, max_len))
     pcode, _ = pd.factorize(page, use_na_sentinel=True)
     valid = pcode >= 0
-    dup = pd.DataFrame({"seg": seg, "p": pcode}).duplicated().to_numpy()
-    var["revisit"] = (valid & dup).astype(float)
+    pairs = pd.DataFrame({"seg": seg, "p": pcode})
+    dup = pairs.duplicated().to_numpy()
+    # a page is remembered if it is among the session's first max_pages distinct pages
+    first = valid & ~dup
+    rank_first = pd.Series(seg[first]).groupby(seg[first], sort=False).cumcount().to_numpy()
+    pair_id = pairs.groupby(["seg", "p"], sort=False).ngroup().to_numpy()
+    remembered = np.zeros(int(pair_id.max()) + 1 if len(pair_id) else 0, dtype=bool)
+    remembered[pair_id[first]] = rank_first < log.limits.max_pages
+    var["revisit"] = (valid & dup & remembered[pair_id]).astype(float) if len(pair_id) else np.zeros(0)
     p1, p2 = _prev_in_group(pcode, seg, 1, -1), _prev_in_group(pcode, seg, 2, -1)
     var["back"] = (valid & (pcode == p2) & (pcode != p1)).astype(float)
     run_max = pd.Series(stage).groupby(seg, sort=False).cummax().to_numpy()
@@ -720,7 +1041,8 @@ class _SlotEvaluator:
 
 def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFrame | None = None,
                   contacts: pd.DataFrame | None = None, *, with_profile: bool | None = None,
-                  profile_config: Any = None, validate: bool = False) -> pd.DataFrame:
+                  profile_config: Any = None, validate: bool = False, channels: ChannelCatalogue | None = None,
+                  limits: Limits | None = None) -> pd.DataFrame:
     """Point-in-time features for many decision points from an event log (the batch path).
 
     Parameters
@@ -736,13 +1058,21 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
         Customer table (opt-outs) and contact history for the profile features
         (:mod:`nextchannel.profile`); used when ``with_profile`` is true (default: when either is given).
     validate : bool, default False
-        Run :func:`nextchannel.schema.validate_events` first (strict; raises on the first bad row).
-        Otherwise malformed rows are skipped exactly as the online path skips them.
+        Run :func:`nextchannel.schema.validate_events` first (strict; raises on the first bad row,
+        a late row included). Otherwise malformed, late and over-the-limit rows are skipped exactly
+        as the online path skips them (see *Time and order* in the module docstring).
+    channels : ChannelCatalogue, optional
+        Catalogue the channel fields must belong to when ``validate`` (default: the default
+        catalogue; pass a bundle's own).
+    limits : Limits, optional
+        The bounds of the online path (default ``Limits()``), applied identically.
 
     Returns
     -------
     DataFrame
         One row per row of ``at`` (same index), one float column per feature.
+        ``result.attrs["skipped"]`` counts the event rows skipped: ``malformed``, ``out_of_order``
+        (late) and ``over_limit``.
 
     Examples
     --------
@@ -760,7 +1090,8 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
         from nextchannel import dask_backend
 
         return dask_backend.features_many(events, at, customers, contacts, with_profile=with_profile,
-                                          profile_config=profile_config, validate=validate)
+                                          profile_config=profile_config, validate=validate, channels=channels,
+                                          limits=limits)
     if not isinstance(events, pd.DataFrame):
         raise ValidationError(f"events must be a pandas DataFrame, got {type(events).__name__}")
     if not isinstance(at, pd.DataFrame) or not {"session_id", "ts"} <= set(at.columns):
@@ -769,17 +1100,23 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
     for c in ("session_id", "ts", "type"):
         if c not in events.columns:
             raise ValidationError(f"events must have columns ['session_id', 'ts', 'type'], missing {c!r}")
+    if limits is not None and not isinstance(limits, Limits):
+        raise ValidationError(f"limits must be a Limits or None, got {type(limits).__name__}")
     if validate:
-        validate_events(events)
+        validate_events(events, channels)
     at_ts = pd.to_numeric(at["ts"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     if not np.isfinite(at_ts).all():
         bad = int(np.flatnonzero(~np.isfinite(at_ts))[0])
         raise ValidationError(f"at.ts must be finite numbers, got {at['ts'].iloc[bad]!r} at row {at.index[bad]}")
 
-    log = _Log(events)
+    log = _Log(events, limits if limits is not None else DEFAULT_LIMITS)
+    if log.skipped["out_of_order"] or log.skipped["over_limit"]:
+        logger.info("features_many: skipped %d late and %d over-the-limit event rows (of %d)",
+                    log.skipped["out_of_order"], log.skipped["over_limit"], len(events))
     ev_slots = _SlotEvaluator(log)
     # Point in time: each decision's last event of its session with ts <= the decision's ts.
-    at_seg = pd.Index(log.uniques).get_indexer(at["session_id"]) if len(log.uniques) else np.full(len(at), -1)
+    at_sid = canonical_ids(at["session_id"])
+    at_seg = pd.Index(log.uniques).get_indexer(at_sid) if len(log.uniques) else np.full(len(at), -1)
     pos = np.full(len(at), -1, dtype=np.int64)
     if log.n:
         _, inv = np.unique(np.concatenate([log.ts, at_ts]), return_inverse=True)
@@ -795,6 +1132,7 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
         names[slot.name] = ev_slots.at(slot, pos)
     data = {f.name: np.broadcast_to(_eval_array(f.expr, names), (len(at),)).astype(float) for f in FEATURES}
     out = pd.DataFrame(data, index=at.index)
+    skipped = dict(log.skipped)
 
     use_profile = with_profile if with_profile is not None else (customers is not None or contacts is not None)
     if use_profile:
@@ -805,10 +1143,13 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
         else:
             starts = events.loc[events["type"] == "session_start", ["session_id", "customer_id"]] \
                 if "customer_id" in events.columns else pd.DataFrame(columns=["session_id", "customer_id"])
-            first = starts.drop_duplicates("session_id").set_index("session_id")["customer_id"]
-            cust = at["session_id"].map(first)
+            first = pd.Series(starts["customer_id"].to_numpy(dtype=object),
+                              index=canonical_ids(starts["session_id"]))
+            first = first[~first.index.duplicated()]
+            cust = pd.Series(at_sid, index=at.index).map(first)
         prof_at = pd.DataFrame({"customer_id": cust.to_numpy(dtype=object), "ts": at_ts}, index=at.index)
         prof = profiles_many(prof_at, contacts, customers, config=profile_config)
         out = pd.concat([out, prof.set_axis(at.index)], axis=1)
+    out.attrs["skipped"] = skipped
     return out
 

@@ -42,6 +42,7 @@ __all__ = [
     "plot_channel_mix",
     "plot_offer_timing",
     "plot_top_reasons",
+    "plot_learning_loop",
     "CHANNEL_COLORS",
     "plot_demand_by_hour",
     "plot_unserved",
@@ -459,6 +460,65 @@ def plot_top_reasons(decisions: pd.DataFrame, k: int = 10) -> "Figure":
     ax1, ax2 = fig.subplots(2, 1, gridspec_kw={"height_ratios": rows})
     _phrase_panel(ax1, reasons, "Top reasons for the decisions", _MODEL_COLOR, "reasons")
     _phrase_panel(ax2, why, "Top why-nots (channels not eligible, contact rules)", "#D55E00", "why-nots")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# The learning loop
+# ---------------------------------------------------------------------------------------------
+def plot_learning_loop(weeks: pd.DataFrame, references: pd.DataFrame | None = None,
+                       title: str = "The learning loop, week by week") -> "Figure":
+    """Value per session of the deployed policy each week, with its interval, the references, the gate.
+
+    Parameters
+    ----------
+    weeks : DataFrame
+        :attr:`nextchannel.learning_loop.LoopResult.weeks` (``week``, ``value``, ``value_low``,
+        ``value_high``, ``greedy_value``, ``needless_offer_share``, ``gate``).
+    references : DataFrame, optional
+        ``week`` and one column per reference policy (e.g. ``never``, ``oracle``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> w = pd.DataFrame({"week": [1, 2], "value": [1.0, 1.3], "value_low": [0.9, 1.2], "value_high": [1.1, 1.4],
+    ...                   "greedy_value": [1.2, 1.4], "needless_offer_share": [0.7, 0.4],
+    ...                   "gate": ["first week", "published"]})
+    >>> len(plot_learning_loop(w, pd.DataFrame({"week": [1, 2], "never": [0.8, 0.8]})).axes)
+    2
+    """
+    need = ("week", "value", "value_low", "value_high", "greedy_value", "needless_offer_share", "gate")
+    if not isinstance(weeks, pd.DataFrame) or weeks.empty or any(c not in weeks.columns for c in need):
+        raise ValidationError(f"weeks must be a non-empty DataFrame with columns {list(need)}, got "
+                              f"{type(weeks).__name__}")
+    fig = _figure(7.6, 5.4)
+    ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.4))
+    wk = weeks["week"].to_numpy()
+    ax.fill_between(wk, weeks["value_low"], weeks["value_high"], color=_MODEL_COLOR, alpha=0.18,
+                    label="deployed: 95% interval")
+    ax.plot(wk, weeks["value"], "o-", color=_MODEL_COLOR, label="deployed (with exploration)")
+    ax.plot(wk, weeks["greedy_value"], "s--", color=_MODEL_COLOR, alpha=0.6, ms=5, label="same policy, no exploration")
+    styles = ["--", ":", "-.", (0, (5, 1))]
+    for i, name in enumerate(c for c in (references.columns if references is not None else []) if c != "week"):
+        ax.plot(references["week"], references[name], ls=styles[i % len(styles)], color=_REF_COLOR if i else "#D55E00",
+                lw=1.3, label=name)
+    kept = weeks["gate"].astype(str).str.startswith("kept").to_numpy()
+    if kept.any():
+        ax.plot(wk[kept], weeks["value"].to_numpy()[kept], "x", color="#D55E00", ms=10, mew=2,
+                label="gate kept the champion")
+    ax.set_ylabel("value per session")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax2.bar(wk, weeks["needless_offer_share"], color=_OTHER_COLORS[1], width=0.6)
+    ax2.set_ylabel("offers to visitors\nwho needed none")
+    ax2.set_ylim(0, 1)
+    ax2.set_xlabel("week")
+    ax2.set_xticks(wk)
+    ax2.grid(axis="y", alpha=0.3)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False, fontsize=9)
     return fig
 
 

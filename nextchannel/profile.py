@@ -54,8 +54,8 @@ from typing import Any, Mapping, MutableSequence
 import numpy as np
 import pandas as pd
 
-from nextchannel.errors import ConfigError, ValidationError
-from nextchannel.schema import ChannelCatalogue
+from nextchannel.errors import ConfigError, ValidationError, excerpt
+from nextchannel.schema import DEFAULT_LIMITS, ChannelCatalogue, Limits
 
 __all__ = [
     "CONTACT_COLUMNS",
@@ -240,7 +240,7 @@ class _Bad(Exception):
     """A malformed item of a request-time customer dict (internal; becomes ValidationError)."""
 
     def __init__(self, where: str, expected: str, got: Any) -> None:
-        super().__init__(f"{where} must be {expected}, got {got!r}")
+        super().__init__(f"{where} must be {expected}, got {excerpt(got)}")
 
 
 def _is_missing(v: Any) -> bool:
@@ -320,7 +320,7 @@ def _write_anonymous(out: MutableSequence[float], off: int, lay: _Layout, known:
 
 
 def _profile_core(customer: Any, as_of: float, lay: _Layout, strict: bool,
-                  out: MutableSequence[float], off: int) -> int:
+                  out: MutableSequence[float], off: int, max_contacts: int = DEFAULT_LIMITS.max_contacts) -> int:
     """Write one profile into ``out[off:off + n_features]``; return the number of skipped items.
 
     The one online core behind :func:`profile_one` and :func:`profile_into`. ``out`` is a list
@@ -349,6 +349,14 @@ def _profile_core(customer: Any, as_of: float, lay: _Layout, strict: bool,
         first_bad = f"contacts must be a list of contact dicts, got {type(contacts).__name__}"
         skipped += 1
         contacts = ()
+    if len(contacts) > max_contacts:
+        if strict:
+            raise ValidationError(f"contacts must hold at most limits.max_contacts={max_contacts} contacts, "
+                                  f"got {len(contacts)}")
+        # the list is in time order: keep the most recent ones, count the rest as skipped
+        skipped += len(contacts) - max_contacts
+        first_bad = first_bad or f"{len(contacts) - max_contacts} contacts beyond limits.max_contacts={max_contacts}"
+        contacts = contacts[-max_contacts:]
 
     n_ch = lay.n_ch
     n = [0.0] * n_ch
@@ -361,12 +369,13 @@ def _profile_core(customer: Any, as_of: float, lay: _Layout, strict: bool,
     for i, c in enumerate(contacts):
         try:
             ts, k, r, s = _read_contact(c, i, lay)
-        except _Bad as err:
+        except Exception as err:  # _Bad, or a user object's own exception: the contact is unreadable
+            msg = str(err) if isinstance(err, _Bad) else f"contacts[{i}] could not be read ({type(err).__name__})"
             if strict:
-                raise ValidationError(str(err)) from None
+                raise ValidationError(msg) from None
             skipped += 1
             if not first_bad:
-                first_bad = str(err)
+                first_bad = msg
             continue
         if ts > as_of:
             continue
@@ -385,22 +394,22 @@ def _profile_core(customer: Any, as_of: float, lay: _Layout, strict: bool,
     if opt_list is not None:
         if isinstance(opt_list, str):
             if strict:
-                raise ValidationError(f"opt_out must be a list of channel names, got {opt_list!r}")
+                raise ValidationError(f"opt_out must be a list of channel names, got {excerpt(opt_list)}")
             opt_list = (opt_list,)
         if not isinstance(opt_list, (list, tuple, set, frozenset)):
             if strict:
-                raise ValidationError(f"opt_out must be a list of channel names, got {opt_list!r}")
+                raise ValidationError(f"opt_out must be a list of channel names, got {excerpt(opt_list)}")
             skipped += 1
-            first_bad = first_bad or f"opt_out must be a list of channel names, got {opt_list!r}"
+            first_bad = first_bad or f"opt_out must be a list of channel names, got {excerpt(opt_list)}"
             opt_list = ()
         for ch in opt_list:
             k = lay.index.get(ch) if isinstance(ch, str) else None
             if k is None:
                 if strict:
                     raise ValidationError(
-                        f"opt_out entries must be one of {list(lay.channel_names)}, got {ch!r}")
+                        f"opt_out entries must be one of {list(lay.channel_names)}, got {excerpt(ch)}")
                 skipped += 1
-                first_bad = first_bad or f"opt_out entry {ch!r} is not a channel"
+                first_bad = first_bad or f"opt_out entry {excerpt(ch)} is not a channel"
                 continue
             opt[k] = 1.0
     for k, key in enumerate(lay.optout_keys):
@@ -409,9 +418,10 @@ def _profile_core(customer: Any, as_of: float, lay: _Layout, strict: bool,
             continue
         try:
             flag = _read_flag(v, key)
-        except _Bad as err:
+        except Exception as err:  # _Bad, or a user object's own exception
             if strict:
-                raise ValidationError(str(err)) from None
+                raise ValidationError(str(err) if isinstance(err, _Bad) else f"{key} must be a bool, got "
+                                      f"{excerpt(v)}") from None
             # Consent: a flag we cannot read is taken as an opt-out (never contact on doubt).
             skipped += 1
             first_bad = first_bad or str(err)
@@ -450,8 +460,8 @@ def _profile_core(customer: Any, as_of: float, lay: _Layout, strict: bool,
             out[i_sat + k] = _NAN
         out[i_opt + k] = opt[k]
     if skipped:
-        logger.debug("profile: skipped %d malformed item(s) of customer %r, first: %s",
-                     skipped, cid, first_bad)
+        # never the customer id (a personal identifier) in a log record
+        logger.debug("profile: skipped %d malformed item(s) of a customer dict, first: %s", skipped, first_bad)
     return skipped
 
 
@@ -465,7 +475,7 @@ def _check_as_of(as_of: Any) -> float:
 
 
 def profile_one(customer: Mapping[str, Any] | None, as_of: float, config: ProfileConfig | None = None,
-                *, strict: bool = False) -> dict[str, float]:
+                *, strict: bool = False, limits: Limits | None = None) -> dict[str, float]:
     """Profile of one customer at request time, from the dict the backend holds.
 
     Parameters
@@ -484,8 +494,13 @@ def profile_one(customer: Mapping[str, Any] | None, as_of: float, config: Profil
         Half-life and channels (default ``ProfileConfig()``).
     strict : bool, default False
         If False (the web path), a malformed contact, opt-out entry or flag is skipped, counted
-        and logged at debug level (an unreadable ``opt_out_<ch>`` flag counts as an opt-out).
-        If True, it raises :class:`ValidationError` naming the field, expected and received.
+        and logged at debug level (an unreadable ``opt_out_<ch>`` flag counts as an opt-out;
+        the log record never names the customer). If True, it raises :class:`ValidationError`
+        naming the field, expected and received.
+    limits : Limits, optional
+        ``limits.max_contacts`` (default 1,000) bounds the contacts read: beyond it the last ones
+        of the list (the most recent, the list being in time order) are read and the rest are
+        skipped and counted; strict mode raises.
 
     Returns
     -------
@@ -508,12 +523,20 @@ def profile_one(customer: Mapping[str, Any] | None, as_of: float, config: Profil
     lay: _Layout = _resolve_config(config)._layout  # type: ignore[attr-defined]
     as_of = _check_as_of(as_of)
     out = [_NAN] * lay.n_features
-    _profile_core(customer, as_of, lay, strict, out, 0)
+    _profile_core(customer, as_of, lay, strict, out, 0, _max_contacts(limits))
     return dict(zip(lay.names, out))
 
 
+def _max_contacts(limits: Limits | None) -> int:
+    if limits is None:
+        return DEFAULT_LIMITS.max_contacts
+    if not isinstance(limits, Limits):
+        raise ValidationError(f"limits must be a Limits or None, got {type(limits).__name__}")
+    return limits.max_contacts
+
+
 def profile_into(buf: np.ndarray, offset: int, customer: Mapping[str, Any] | None, as_of: float,
-                 config: ProfileConfig | None = None, *, strict: bool = False) -> int:
+                 config: ProfileConfig | None = None, *, strict: bool = False, limits: Limits | None = None) -> int:
     """Write the profile of :func:`profile_one` into a preallocated buffer (the scorer's path).
 
     Parameters
@@ -523,7 +546,7 @@ def profile_into(buf: np.ndarray, offset: int, customer: Mapping[str, Any] | Non
         element by element (no dict, no temporary array).
     offset : int
         First position written.
-    customer, as_of, config, strict
+    customer, as_of, config, strict, limits
         As in :func:`profile_one`.
 
     Returns
@@ -552,7 +575,7 @@ def profile_into(buf: np.ndarray, offset: int, customer: Mapping[str, Any] | Non
             or offset < 0 or offset + lay.n_features > buf.shape[0]:
         raise ValidationError(f"offset must leave room for {lay.n_features} values in buf of length "
                               f"{buf.shape[0]}, got {offset!r}")
-    return _profile_core(customer, as_of, lay, strict, buf, offset)
+    return _profile_core(customer, as_of, lay, strict, buf, offset, _max_contacts(limits))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,21 @@ Time
 session, events must come in non-decreasing ``ts`` order; equal timestamps are allowed and
 keep their order of arrival (row order in a log). A log's rows may interleave sessions.
 
+Session ids
+-----------
+A session id is compared by its canonical form (:func:`canonical_id`), everywhere: online
+(:class:`~nextchannel.features.SessionState`), in batch (``features_many``) and in the scorer's
+exploration hash. Strings are taken as they are; an integer and an integral float are the same id
+(``5``, ``5.0``, ``numpy.int64(5)`` and ``"5"`` are all ``"5"``), so a log whose id column was read
+as floats still matches; other floats keep their ``repr`` (``"5.5"``). ``None`` and NaN mean "no
+id"; anything else (booleans, lists, arrays, infinities) is not an id.
+
+Bounds
+------
+:class:`Limits` holds the bounds that keep one session's or one request's cost and memory bounded
+(events kept per session, distinct pages remembered, the length of a page id, contacts read per
+request-time profile); both feature executors apply the same ones.
+
 Event log
 ---------
 An event log is a DataFrame with columns ``session_id``, ``ts``, ``type`` plus the fields of
@@ -34,7 +49,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nextchannel.errors import ConfigError, ValidationError
+from nextchannel.errors import ConfigError, ValidationError, excerpt
 
 __all__ = [
     "EVENT_TYPES",
@@ -54,6 +69,10 @@ __all__ = [
     "validate_event",
     "validate_events",
     "code_of",
+    "canonical_id",
+    "canonical_ids",
+    "Limits",
+    "DEFAULT_LIMITS",
 ]
 
 #: Page types a page view can carry.
@@ -127,6 +146,142 @@ def code_of(values: tuple[str, ...], value: Any, default: int = -1) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Session ids and bounds
+# ---------------------------------------------------------------------------------------------
+def canonical_id(value: Any, what: str = "session_id") -> str | None:
+    """The canonical form of an id (see *Session ids* above): a string, or None when missing.
+
+    Raises :class:`ValidationError` for a value that cannot be an id.
+
+    Examples
+    --------
+    >>> canonical_id(5), canonical_id(5.0), canonical_id("5"), canonical_id(5.5), canonical_id(None)
+    ('5', '5', '5', '5.5', None)
+    >>> canonical_id(True)
+    Traceback (most recent call last):
+    ...
+    nextchannel.errors.ValidationError: session_id must be a string or a number, got True
+    """
+    t = type(value)
+    if t is str:
+        return value  # type: ignore[no-any-return]
+    if value is None or value is pd.NA:
+        return None
+    try:
+        if t is not bool and isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+            return str(int(value))
+        if isinstance(value, (float, np.floating)):
+            f = float(value)
+            if f != f:
+                return None
+            if f - f == 0.0:
+                return str(int(f)) if f.is_integer() else repr(f)
+        elif isinstance(value, str):
+            return str.__str__(value)
+    except (ValueError, OverflowError):  # an int of more digits than str() converts
+        pass
+    raise ValidationError(f"{what} must be a string or a number, got {excerpt(value)}")
+
+
+def canonical_ids(values: Any, what: str = "session_id") -> np.ndarray:
+    """:func:`canonical_id` of every value of a column (object array; None where missing or malformed).
+
+    The batch twin of :func:`canonical_id`: a value that is not an id counts as missing here (the
+    batch path skips such rows as the online path skips such events; ``validate=True`` raises).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> canonical_ids(pd.Series([5.0, float("nan"), 7.5])).tolist()
+    ['5', None, '7.5']
+    """
+    col = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object if not len(values) else None)
+    kind = col.dtype.kind
+    if kind in "iu":
+        return col.astype(str).to_numpy(dtype=object)
+    if kind == "f":
+        v = col.to_numpy(dtype=float)
+        out = np.full(len(v), None, dtype=object)
+        fin = np.isfinite(v)
+        integral = fin & (np.floor(v) == v)
+        out[integral] = pd.Series(v[integral]).astype(np.int64).astype(str).to_numpy(dtype=object) \
+            if integral.any() and np.abs(v[integral]).max() < 2.0**63 else \
+            [str(int(x)) for x in v[integral]]
+        other = fin & ~integral
+        out[other] = [repr(float(x)) for x in v[other]]
+        return out
+    if pd.api.types.infer_dtype(col, skipna=False) == "string":
+        return col.to_numpy(dtype=object)
+
+    def one(x: Any) -> str | None:
+        try:
+            return canonical_id(x, what)
+        except ValidationError:
+            return None
+
+    return np.array([one(x) for x in col.tolist()], dtype=object)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one session and one request may cost (configurable; JSON round-trip).
+
+    Parameters
+    ----------
+    max_events : int, default 10_000
+        Events kept per session; later ones are skipped and counted (``SessionState.n_over_limit``),
+        online and in batch alike, so one session's cost is bounded.
+    max_pages : int, default 1_000
+        Distinct page ids a session remembers to recognise revisits; a page first seen after that
+        is not remembered (a later view of it is not a revisit), online and in batch alike.
+    max_str_len : int, default 256
+        Page ids are cut to this many characters (online and batch), so one session's memory is
+        at most about ``max_pages * max_str_len`` bytes of page ids.
+    max_contacts : int, default 1_000
+        Contacts read from a request-time customer dict (the last ones of its list, which is in
+        time order); more are skipped and counted (strict mode raises). The batch profile reads
+        the whole contact log.
+
+    Examples
+    --------
+    >>> Limits(max_pages=50).max_pages
+    50
+    >>> Limits.from_dict(Limits().to_dict()) == Limits()
+    True
+    >>> Limits(max_events=0)
+    Traceback (most recent call last):
+    ...
+    nextchannel.errors.ConfigError: max_events must be an integer >= 1, got 0
+    """
+
+    max_events: int = 10_000
+    max_pages: int = 1_000
+    max_str_len: int = 256
+    max_contacts: int = 1_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_events", "max_pages", "max_str_len", "max_contacts"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+            object.__setattr__(self, name, int(v))
+
+    def to_dict(self) -> dict[str, int]:
+        return {"max_events": self.max_events, "max_pages": self.max_pages, "max_str_len": self.max_str_len,
+                "max_contacts": self.max_contacts}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Limits":
+        unknown = sorted(set(d) - set(cls().to_dict()))
+        if unknown:
+            raise ConfigError(f"limits keys must be in {sorted(cls().to_dict())}, got unknown {unknown}")
+        return cls(**d)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+# ---------------------------------------------------------------------------------------------
 # Channels
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -136,23 +291,40 @@ class Channel:
     Parameters
     ----------
     name : str
-        Identifier used in events, actions and column names (``[a-z][a-z0-9_]*``).
-    human : bool
+        The channel's name as the business calls it (``"chat"``, ``"WhatsApp"``, ``"Spring E-Mail"``):
+        any non-empty text without control characters or ``|`` (the separator of reason phrases),
+        at most 100 characters, not ``"none"``. It is used as given in actions, events and the
+        per-request context keys (``open_<name>``, ``wait_<name>_s``).
+    human : bool, default True
         Whether a person answers (chat, callback, phone, messaging, email) or not (self-service).
-    live : bool
+    live : bool, default False
         Whether the visitor talks in real time (chat, phone, callback) and so waits in a queue.
+        A channel the library does not know is not live unless said.
+
+    Examples
+    --------
+    >>> Channel("Spring E-Mail").live
+    False
+    >>> Channel("a|b")
+    Traceback (most recent call last):
+    ...
+    nextchannel.errors.ConfigError: channel name must be non-empty text of at most 100 characters without control characters, '|' or surrounding spaces, got 'a|b'
     """
 
     name: str
     human: bool = True
-    live: bool = True
+    live: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or not self.name.replace("_", "a").isalnum() \
-                or not self.name[0].isalpha() or self.name != self.name.lower():
-            raise ConfigError(f"channel name must be a lower-case identifier like 'chat', got {self.name!r}")
+        if not isinstance(self.name, str) or not self.name or len(self.name) > 100 or "|" in self.name \
+                or not self.name.isprintable() or self.name != self.name.strip():
+            raise ConfigError("channel name must be non-empty text of at most 100 characters without control "
+                              f"characters, '|' or surrounding spaces, got {self.name!r}")
         if self.name == NONE_ACTION:
             raise ConfigError(f"channel name {NONE_ACTION!r} is reserved for 'no offer'")
+        for flag in ("human", "live"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} of channel {self.name!r} must be True or False, got {getattr(self, flag)!r}")
 
 
 @dataclass(frozen=True)
@@ -173,7 +345,10 @@ class ChannelCatalogue:
     channels: tuple[Channel, ...] = field(default_factory=lambda: DEFAULT_CHANNELS)
 
     def __post_init__(self) -> None:
-        chans = tuple(c if isinstance(c, Channel) else Channel(**c) for c in self.channels)
+        if isinstance(self.channels, (str, Channel)) or not isinstance(self.channels, (tuple, list)):
+            raise ConfigError(f"channels must be a list of channel names or Channel objects, got {self.channels!r}")
+        chans = tuple(c if isinstance(c, Channel) else Channel(c) if isinstance(c, str) else Channel(**c)
+                      for c in self.channels)
         object.__setattr__(self, "channels", chans)
         if not chans:
             raise ConfigError("channel catalogue must hold at least one channel, got none")
@@ -212,8 +387,8 @@ class ChannelCatalogue:
 
     def check(self, name: Any, what: str = "channel") -> str:
         """Return ``name`` if it is a channel of this catalogue, else raise ValidationError."""
-        if name not in self.names:
-            raise ValidationError(f"{what} must be one of {list(self.names)}, got {name!r}")
+        if type(name) is not str or name not in self.names:
+            raise ValidationError(f"{what} must be one of {list(self.names)}, got {excerpt(name)}")
         return name
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,13 +425,13 @@ def _is_missing(v: Any) -> bool:
 
 def _check_number(name: str, v: Any, lo: float, hi: float, where: str) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise ValidationError(f"{name} {where}must be a number, got {v!r}")
+        raise ValidationError(f"{name} {where}must be a number, got {excerpt(v)}")
     fv = float(v)
     if not math.isfinite(fv):
-        raise ValidationError(f"{name} {where}must be a finite number, got {v!r}")
+        raise ValidationError(f"{name} {where}must be a finite number, got {excerpt(v)}")
     if fv < lo or fv > hi:
         rng = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
-        raise ValidationError(f"{name} {where}must be {rng}, got {v!r}")
+        raise ValidationError(f"{name} {where}must be {rng}, got {excerpt(v)}")
 
 
 def validate_event(event: Mapping[str, Any], channels: ChannelCatalogue | None = None,
@@ -284,18 +459,19 @@ def validate_event(event: Mapping[str, Any], channels: ChannelCatalogue | None =
     etype = event.get("type")
     if etype not in EVENT_FIELDS:
         raise ValidationError(
-            f"type must be one of ['session_start', 'page_view', ...], got {etype!r}")
+            f"type must be one of ['session_start', 'page_view', ...], got {excerpt(etype)}")
     where = f"of a {etype} event "
     if _is_missing(event.get("session_id")):
-        raise ValidationError(f"session_id {where}is required, got {event.get('session_id')!r}")
+        raise ValidationError(f"session_id {where}is required, got {excerpt(event.get('session_id'))}")
+    canonical_id(event.get("session_id"), what=f"session_id {where}".rstrip())
     ts = event.get("ts")
     if _is_missing(ts):
-        raise ValidationError(f"ts {where}is required, got {ts!r}")
+        raise ValidationError(f"ts {where}is required, got {excerpt(ts)}")
     _check_number("ts", ts, -math.inf, math.inf, where)
     if last_ts is not None and float(ts) < last_ts:
         raise ValidationError(
-            f"ts {where}must not go backwards within session {event['session_id']!r}: "
-            f"expected >= {last_ts!r}, got {ts!r}")
+            f"ts {where}must not go backwards within session {excerpt(event['session_id'])}: "
+            f"expected >= {last_ts!r}, got {excerpt(ts)}")
     for name in EVENT_FIELDS[etype]:
         v = event.get(name)
         if name in _NUMERIC_FIELDS:
@@ -303,17 +479,17 @@ def validate_event(event: Mapping[str, Any], channels: ChannelCatalogue | None =
                 continue
             lo, hi = _NUMERIC_FIELDS[name]
             if _is_missing(v):
-                raise ValidationError(f"{name} {where}is required, got {v!r}")
+                raise ValidationError(f"{name} {where}is required, got {excerpt(v)}")
             _check_number(name, v, lo, hi, where)
         elif name in _CATEGORY_FIELDS:
             allowed = _CATEGORY_FIELDS[name]
             if v not in allowed:
-                raise ValidationError(f"{name} {where}must be one of {list(allowed)}, got {v!r}")
+                raise ValidationError(f"{name} {where}must be one of {list(allowed)}, got {excerpt(v)}")
         elif name == "channel":
             (channels or _DEFAULT_CATALOGUE).check(v, what=f"channel {where}".rstrip())
         elif name == "page":
             if _is_missing(v) or not isinstance(v, str) or not v:
-                raise ValidationError(f"page {where}must be a non-empty string, got {v!r}")
+                raise ValidationError(f"page {where}must be a non-empty string, got {excerpt(v)}")
     return event
 
 

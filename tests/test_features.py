@@ -19,7 +19,7 @@ from nextchannel.features import (
     SessionState,
     features_many,
 )
-from nextchannel.schema import EVENT_FIELDS, PAGE_TYPES
+from nextchannel.schema import EVENT_FIELDS, PAGE_TYPES, ChannelCatalogue, Channel, Limits
 
 SESSIONS = ["a", "b", "c"]
 
@@ -43,16 +43,18 @@ _field_values = {
 
 
 @st.composite
-def event_logs(draw):
-    """Interleaved sessions, each in non-decreasing ts (ties included), every event type."""
+def event_logs(draw, late: bool = False):
+    """Interleaved sessions, every event type; each session in non-decreasing ts (ties included),
+    or with ``late=True`` also events that arrive after later ones (out of order)."""
     n = draw(st.integers(0, 40))
     clock = {s: draw(st.sampled_from([0.0, 1_767_225_600.0, 1_767_225_600.5])) for s in SESSIONS}
     rows = []
     for _ in range(n):
         sid = draw(st.sampled_from(SESSIONS))
         clock[sid] += draw(st.sampled_from([0.0, 0.0, 0.25, 1.0, 7.5, 60.0, 3601.0]))
+        ts = clock[sid] - (draw(st.sampled_from([0.0, 0.0, 0.0, 0.25, 7.5, 100.0])) if late else 0.0)
         etype = draw(st.sampled_from(list(EVENT_FIELDS)))
-        row = {"session_id": sid, "ts": clock[sid], "type": etype}
+        row = {"session_id": sid, "ts": ts, "type": etype}
         for f in EVENT_FIELDS[etype]:
             row[f] = draw(_field_values[f])
         rows.append(row)
@@ -64,12 +66,16 @@ def _frame(rows):
     return pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(columns=["session_id", "ts", "type"])
 
 
-def _online(rows, sid, t):
-    s = SessionState(sid)
+def _online(rows, sid, t, limits=None):
+    """The online state of a decision at ``t``: the session's events in arrival order, up to the first
+    one later than ``t`` (a decision at t is taken before any event after t has arrived)."""
+    s = SessionState(sid, limits=limits)
     for r in rows:
-        if r["session_id"] == sid and r["ts"] <= t:
+        if r["session_id"] == sid:
+            if r["ts"] > t:
+                break
             s.update(r)
-    return s.features_one(now=t)
+    return s.features_one(now=max(t, s.last_ts))
 
 
 def _assert_same(batch_row: dict, online: dict, ctx):
@@ -81,9 +87,7 @@ def _assert_same(batch_row: dict, online: dict, ctx):
             assert abs(a - b) <= 1e-9, (name, a, b, ctx)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=event_logs(), data=st.data())
-def test_online_equals_batch(rows, data):
+def _check_online_equals_batch(rows, data, limits=None):
     ts_pool = sorted({r["ts"] for r in rows}) or [0.0]
     at_rows = []
     for _ in range(data.draw(st.integers(1, 8))):
@@ -94,12 +98,37 @@ def test_online_equals_batch(rows, data):
     at = pd.DataFrame(at_rows)
     events = _frame(rows)
     before = events.copy(deep=True)
-    batch = features_many(events, at)
+    batch = features_many(events, at, limits=limits)
     pd.testing.assert_frame_equal(events, before)  # no mutation of the input
     assert list(batch.columns) == list(SESSION_FEATURES)
     assert list(batch.index) == list(at.index)
     for i, r in enumerate(at_rows):
-        _assert_same(batch.iloc[i].to_dict(), _online(rows, r["session_id"], r["ts"]), (r, rows))
+        _assert_same(batch.iloc[i].to_dict(), _online(rows, r["session_id"], r["ts"], limits), (r, rows))
+    # the counts of skipped rows agree with the online counters over whole sessions
+    states = {sid: SessionState(sid, limits=limits).update_many([r for r in rows if r["session_id"] == sid])
+              for sid in SESSIONS}
+    assert batch.attrs["skipped"]["out_of_order"] == sum(s.n_out_of_order for s in states.values())
+    assert batch.attrs["skipped"]["over_limit"] == sum(s.n_over_limit for s in states.values())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=event_logs(), data=st.data())
+def test_online_equals_batch(rows, data):
+    _check_online_equals_batch(rows, data)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=event_logs(late=True), data=st.data())
+def test_online_equals_batch_with_late_events(rows, data):
+    """One rule for events out of order: skipped and counted, online and in batch alike."""
+    _check_online_equals_batch(rows, data)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=event_logs(late=True), data=st.data())
+def test_online_equals_batch_under_tight_limits(rows, data):
+    """Bounds (events kept, pages remembered, page id length) are applied identically."""
+    _check_online_equals_batch(rows, data, Limits(max_events=6, max_pages=2, max_str_len=3))
 
 
 @settings(max_examples=40, deadline=None)
@@ -293,3 +322,134 @@ def test_lenient_update_never_raises_on_odd_values(event):
     s.update(event)
     f = s.features_one(now=2.0)
     assert all(isinstance(v, float) for v in f.values())
+
+
+def test_session_ids_compare_by_canonical_form():
+    """5, 5.0, numpy 5 and "5" are one session online and in batch (a float-read id column still matches)."""
+    rows = [{"session_id": 5, "ts": 1.0, "type": "click"}, {"session_id": 5.0, "ts": 2.0, "type": "click"},
+            {"session_id": np.int64(5), "ts": 3.0, "type": "click"}, {"session_id": "5", "ts": 4.0, "type": "click"},
+            {"session_id": 5.5, "ts": 4.5, "type": "click"}]
+    s = SessionState(5.0).update_many(rows)
+    assert s.features_one(now=5.0)["clicks"] == 4.0 and s.n_malformed == 1
+    ev = pd.DataFrame({"session_id": [5.0, 5.0, 7.0], "ts": [1.0, 2.0, 1.0], "type": ["click"] * 3})
+    for ids in (["5", "7"], [5, 7], [5.0, 7.0]):
+        f = features_many(ev, pd.DataFrame({"session_id": ids, "ts": [9.0, 9.0]}))
+        assert f["clicks"].tolist() == [2.0, 1.0], ids
+
+
+def test_now_before_the_last_event_is_refused_or_clamped():
+    s = SessionState("s")
+    s.update({"session_id": "s", "ts": 10.0, "type": "page_view", "page": "/", "page_type": "home"})
+    _assert_same(s.features_one(now=4.0), s.features_one(now=10.0), "clamped")  # lenient: the last event's time
+    assert s.n_now_clamped == 1 and s.features_one(now=4.0)["dwell_current_s"] == 0.0
+    strict = SessionState("s", strict=True)
+    strict.update({"session_id": "s", "ts": 10.0, "type": "click"})
+    with pytest.raises(ValidationError, match="now must not be earlier than the session's last event"):
+        strict.features_one(now=4.0)
+    with pytest.raises(ValidationError, match="now must be a finite number"):
+        s.features_one(now=float("nan"))
+
+
+def test_late_events_are_refused_in_strict_mode_online_and_in_batch():
+    rows = [{"session_id": "a", "ts": 5.0, "type": "click"}, {"session_id": "a", "ts": 1.0, "type": "form_error", "field": "zip"}]
+    with pytest.raises(ValidationError, match="must not go backwards"):
+        SessionState("a", strict=True).update_many(rows)
+    with pytest.raises(ValidationError, match="row 1: ts of a form_error event must not go backwards"):
+        features_many(_frame(rows), pd.DataFrame({"session_id": ["a"], "ts": [9.0]}), validate=True)
+    f = features_many(_frame(rows), pd.DataFrame({"session_id": ["a"], "ts": [9.0]}))
+    assert f["form_errors"].iloc[0] == 0.0 and f.attrs["skipped"]["out_of_order"] == 1
+
+
+def test_strict_validation_uses_the_given_catalogue():
+    cat = ChannelCatalogue((Channel("chat"), Channel("video")))
+    ev = {"session_id": "s", "ts": 1.0, "type": "offer_shown", "channel": "video"}
+    SessionState("s", strict=True, channels=cat).update(ev)
+    with pytest.raises(ValidationError, match="channel of a offer_shown event must be one of"):
+        SessionState("s", strict=True).update(ev)          # the default catalogue has no video
+    log = _frame([ev])
+    features_many(log, pd.DataFrame({"session_id": ["s"], "ts": [2.0]}), validate=True, channels=cat)
+    with pytest.raises(ValidationError, match="row 0: channel"):
+        features_many(log, pd.DataFrame({"session_id": ["s"], "ts": [2.0]}), validate=True)
+
+
+class _Hostile:
+    """An object every one of whose conversions and comparisons raises."""
+
+    def _boom(self, *a):
+        raise RuntimeError("hostile")
+
+    __float__ = __int__ = __index__ = __bool__ = __hash__ = __eq__ = __ne__ = __lt__ = __le__ = _boom
+    __gt__ = __ge__ = __str__ = __repr__ = __len__ = __iter__ = _boom
+
+
+class _HostileStr(str):
+    def __eq__(self, other):
+        raise RuntimeError("hostile")
+
+    __hash__ = __ne__ = __float__ = _HostileStr_boom = __eq__
+
+
+class _HostileMapping(dict):
+    def get(self, *a):
+        raise RecursionError("deep")
+
+
+@pytest.mark.parametrize("event", [
+    {"session_id": np.array(["s", "t"]), "ts": 1.0, "type": "click"},
+    {"session_id": "s", "ts": 1.0, "type": "page_view", "page": 10**5000, "page_type": "cart"},
+    {"session_id": "s", "ts": 10**5000, "type": "click"},
+    {"session_id": _Hostile(), "ts": 1.0, "type": "click"},
+    {"session_id": "s", "ts": _Hostile(), "type": "click"},
+    {"session_id": "s", "ts": 1.0, "type": _Hostile()},
+    {"session_id": "s", "ts": 1.0, "type": _HostileStr("click")},
+    {"session_id": "s", "ts": 1.0, "type": "page_view", "page": _Hostile(), "page_type": _Hostile()},
+    {"session_id": "s", "ts": 1.0, "type": "scroll", "direction": _HostileStr("up"), "depth": _Hostile()},
+    {"session_id": "s", "ts": 1.0, "type": "session_start", "device": _HostileStr("mobile"),
+     "language": _Hostile(), "customer_id": _Hostile(), "returning": _Hostile(), "utc_offset_s": _Hostile()},
+    {"session_id": "s", "ts": 1.0, "type": "idle", "duration_s": _Hostile()},
+    _HostileMapping(session_id="s", ts=1.0, type="click"),
+    _Hostile(),
+    None,
+    [("ts", 1.0)],
+])
+def test_lenient_update_never_raises_on_hostile_values(event):
+    s = SessionState("s")
+    s.update(event)
+    s.update_many([event, event])
+    f = s.features_one(now=2.0)
+    assert all(isinstance(v, float) for v in f.values())
+
+
+def test_one_sessions_memory_is_bounded():
+    """100,000 distinct page ids of 1 kB each: the state keeps limits.max_pages ids of max_str_len chars."""
+    import tracemalloc
+
+    s = SessionState("s", limits=Limits(max_events=200_000))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(100_000):
+        s.update({"session_id": "s", "ts": float(i), "type": "page_view", "page": f"/{i}/" + "x" * 1000,
+                  "page_type": "product"})
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(s._pages) == 1_000 and max(len(p) for p in s._pages) == 256
+    assert grown < 2_000_000, grown
+    assert s.features_one()["pages_viewed"] == 100_000.0
+
+
+def test_a_huge_replay_costs_only_the_bounded_events():
+    events = [{"session_id": "s", "ts": float(i), "type": "click"} for i in range(100_000)]
+    s = SessionState("s").update_many(events)
+    assert s.features_one()["clicks"] == 10_000.0 and s.n_over_limit == 90_000
+
+
+def test_serialisation_keeps_bounds_catalogue_and_counters():
+    cat = ChannelCatalogue((Channel("chat"), Channel("video")))
+    s = SessionState(5.0, strict=False, channels=cat, limits=Limits(max_events=3, max_pages=1))
+    for i, ts in enumerate([1.0, 0.5, 2.0, 3.0, 4.0]):
+        s.update({"session_id": 5, "ts": ts, "type": "page_view", "page": f"/{i}", "page_type": "home"})
+    r = SessionState.from_bytes(s.to_bytes())
+    assert (r.limits, r.channels, r._sid, r.n_out_of_order, r.n_over_limit) == (s.limits, cat, "5", 1, 1)
+    _assert_same(r.features_one(), s.features_one(), "round trip")
+    r.update({"session_id": "5", "ts": 9.0, "type": "click"})   # still over the limit after the round trip
+    assert r.n_over_limit == 2 and r.features_one()["clicks"] == 0.0

@@ -483,3 +483,51 @@ def test_customers_missing_flags_and_foreign_columns():
     out = profiles_many(at, good_log(), customers)
     assert out["prof_optout_phone"].tolist() == [0.0, 1.0, 0.0, 0.0]
     assert not any(c.endswith("pigeon") for c in out.columns)
+
+
+def test_customer_ids_never_reach_log_records(caplog):
+    import logging
+
+    from nextchannel.profile import profile_one
+
+    cust = {"customer_id": "secret-customer-4711", "opt_out": ["fax"],
+            "contacts": [{"ts": 1.0, "channel": "pigeon", "resolved": True}]}
+    with caplog.at_level(logging.DEBUG, logger="nextchannel"):
+        profile_one(cust, as_of=5.0)
+        profile_one("secret-customer-4711", as_of=5.0)
+    assert caplog.records and not any("4711" in r.getMessage() for r in caplog.records)
+
+
+def test_contacts_per_profile_are_bounded():
+    from nextchannel.errors import ValidationError
+    from nextchannel.profile import profile_one
+    from nextchannel.schema import Limits
+
+    contacts = [{"ts": float(i), "channel": "chat" if i < 9_000 else "email", "resolved": True}
+                for i in range(10_000)]
+    p = profile_one({"customer_id": "c", "contacts": contacts}, as_of=1e6)
+    assert p["prof_n_contacts"] == 1_000.0 and p["prof_n_email"] == 1_000.0   # the most recent 1,000
+    small = profile_one({"customer_id": "c", "contacts": contacts}, as_of=1e6, limits=Limits(max_contacts=10))
+    assert small["prof_n_contacts"] == 10.0
+    with pytest.raises(ValidationError, match="contacts must hold at most limits.max_contacts=1000 contacts, got 10000"):
+        profile_one({"customer_id": "c", "contacts": contacts}, as_of=1e6, strict=True)
+
+
+class _Hostile(float):
+    def __eq__(self, other):
+        raise RuntimeError("hostile")
+
+    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __float__ = __bool__ = __eq__
+    __hash__ = float.__hash__
+
+
+def test_hostile_contact_values_are_skipped_not_raised():
+    from nextchannel.profile import profile_one
+
+    cust = {"customer_id": "c", "contacts": [
+        {"ts": _Hostile(1.0), "channel": "chat", "resolved": True},
+        {"ts": 1.0, "channel": "chat", "resolved": _Hostile(1.0)},
+        {"ts": 1.0, "channel": "chat", "resolved": True, "satisfaction": _Hostile(3.0)},
+        {"ts": 2.0, "channel": "chat", "resolved": True}], "opt_out_phone": _Hostile(1.0)}
+    p = profile_one(cust, as_of=5.0)
+    assert p["prof_n_contacts"] == 1.0 and p["prof_optout_phone"] == 1.0
