@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -275,6 +276,11 @@ def _retrain(args: argparse.Namespace) -> int:
     from nextchannel.jobs import EXIT_CODES, retrain
 
     dask = None
+    # stdout carries exactly one line, the JSON summary: anything else written to it during the job
+    # (LightGBM's C library prints to file descriptor 1) goes to stderr.
+    sys.stdout.flush()
+    saved_stdout = os.dup(1)
+    os.dup2(2, 1)
     try:
         if args.dask or args.dask_scheduler:
             from nextchannel import dask_backend
@@ -286,20 +292,23 @@ def _retrain(args: argparse.Namespace) -> int:
                       test_fraction=args.test_fraction, test_days=args.test_days, require=args.require,
                       min_effect=args.min_effect, keep=args.keep, report=False if args.no_report else args.report,
                       utc_offset_s=args.utc_offset_s, progress=not args.quiet, dask=dask)
+        line, code = res.to_json(), res.exit_code
     except (ValidationError, ConfigError) as err:
         print(f"retrain: bad input: {err}", file=sys.stderr)
-        print(json.dumps({"status": "bad_input", "exit_code": EXIT_CODES["bad_input"], "error": str(err)}))
-        return EXIT_CODES["bad_input"]
+        line = json.dumps({"status": "bad_input", "exit_code": EXIT_CODES["bad_input"], "error": str(err)})
+        code = EXIT_CODES["bad_input"]
     except Exception as err:  # the scheduler's contract: anything else is exit code 1, with a summary line
         logging.getLogger("nextchannel.cli").exception("retrain failed")
-        print(json.dumps({"status": "error", "exit_code": EXIT_CODES["error"],
-                          "error": f"{type(err).__name__}: {err}"}))
-        return EXIT_CODES["error"]
+        line = json.dumps({"status": "error", "exit_code": EXIT_CODES["error"], "error": f"{type(err).__name__}: {err}"})
+        code = EXIT_CODES["error"]
     finally:
         if dask is not None:
             dask_backend.close(dask)
-    print(res.to_json())
-    return res.exit_code
+        sys.stdout.flush()
+        os.dup2(saved_stdout, 1)
+        os.close(saved_stdout)
+    print(line)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

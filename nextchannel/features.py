@@ -69,6 +69,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from nextchannel.compat import is_dask_collection
 from nextchannel.errors import ValidationError, excerpt
 from nextchannel.schema import (
     DEFAULT_LIMITS,
@@ -1048,7 +1049,8 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
     ----------
     events : DataFrame
         Event log: ``session_id``, ``ts``, ``type`` and the event fields (see :mod:`nextchannel.schema`).
-        Rows may interleave sessions; each session is ordered stably by ``ts``.
+        Rows may interleave sessions; each session is ordered stably by ``ts``. A Dask DataFrame
+        (or Dask ``at``) runs :func:`nextchannel.dask_backend.features_many` on the current client.
     at : DataFrame
         Decision points: ``session_id`` and ``ts``; optionally ``customer_id`` (otherwise taken from
         the session's first ``session_start`` event).
@@ -1084,6 +1086,12 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
     >>> f[["form_errors", "dwell_checkout_s", "clicks"]].to_numpy().tolist()
     [[0.0, 4.0, 0.0], [1.0, 9.0, 0.0], [0.0, 0.0, 1.0]]
     """
+    if is_dask_collection(events) or is_dask_collection(at):  # the Dask executor (nextchannel[dask])
+        from nextchannel import dask_backend
+
+        return dask_backend.features_many(events, at, customers, contacts, with_profile=with_profile,
+                                          profile_config=profile_config, validate=validate, channels=channels,
+                                          limits=limits)
     if not isinstance(events, pd.DataFrame):
         raise ValidationError(f"events must be a pandas DataFrame, got {type(events).__name__}")
     if not isinstance(at, pd.DataFrame) or not {"session_id", "ts"} <= set(at.columns):

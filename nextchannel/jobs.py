@@ -35,6 +35,7 @@ Examples
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import inspect
 import json
 import logging
@@ -364,6 +365,22 @@ def _strip(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return frame.drop(columns=[c for c in ("_source", "_row") if c in frame.columns])
 
 
+def _input_digest(frames: Sequence[pd.DataFrame | None], texts: Sequence[str]) -> str:
+    """sha256 over the tables' column names and row hashes (column order ignored) and the settings."""
+    h = hashlib.sha256()
+    for f in frames:
+        if f is None:
+            h.update(b"<none>")
+            continue
+        cols = sorted(map(str, f.columns))
+        h.update(json.dumps(cols).encode())
+        if len(f):
+            h.update(pd.util.hash_pandas_object(f[cols], index=False).to_numpy().tobytes())
+    for t in texts:
+        h.update(t.encode())
+    return h.hexdigest()
+
+
 def _md_table(frame: pd.DataFrame, floatfmt: str = "{:.4g}", index: bool = True) -> str:
     f = frame.reset_index() if index else frame
     cols = [str(c) for c in f.columns]
@@ -514,10 +531,20 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
               "test_rows": n_test}
     bar.update()
 
-    bar.set_postfix_str("features")
     dec_clean = _strip(dec).reset_index(drop=True)
     ev_clean, cust_clean, cont_clean = _strip(ev), _strip(cust), _strip(cont)
     own_clean = None if own is None else _strip(own).reset_index(drop=True)
+    digest = _input_digest([dec_clean, ev_clean, cust_clean, cont_clean, own_clean],
+                           [config.to_json(), policy.to_json(), repr(split), "dask" if dask is not None else "pandas"])
+    champion, champion_version = _load_champion(root)
+    if champion is not None and champion.meta.get("input_digest") == digest:
+        # Same inputs as the champion's own run: nothing to train, nothing to publish.
+        bar.close()
+        reason = f"the champion was trained on exactly these inputs (digest {digest[:12]}); nothing published"
+        return RetrainResult("unchanged", EXIT_CODES["unchanged"], reason, champion_version, champion_version,
+                             champion_version, champion.version, None, None, window, None, time.perf_counter() - t0)
+
+    bar.set_postfix_str("features")
     at_cols = ["session_id", "ts"] + (["customer_id"] if "customer_id" in dec_clean.columns else [])
     fm_kwargs = dict(with_profile=True, profile_config=None)
     if cust_clean is not None or cont_clean is not None:
@@ -547,8 +574,8 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
         challenger = tm.train(progress=progress, **train_kwargs)
     bar.update()
 
+    challenger.meta["input_digest"] = digest
     bar.set_postfix_str("compare")
-    champion, champion_version = _load_champion(root)
     test = dec_clean.iloc[test_rows]
     X_test = X_all.iloc[test_rows]
     logs = pd.DataFrame({"action": test["action"].to_numpy(), "propensity": test["propensity"].to_numpy(),

@@ -44,6 +44,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+
+from nextchannel.compat import is_dask_collection
 from nextchannel.errors import ConfigError, ConstantModelWarning, PersonalisationNotBetterWarning, ValidationError
 from nextchannel.features import CATEGORICAL_FEATURES, features_many
 from nextchannel.featurespec import FeatureSpec
@@ -503,6 +505,13 @@ def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features:
     >>> ms.actions, ms.feature_spec.names, ms.evaluation["guard"]["verdict"]
     (('none', 'Spring E-Mail'), ('plan', 'visits (30 d)'), 'better')
     """
+    if is_dask_collection(events) or is_dask_collection(decisions):  # lightgbm.dask (nextchannel[dask])
+        from nextchannel import dask_backend
+
+        if not dask_backend.in_cluster_training():
+            return dask_backend.train(decisions=decisions, events=events, features=features, customers=customers,
+                                      contacts=contacts, config=config, policy=policy, profile_config=profile_config,
+                                      progress=progress)
     config = config or TrainConfig()
     policy = policy or PolicyConfig()
     profile_config = profile_config or ProfileConfig(channels=policy.channels)

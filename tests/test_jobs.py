@@ -15,7 +15,9 @@ from nextchannel.cli import main
 from nextchannel.jobs import EXIT_CODES, read_table, retrain
 
 SIM = dataclasses.replace(SimConfig(), n_days=14)
-TRAIN = TrainConfig(n_estimators=25, offer_n_estimators=5, value_n_estimators=15)
+# guard=False: on logs this small the guard often falls back to a constant action for both models,
+# which would leave nothing to compare (the guard has its own tests).
+TRAIN = TrainConfig(n_estimators=25, offer_n_estimators=5, value_n_estimators=15, guard=False)
 DAY = 86400.0
 
 
@@ -190,3 +192,45 @@ def test_anything_else_exits_1(files, tmp_path, capsys):
     code, s = _run(capsys, "--decisions", files / "decisions.csv", "--events", files / "events.csv",
                    "--config", files / "config.json", "--root", root, "--no-report", "--window-days", 4)
     assert code == 1 and s["status"] == "error" and s["exit_code"] == 1
+
+
+def test_a_reader_reloading_current_in_a_loop_never_fails_while_retrain_publishes(world, tmp_path):
+    import threading
+
+    from nextchannel import Scorer
+
+    sim, decisions = world
+    root = tmp_path / "models"
+    policy = PolicyConfig.from_sim(SIM)
+    week1 = decisions["ts"] < SIM.epoch_start_s + 7 * DAY
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = retrain(decisions=decisions[week1], events=sim.events, root=root, policy=policy, config=TRAIN,
+                        report=False)
+    scorer = Scorer.load(root)
+    seen, errors, stop = set(), [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                scorer.reload(root)
+                seen.add(scorer.model_version)
+            except Exception as err:  # noqa: BLE001 - any failure is what this test looks for
+                errors.append(err)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            second = retrain(decisions=decisions, events=sim.events, root=root, policy=policy,
+                             config=dataclasses.replace(TRAIN, random_state=3), require="not-worse",
+                             min_effect=10.0, report=False)   # a margin no difference clears: publish
+    finally:
+        stop.set()
+        t.join()
+    scorer.reload(root)
+    seen.add(scorer.model_version)
+    assert errors == []
+    assert second.status == "published" and second.version != first.version
+    assert {first.model_version, second.model_version} <= seen

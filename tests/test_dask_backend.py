@@ -1,0 +1,113 @@
+"""Dask executors: featurisation equal to pandas (same random logs as the parity property), training through
+lightgbm.dask on a two-worker LocalCluster, ``retrain --dask-scheduler`` end to end; the scorer never imports Dask."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("dask.dataframe")   # an optional extra; the test extra installs it
+pytest.importorskip("distributed")
+
+import dask.dataframe as dd  # noqa: E402
+
+from nextchannel import dask_backend  # noqa: E402
+from nextchannel.features import features_many  # noqa: E402
+from test_features import SESSIONS, _frame, event_logs  # noqa: E402  (the parity property's random logs)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # processes: lightgbm.dask runs one LightGBM network node per worker process
+    c = dask_backend.client(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GiB")
+    yield c
+    dask_backend.close(c)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(rows=event_logs(), data=st.data())
+def test_dask_features_equal_pandas_on_the_parity_streams(cluster, rows, data):
+    ts_pool = sorted({r["ts"] for r in rows}) or [0.0]
+    at = pd.DataFrame([{"session_id": data.draw(st.sampled_from(SESSIONS + ["zz"])),
+                        "ts": data.draw(st.sampled_from(ts_pool)) + data.draw(st.sampled_from([0.0, 0.1, 30.0, -1.0]))}
+                       for _ in range(data.draw(st.integers(1, 8)))])
+    events = _frame(rows)
+    expected = features_many(events, at)
+    got = dask_backend.features_many(events, at, client=cluster, npartitions=data.draw(st.integers(1, 4)))
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_dask_dataframes_dispatch_with_profiles_and_presplit_partitions(cluster, tiny_sim):
+    sim = tiny_sim
+    at = sim.decisions[["session_id", "ts", "customer_id"]]
+    expected = features_many(sim.events, at, sim.customers, sim.contacts)
+    ev = dd.from_pandas(sim.events, npartitions=3, sort=False)   # partitions split sessions: repartitioned
+    with cluster.as_current():
+        got = features_many(ev, at, sim.customers, sim.contacts)
+    pd.testing.assert_frame_equal(got, expected)
+    # partitions that already hold whole sessions are used as they are
+    sessions = pd.unique(sim.events["session_id"])
+    parts = [sim.events[sim.events["session_id"].isin(sessions[i::2])] for i in range(2)]
+    ev2 = dd.concat([dd.from_pandas(p, npartitions=1, sort=False) for p in parts])
+    got2 = dask_backend.features_many(ev2, at, sim.customers, sim.contacts, client=cluster,
+                                      partitioned_by_session=True)
+    pd.testing.assert_frame_equal(got2, expected)
+    # ... and a claim that does not hold is refused, not answered twice
+    from nextchannel.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="has events in more than one partition"):
+        dask_backend.features_many(ev, at, client=cluster, partitioned_by_session=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_sim():
+    from nextchannel import simulate
+
+    return simulate(600, seed=8)
+
+
+def test_retrain_on_the_cluster_trains_through_lightgbm_dask_and_is_idempotent(cluster, tiny_sim, tmp_path):
+    from nextchannel import ModelSet, PolicyConfig, Scorer, TrainConfig
+
+    sim = tiny_sim
+    cfg = TrainConfig(n_estimators=10, offer_n_estimators=5, value_n_estimators=8, guard=False)  # fewer fits
+    policy = PolicyConfig.from_sim(sim.config)
+    # the job end to end through the command, on the running cluster's scheduler; twice: idempotent
+    d = tmp_path / "logs"
+    d.mkdir()
+    sim.decisions.to_parquet(d / "decisions.parquet")
+    sim.events.to_parquet(d / "events.parquet")
+    (d / "config.json").write_text(cfg.to_json())
+    (d / "policy.json").write_text(policy.to_json())
+    cmd = [sys.executable, "-m", "nextchannel.cli", "retrain", "-q", "--decisions", str(d / "decisions.parquet"),
+           "--events", str(d / "events.parquet"), "--config", str(d / "config.json"), "--policy",
+           str(d / "policy.json"), "--root", str(tmp_path / "models"), "--no-report",
+           "--dask-scheduler", cluster.scheduler.address]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.strip(), first.stderr[-3000:]
+    s1 = json.loads(first.stdout)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.stdout.strip(), second.stderr[-3000:]
+    s2 = json.loads(second.stdout)
+    assert (s1["status"], s2["status"], second.returncode) == ("published", "unchanged", 0)
+    assert s2["version"] == s1["version"]
+    # every booster of the published bundle was fitted by the two workers together (LightGBM records
+    # its network in the model), and the bundle decides
+    ms = ModelSet.load(tmp_path / "models")
+    texts = [b.model_to_string() for b in ms.value_model.boosters_] + [ms.offer_model.booster_.model_to_string()]
+    assert all("[num_machines: 2]" in t for t in texts)
+    out = Scorer(ms).decide_many(sim.decisions.head(50), sim.events, sim.customers, sim.contacts)
+    assert set(out["action"]) <= set(policy.actions)
+
+
+def test_the_scorer_never_imports_dask():
+    code = ("import sys, nextchannel.scorer, nextchannel.features, nextchannel.jobs; "
+            "print(any(m == 'dask' or m.startswith(('dask.', 'distributed')) for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
