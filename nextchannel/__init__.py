@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "DriftWarning": "errors",
     # vocabulary
     "Channel": "schema", "ChannelCatalogue": "schema", "validate_event": "schema", "validate_events": "schema",
+    "Limits": "schema", "ContextSpec": "context",
     # features and profiles
     "SessionState": "features", "features_many": "features", "feature_names": "features",
     "ProfileConfig": "profile", "profile_one": "profile", "profiles_many": "profile", "history_of": "profile",
