@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "PersonalisationNotBetterWarning": "errors", "DriftWarning": "errors",
     # vocabulary
     "Channel": "schema", "ChannelCatalogue": "schema", "validate_event": "schema", "validate_events": "schema",
+    "Limits": "schema", "ContextSpec": "context",
     # features and profiles
     "SessionState": "features", "features_many": "features", "feature_names": "features",
     "FeatureSpec": "featurespec",
