@@ -213,9 +213,9 @@ BAD_BUNDLES = [
                  id="models-json-missing-key"),
     pytest.param(_models_json_missing_nested_key, {}, r"models\.json: missing key 'actions'",
                  id="models-json-missing-nested-key"),
-    pytest.param(_lightgbm_text_not_a_model, {}, r"channel_accept\.txt: .*not a valid LightGBM model",
+    pytest.param(_lightgbm_text_not_a_model, {}, r"channel_accept\.txt: model text must start with the line 'tree'",
                  id="lightgbm-text-not-a-model"),
-    pytest.param(_offer_text_not_a_model, {}, r"offer\.txt: .*offer model is not a valid LightGBM model",
+    pytest.param(_offer_text_not_a_model, {}, r"offer\.txt: model text is incomplete: no trees and no 'end of trees' line",
                  id="offer-text-not-a-model"),
     pytest.param(_policy_bad_value, {}, r"policy\.json: .*annoyance must be a finite number >= 0, got -1\.0",
                  id="policy-bad-value"),
@@ -386,3 +386,20 @@ def test_scorer_reloading_in_a_loop_during_publishes_never_fails(tmp_path):
         t.join()
     assert failures == [] and reloads[0] == 8
     assert scorer.model_version == ModelSet.load(DEFAULT_BUNDLE).version
+
+
+def test_non_finite_expected_values_become_a_counted_fallback(monkeypatch):
+    """Defence in depth: loading refuses models that could give them, and decide_one never decides from them."""
+    from nextchannel import Scorer
+
+    scorer = Scorer.load()
+    st = scorer._c.buffers()
+    real = st.value_p[2]
+    st.value_p[2] = lambda: np.array([np.nan])
+    try:
+        d = scorer.decide_one({"session_id": "s", "ts": 5.0})
+    finally:
+        st.value_p[2] = real
+    assert d.action == "none" and d.fallback.startswith("non-finite expected values: callback=nan")
+    assert scorer.fallbacks["non-finite expected values"] == 1
+    assert scorer.decide_one({"session_id": "s", "ts": 5.0}).fallback is None
