@@ -162,7 +162,7 @@ def check_model_text(text: str | bytes, *, where: str = "model text", feature_na
 def _check(text: str | bytes, feature_names: Sequence[str] | None, max_bytes: int) -> ModelTextSummary:
     if isinstance(text, str):
         if len(text) > max_bytes:
-            raise _Refuse(f"model text has more than {max_bytes} characters (the limit)")
+            raise _Refuse(f"model text has {len(text)} characters, more than the limit of {max_bytes} bytes")
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError as err:
