@@ -45,6 +45,10 @@ _EXPORTS: dict[str, str] = {
     "expected_calibration_error": "diagnostics",
     "compare": "evaluate", "Comparison": "evaluate", "policy_value_true": "evaluate", "normalised_value": "evaluate",
     "policy_facts": "facts", "PolicyFacts": "facts", "write_report": "report", "report_from_files": "report",
+    # data: shipped data sets; analytics exports -> event logs
+    "load_online_shoppers": "datasets",
+    "events_from_ga4": "adapters", "events_from_snowplow": "adapters", "events_from_segment": "adapters",
+    "AdapterReport": "adapters",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -48,6 +48,7 @@ __all__ = [
     "SCROLL_DIRECTIONS",
     "DEFAULT_CHANNELS",
     "NONE_ACTION",
+    "OPTIONAL_FIELDS",
     "Channel",
     "ChannelCatalogue",
     "validate_event",
@@ -102,6 +103,10 @@ EVENT_COLUMNS: tuple[str, ...] = ("session_id", "ts", "type") + tuple(
 _CHANNEL_EVENTS = frozenset({"offer_shown", "offer_accepted", "offer_dismissed", "contact_started"})
 _NUMERIC_FIELDS = {"depth": (0.0, 1.0), "duration_s": (0.0, math.inf), "value": (0.0, math.inf),
                    "n_results": (0.0, math.inf), "utc_offset_s": (-86400.0, 86400.0)}
+#: Numeric fields an event may leave missing (NaN/None): many analytics tools record a search
+#: without its result count and a cart or purchase event without a value. Features skip a missing
+#: number (sums and maxima ignore it); a value that is present must still be in range.
+OPTIONAL_FIELDS: frozenset[str] = frozenset({"value", "n_results", "utc_offset_s"})
 _CATEGORY_FIELDS = {"page_type": PAGE_TYPES, "direction": SCROLL_DIRECTIONS, "device": DEVICES}
 
 
@@ -294,7 +299,7 @@ def validate_event(event: Mapping[str, Any], channels: ChannelCatalogue | None =
     for name in EVENT_FIELDS[etype]:
         v = event.get(name)
         if name in _NUMERIC_FIELDS:
-            if name == "utc_offset_s" and _is_missing(v):
+            if name in OPTIONAL_FIELDS and _is_missing(v):
                 continue
             lo, hi = _NUMERIC_FIELDS[name]
             if _is_missing(v):
@@ -353,13 +358,17 @@ def validate_events(events: pd.DataFrame, channels: ChannelCatalogue | None = No
             if name == "utc_offset_s":
                 continue
             if name not in cols:
-                bad |= rows
+                if name not in OPTIONAL_FIELDS:
+                    bad |= rows
                 continue
             col = events[name]
             if name in _NUMERIC_FIELDS:
                 lo, hi = _NUMERIC_FIELDS[name]
                 v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                bad |= rows & ~((v >= lo) & (v <= hi))
+                ok = (v >= lo) & (v <= hi)
+                if name in OPTIONAL_FIELDS:
+                    ok |= col.isna().to_numpy()
+                bad |= rows & ~ok
             elif name in _CATEGORY_FIELDS:
                 bad |= rows & ~col.isin(_CATEGORY_FIELDS[name]).to_numpy()
             elif name == "channel":
@@ -374,7 +383,7 @@ def validate_events(events: pd.DataFrame, channels: ChannelCatalogue | None = No
     label = events.index[pos]
     row = {k: (None if _is_missing(v) else v) for k, v in events.iloc[pos].to_dict().items()}
     for name in EVENT_FIELDS.get(row.get("type"), ()):
-        if name not in cols:
+        if name not in cols and name not in OPTIONAL_FIELDS:
             raise ValidationError(f"row {label}: column {name!r} is required for {row['type']} events, missing")
     prev_ts = None
     if back[pos]:
