@@ -16,6 +16,7 @@ import argparse
 import collections
 import os
 import pathlib
+import subprocess
 import sys
 import tempfile
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pythonpath", help="load with this package folder first on PYTHONPATH")
     parser.add_argument("--list", action="store_true", help="print every variant's outcome")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per batch before it counts as hung")
+    parser.add_argument("--load-runs", type=int, default=5, help="fresh processes timing Scorer.load() (0: skip)")
     args = parser.parse_args(argv)
     if args.pythonpath:
         os.environ["PYTHONPATH"] = args.pythonpath
@@ -63,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         total.update(c)
         print(f"{g:<52}" + "".join(f"{c[k]:>20}" for k in cols))
     print(f"{'TOTAL':<52}" + "".join(f"{total[k]:>20}" for k in cols))
+    if args.load_runs:
+        code = ("import time; t = time.perf_counter(); from nextchannel import Scorer; t1 = time.perf_counter(); "
+                "Scorer.load(); print(time.perf_counter() - t1)")
+        times = sorted(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                            check=True).stdout) for _ in range(args.load_runs))
+        print(f"Scorer.load() of models/default in a fresh process: median {times[len(times) // 2]:.2f} s "
+              f"over {args.load_runs} runs (import excluded)")
     return 0
 
 

@@ -403,3 +403,40 @@ def test_non_finite_expected_values_become_a_counted_fallback(monkeypatch):
     assert d.action == "none" and d.fallback.startswith("non-finite expected values: callback=nan")
     assert scorer.fallbacks["non-finite expected values"] == 1
     assert scorer.decide_one({"session_id": "s", "ts": 5.0}).fallback is None
+
+
+def test_signed_save_and_require_signature(model_set, tmp_path, monkeypatch):
+    from nextchannel import Scorer
+
+    p = model_set.save(tmp_path / "signed", key="training-key")
+    assert ModelSet.load(p, require_signature=True, key="training-key").version == model_set.version
+    with pytest.raises(BundleError, match=r"signed with another key"):
+        ModelSet.load(p, require_signature=True, key="someone-else")
+    monkeypatch.setenv("NEXTCHANNEL_BUNDLE_KEY", "training-key")
+    assert Scorer.load(p, require_signature=True).model_version == model_set.version
+    unsigned = model_set.save(tmp_path / "unsigned", key=None)
+    assert "signature" in _manifest(unsigned)     # the environment's key signs by default
+    monkeypatch.delenv("NEXTCHANNEL_BUNDLE_KEY")
+    plain = model_set.save(tmp_path / "plain")
+    with pytest.raises(BundleError, match=r"is not signed"):
+        Scorer.load(plain, require_signature=True, key="training-key")
+
+
+def test_verify_prints_the_evaluation_and_agrees_with_load(model_set, tmp_path, capsys):
+    from nextchannel.cli import main
+
+    ms = ModelSet(model_set.channel_model, model_set.value_model, model_set.offer_model, model_set.policy,
+                  model_set.profile_config, meta=model_set.meta,
+                  evaluation={"policy_value": {"learned": 1.2345, "never": 0.5}, "test_seed": 7})
+    root = tmp_path / "root"
+    ms.publish(root)
+    assert main(["verify", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ok: {root} (current version b-")
+    assert "evaluation policy_value.learned: 1.234" in out and "evaluation test_seed: 7" in out
+    _rewrite(root / "current", "offer.txt", b"tree\nversion=v4\n")
+    assert main(["verify", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("refused: ") and "offer.txt" in out
+    with pytest.raises(BundleError, match=r"offer\.txt"):
+        ModelSet.load(root)
