@@ -823,7 +823,9 @@ def _point_current(root: pathlib.Path, version: str) -> None:
 
 
 def published_versions(root: str | os.PathLike[str]) -> list[str]:
-    """Versions present under a publish root, newest publish first.
+    """Versions (bundle folders) present under a publish root, newest publish first.
+
+    Other folders in the root are ignored, and never deleted by pruning.
 
     Examples
     --------
@@ -840,6 +842,8 @@ def published_versions(root: str | os.PathLike[str]) -> list[str]:
     for e in entries:
         if e.name == CURRENT or e.name.startswith(".") or not e.is_dir(follow_symlinks=False):
             continue
+        if not os.path.isfile(os.path.join(e.path, MANIFEST_NAME)):
+            continue  # not a bundle: never counted, never pruned
         try:
             found.append((e.stat(follow_symlinks=False).st_mtime_ns, e.name))
         except FileNotFoundError:  # pragma: no cover - pruned meanwhile

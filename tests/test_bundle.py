@@ -721,3 +721,12 @@ def test_oversized_file_is_refused_without_reading_it(good, monkeypatch):
     _rewrite_manifest(good, m)
     with pytest.raises(BundleError, match=r"file 'notes\.bin' has \d+ bytes, more than the limit .*without reading"):
         read_bundle(good)
+
+
+def test_pruning_never_touches_folders_that_are_not_bundles(tmp_path, files):
+    root = tmp_path / "root"
+    (root / "notes").mkdir(parents=True)
+    (root / "notes" / "todo.txt").write_text("keep me")
+    for i in range(3):
+        publish_files({**files, "offer_model.txt": f"m{i}\n"}, MANIFEST, root, keep=1)
+    assert (root / "notes" / "todo.txt").read_text() == "keep me" and len(published_versions(root)) == 1
