@@ -4,6 +4,7 @@ Builds every variant of the table from models/default, loads each in a subproces
 then ``nextchannel verify``, a batch of variants per process; a crash or hang is attributed to the
 variant at fault and the batch resumed after it) and prints, per group and in total: variants,
 refused with a ``BundleError`` naming the right file, process crashes/hangs, loaded (not refused),
+how many loaded variants gave NaN expected values in a normal (non-fallback) ``decide_one`` decision,
 and whether ``verify`` agrees with ``load``. ``--pythonpath DIR`` runs the loads against another
 checkout's package (e.g. an older commit) to compare. ``--list`` prints every variant's outcome.
 
@@ -55,10 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         c["refused, file named"] += not wrong
         c["crashed or hung"] += bool(r.get("crash"))
         c["loaded"] += not r.get("crash") and r["load"]["status"] == "loaded"
+        c["NaN decision"] += bool(not r.get("crash") and r["load"].get("nan_in_normal_decision"))
         c["verify agrees"] += not r.get("crash") and (r["verify_rc"] == 0) == (r["load"]["status"] == "loaded")
         if args.list:
             print(f"{v.id:<58} {'ok' if not wrong else '; '.join(wrong)[:110]}")
-    cols = ["variants", "refused, file named", "crashed or hung", "loaded", "verify agrees"]
+    cols = ["variants", "refused, file named", "crashed or hung", "loaded", "NaN decision", "verify agrees"]
     print(f"{'group':<52}" + "".join(f"{c:>20}" for c in cols))
     total: collections.Counter = collections.Counter()
     for g, c in groups.items():

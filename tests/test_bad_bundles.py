@@ -281,8 +281,11 @@ _BATCH_CODE = textwrap.dedent("""
     from nextchannel.scorer import Scorer
     for path in sys.argv[1:]:
         try:
-            Scorer.load(path)
+            scorer = Scorer.load(path)
             load = {"status": "loaded", "type": None, "message": ""}
+            # what serving would get from a bundle that loaded: one decision (a hang shows as a hung batch)
+            d = scorer.decide_one({"session_id": "probe", "ts": 5.0})
+            load["nan_in_normal_decision"] = d.fallback is None and not all(v - v == 0 for v in d.ev.values())
         except Exception as err:
             load = {"status": "refused", "type": type(err).__name__, "message": str(err)[:2000]}
         out = io.StringIO()
