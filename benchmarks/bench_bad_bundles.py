@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         paths = table.build(pathlib.Path(tmp))
         results = table.load_all(paths, timeout_s=args.timeout)
+    packages = sorted({r["package"] for r in results.values() if "package" in r})
+    print(f"package loaded by the subprocesses: {', '.join(packages)}")
     native_kinds = {v.id.partition(":")[2] for v in table._native("x")}
     groups: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for v in table.TABLE:
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         code = ("import time; t = time.perf_counter(); from nextchannel import Scorer; t1 = time.perf_counter(); "
                 "Scorer.load(); print(time.perf_counter() - t1)")
         times = sorted(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                            check=True).stdout) for _ in range(args.load_runs))
+                                            check=True, cwd=tempfile.gettempdir()).stdout)
+                       for _ in range(args.load_runs))
         print(f"Scorer.load() of models/default in a fresh process: median {times[len(times) // 2]:.2f} s "
               f"over {args.load_runs} runs (import excluded)")
     return 0

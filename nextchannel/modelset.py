@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -258,23 +257,9 @@ class ModelSet:
         return ms
 
 
-# Results of check_model_text by (sha256 of the text, feature names): a pure function of its inputs,
-# so reloading a bundle whose model files did not change skips re-proving them.
-_CHECKED: dict[tuple[str, tuple[str, ...]], ModelTextSummary] = {}
-_CHECKED_LOCK = threading.Lock()
-
-
 def _checked_text(b: Bundle, name: str, feature_names: list[str]) -> tuple[str, ModelTextSummary]:
     text = b.text(name)
-    key = (hashlib.sha256(b.files[name]).hexdigest(), tuple(feature_names))
-    info = _CHECKED.get(key)
-    if info is None:
-        info = check_model_text(text, where=f"{b.path}/{name}", feature_names=feature_names)
-        with _CHECKED_LOCK:
-            if len(_CHECKED) >= 512:
-                _CHECKED.clear()
-            _CHECKED[key] = info
-    return text, info
+    return text, check_model_text(text, where=f"{b.path}/{name}", feature_names=feature_names)
 
 
 def plausible_value_range(policy: PolicyConfig) -> tuple[float, float]:

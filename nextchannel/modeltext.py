@@ -40,8 +40,10 @@ nextchannel.errors.BundleError: model.txt: tree 0: does not end where tree_sizes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -153,10 +155,31 @@ def check_model_text(text: str | bytes, *, where: str = "model text", feature_na
     BundleError
         Naming ``where``, the tree and the field at fault.
     """
+    names = None if feature_names is None else tuple(feature_names)
+    key = None
+    if isinstance(text, (str, bytes, bytearray)) and len(text) <= max_bytes:
+        raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+        key = (hashlib.sha256(raw).hexdigest(), names, max_bytes)
+        hit = _PROVEN.get(key)
+        if hit is not None:
+            return hit
     try:
-        return _check(text, feature_names, max_bytes)
+        summary = _check(text, names, max_bytes)
     except _Refuse as err:
         raise BundleError(f"{where}: {err}") from None
+    if key is not None:
+        with _PROVEN_LOCK:
+            if len(_PROVEN) >= 512:
+                _PROVEN.clear()
+            _PROVEN[key] = summary
+    return summary
+
+
+# Texts already proven sound, by (sha256, expected feature names, limit): the check is a pure function
+# of these, so reloading a bundle whose models did not change (and the scorer's FastBoosters built
+# from them) skips proving them again. Only sound texts are remembered.
+_PROVEN: dict[tuple[str, tuple[str, ...] | None, int], ModelTextSummary] = {}
+_PROVEN_LOCK = threading.Lock()
 
 
 def _check(text: str | bytes, feature_names: Sequence[str] | None, max_bytes: int) -> ModelTextSummary:

@@ -291,8 +291,8 @@ _BATCH_CODE = textwrap.dedent("""
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             rc = main(["verify", path])
-        print(json.dumps({"path": path, "load": load, "verify_rc": rc, "verify_out": out.getvalue()[:2000]}),
-              flush=True)
+        print(json.dumps({"path": path, "load": load, "verify_rc": rc, "verify_out": out.getvalue()[:2000],
+                          "package": __import__("nextchannel").__file__}), flush=True)
 """)
 
 
@@ -314,8 +314,10 @@ def load_all(paths: dict[str, pathlib.Path], batch: int = 40, timeout_s: float =
     pos = 0
     while pos < len(ids):
         chunk = ids[pos:pos + batch]
+        # cwd: the variants' folder, so that the package comes from the install (or $PYTHONPATH), not the cwd
         proc = subprocess.Popen([sys.executable, "-c", _BATCH_CODE, *(str(paths[i]) for i in chunk)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=os.path.commonpath([str(p) for p in paths.values()]))
         try:
             out, err = proc.communicate(timeout=timeout_s)
             hung = False
