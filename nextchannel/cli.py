@@ -135,12 +135,14 @@ def _verify(args: argparse.Namespace) -> int:
             more = []
         for p in more:
             print(f"  also: {p}")
+        print(f"{1 + len(more)} problem(s)")
         return 1
     ms = scorer.model_set
     where = args.path
     if is_publish_root(args.path):
         where = f"{args.path} (current version {current_version(args.path)})"
-    print(f"ok: {where}")
+    print("ok")
+    print(f"  bundle {where}")
     print(f"  model version {ms.version}; {len(ms.feature_names)} features; actions {', '.join(ms.actions)}")
     signed = "signature checked" if args.require_signature else "signature not checked (--require-signature)"
     print(f"  {signed}")

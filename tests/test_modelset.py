@@ -432,11 +432,11 @@ def test_verify_prints_the_evaluation_and_agrees_with_load(model_set, tmp_path, 
     ms.publish(root)
     assert main(["verify", str(root)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"ok: {root} (current version b-")
+    assert out.startswith(f"ok\n  bundle {root} (current version b-")
     assert "evaluation policy_value.learned: 1.234" in out and "evaluation test_seed: 7" in out
     _rewrite(root / "current", "offer.txt", b"tree\nversion=v4\n")
     assert main(["verify", str(root)]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("refused: ") and "offer.txt" in out
+    assert out.startswith("refused: ") and "offer.txt" in out and out.endswith("1 problem(s)\n")
     with pytest.raises(BundleError, match=r"offer\.txt"):
         ModelSet.load(root)
