@@ -154,6 +154,13 @@ def check_model_text(text: str | bytes, *, where: str = "model text", feature_na
     ------
     BundleError
         Naming ``where``, the tree and the field at fault.
+
+    Examples
+    --------
+    >>> check_model_text("tree\\nversion=v4\\n", where="offer.txt")
+    Traceback (most recent call last):
+    ...
+    nextchannel.errors.BundleError: offer.txt: model text is incomplete: no trees and no 'end of trees' line
     """
     names = None if feature_names is None else tuple(feature_names)
     key = None
