@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     if args.source == "sim":
-        from nextchannel.simulate import simulate
+        from nextchannel.simulation import simulate
 
         res = simulate(max(1, args.events // 22), seed=11)
         events, at = res.events, res.decisions[["session_id", "ts"]]

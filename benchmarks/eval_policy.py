@@ -4,7 +4,7 @@ Run:  .venv/bin/python benchmarks/eval_policy.py [--train-sessions 120000] [--te
                                                    [--worlds default,phone_costly,long_queues,mobile_heavy]
 
 For each world: simulate training logs (seed 1, logged by the simulator's exploring logging
-policy), train with :func:`nextchannel.train.train` on the logged, partial feedback only; then on a
+policy), train with :func:`nextchannel.training.train` on the logged, partial feedback only; then on a
 fresh simulation with seeds never used in training (1001, 1002) compute every policy's exact value
 from the oracle columns ``ev_<action>``:
 
@@ -13,11 +13,19 @@ from the oracle columns ``ev_<action>``:
 with two references: the **oracle** (best action knowing the latent state, among open channels)
 and the **full-information learner** — the same features and the same tree budget, trained on
 every action's true expected reward (which no real log has), choosing the best eligible action
-under the same policy rules. Baselines: never offer, always offer chat (when eligible), a trigger
+under the same policy rules, deployed through the same :class:`Scorer` machinery (its value model
+is fitted to the true values instead of distilled from the funnel). Baselines: never offer, always offer chat (when eligible), a trigger
 rule ("offer chat after 30 s idle on cart or checkout"), and the logging policy. Also: offers to
 visitors who needed no help (share of all decision points), and the expected calibration error of
-the acceptance probabilities on the test logs' logged offers. Prints a table per world and writes
-``benchmarks/results/eval_policy.json``.
+the acceptance probabilities on the test logs' logged offers.
+
+**Closed loop** (beside the one-step figures): each policy deciding live in fresh simulated sessions
+(seeds 2001, 2002; ``--closed-loop-sessions`` each), the consequences of its offers played out;
+realised value per session (mean reward summed over the session) with a 95% interval across
+sessions, offers per session, the share of offers that went to visitors who needed none, and the
+normalised value (V − V(never)) / (V(full-information) − V(never)) with its 95% interval.
+
+Prints a table per world and writes ``benchmarks/results/eval_policy.json``.
 """
 
 from __future__ import annotations
@@ -28,7 +36,6 @@ import platform
 import time
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -37,10 +44,13 @@ from nextchannel.features import PAGE_TYPES, features_many
 from nextchannel.policy import PolicyConfig, eligibility
 from nextchannel.schema import DEVICES, LANGUAGES
 from nextchannel.scorer import Scorer
-from nextchannel.simulate import SimConfig, simulate
-from nextchannel.train import TrainConfig, context_frame, train
+from nextchannel.simulation import SimConfig, simulate
+from nextchannel.training import TrainConfig, context_frame, train
+
+from closed_loop_common import closed_loop_table, deployable, full_information_model_set
 
 TEST_SEEDS = (1001, 1002)
+CLOSED_LOOP_SEEDS = (2001, 2002)
 
 
 def _eligible(pol: PolicyConfig, X: pd.DataFrame, C: pd.DataFrame) -> np.ndarray:
@@ -63,26 +73,21 @@ def _eligible(pol: PolicyConfig, X: pd.DataFrame, C: pd.DataFrame) -> np.ndarray
     return out
 
 
-def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig) -> dict:
+def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig, n_closed: int) -> dict:
     cfg = SimConfig() if name == "default" else SimConfig.shifted(name)
     pol = PolicyConfig.from_sim(cfg)
     actions = pol.actions
     t0 = time.perf_counter()
     tr = simulate(n_train, seed=1, config=cfg)
-    ms = train(tr.events, tr.decisions, tr.customers, tr.contacts, tcfg, policy=pol)
+    ms = train(decisions=tr.decisions, events=tr.events, customers=tr.customers, contacts=tr.contacts, config=tcfg,
+               policy=pol)
     t_train = time.perf_counter() - t0
-    scorer = Scorer(ms, n_reasons=0)
+    scorer = deployable(ms)
 
-    # the full-information learner: same features (+ channel context), same tree budget
-    at = tr.decisions[["session_id", "ts", "customer_id"]]
-    Xtr = features_many(tr.events, at, tr.customers, tr.contacts)[list(ms.feature_names)]
-    Ctr = context_frame(tr.decisions, pol.channels)
-    fi_models = []
-    for a in actions:
-        params = dict(objective="regression", num_leaves=tcfg.num_leaves, learning_rate=tcfg.learning_rate,
-                      min_data_in_leaf=tcfg.min_child_samples, verbose=-1, num_threads=1, seed=0, deterministic=True)
-        fi_models.append(lgb.train(params, lgb.Dataset(pd.concat([Xtr, Ctr], axis=1), tr.decisions[f"ev_{a}"]),
-                                   tcfg.n_estimators))
+    # the full-information learner: same features (+ channel context), same tree budget, same scorer
+    fi_ms = full_information_model_set(ms, tr, n_estimators=tcfg.n_estimators, num_leaves=tcfg.num_leaves,
+                                       learning_rate=tcfg.learning_rate, min_child_samples=tcfg.min_child_samples)
+    fi_scorer = deployable(fi_ms)
 
     rows = []
     for seed in TEST_SEEDS:
@@ -95,9 +100,7 @@ def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig) -> dict:
         open_ = np.column_stack([np.ones(len(d), bool)] + [C[f"open_{c}"].to_numpy() > 0 for c in pol.channels.names])
         learned = scorer.decide_many(d, te.events, te.customers, te.contacts)
         a_learned = pd.Index(actions).get_indexer(learned["action"])
-        fi = np.column_stack([m.predict(pd.concat([X, C], axis=1)) for m in fi_models])
-        fi_e = np.where(elig, fi, -np.inf)
-        a_fi = np.where(fi_e[:, 1:].max(1) > fi_e[:, 0], 1 + fi_e[:, 1:].argmax(1), 0)
+        a_fi = pd.Index(actions).get_indexer(fi_scorer.decide_many(d, te.events, te.customers, te.contacts)["action"])
         chat = actions.index("chat")
         a_chat = np.where(elig[:, chat], chat, 0)
         on_cart = X["page_type"].isin([PAGE_TYPES.index("cart"), PAGE_TYPES.index("checkout")]).to_numpy()
@@ -123,8 +126,14 @@ def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig) -> dict:
     v0, vo, vf = tab.loc["never offer", "value"], tab.loc["oracle", "value"], tab.loc["full-information", "value"]
     tab["norm_vs_oracle"] = (tab["value"] - v0) / (vo - v0)
     tab["norm_vs_full_info"] = (tab["value"] - v0) / (vf - v0)
-    return {"world": name, "table": tab, "ece_accept": float(ece), "train_rows": int(ms.meta["rows"]),
-            "train_sessions": n_train, "test_rows": int(len(df) and len(d)) * len(TEST_SEEDS), "train_s": t_train}
+    closed = None
+    if n_closed:
+        closed = closed_loop_table({"never offer": "never", "trigger rule": "rule", "logging policy": "logging",
+                                    "learned": scorer, "full-information": fi_scorer, "oracle": "oracle"},
+                                   cfg, n_closed, CLOSED_LOOP_SEEDS)
+    return {"world": name, "table": tab, "closed_loop": closed, "ece_accept": float(ece),
+            "train_rows": int(ms.meta["rows"]), "train_sessions": n_train,
+            "test_rows": int(len(df) and len(d)) * len(TEST_SEEDS), "train_s": t_train}
 
 
 def main() -> None:
@@ -134,13 +143,15 @@ def main() -> None:
     ap.add_argument("--worlds", default="default,phone_costly,long_queues,mobile_heavy")
     ap.add_argument("--n-estimators", type=int, default=TrainConfig.n_estimators)
     ap.add_argument("--num-leaves", type=int, default=TrainConfig.num_leaves)
+    ap.add_argument("--closed-loop-sessions", type=int, default=20_000,
+                    help="sessions per closed-loop seed (0: one-step figures only)")
     ap.add_argument("--out", default="benchmarks/results/eval_policy.json")
     args = ap.parse_args()
-    tcfg = TrainConfig(n_estimators=args.n_estimators, num_leaves=args.num_leaves)
+    tcfg = TrainConfig(guard=False, n_estimators=args.n_estimators, num_leaves=args.num_leaves)
     print(f"machine: {platform.machine()}, python {platform.python_version()}; train config {tcfg.to_json()}")
     results = []
     for w in args.worlds.split(","):
-        r = run_world(w, args.train_sessions, args.test_sessions, tcfg)
+        r = run_world(w, args.train_sessions, args.test_sessions, tcfg, args.closed_loop_sessions)
         results.append(r)
         print(f"\n== world: {w} — trained on {r['train_rows']:,} logged decisions ({r['train_sessions']:,} sessions) "
               f"in {r['train_s']:.0f} s; tested on seeds {TEST_SEEDS} ({r['test_rows']:,} decision points)")
@@ -151,9 +162,23 @@ def main() -> None:
               f"{t.loc['full-information', 'norm_vs_oracle']:.3f}; learned/oracle = {t.loc['learned', 'norm_vs_oracle']:.3f}")
         print(f"   offers to visitors with no need: learned {t.loc['learned', 'offers_no_need']:.4f} vs trigger rule "
               f"{t.loc['trigger rule', 'offers_no_need']:.4f} of decision points; ECE of acceptance = {r['ece_accept']:.4f}")
+        cl = r["closed_loop"]
+        if cl is not None:
+            print(f"-- closed loop: each policy deciding live, {args.closed_loop_sessions:,} sessions x seeds "
+                  f"{CLOSED_LOOP_SEEDS}; value = realised reward per session, 95% interval across sessions")
+            cols = ["value", "ci_low", "ci_high", "norm_vs_full_info", "norm_ci_low", "norm_ci_high",
+                    "offers_per_session", "needless_offer_share", "solved_rate", "left_annoyed_rate"]
+            print(cl[cols].round(4).to_string())
+            print(f"   closed-loop learned/full-information = {cl.loc['learned', 'norm_vs_full_info']:.3f} "
+                  f"[{cl.loc['learned', 'norm_ci_low']:.3f}, {cl.loc['learned', 'norm_ci_high']:.3f}]; "
+                  f"needless offer share learned {cl.loc['learned', 'needless_offer_share']:.3f} vs trigger rule "
+                  f"{cl.loc['trigger rule', 'needless_offer_share']:.3f} "
+                  f"(ratio {cl.loc['learned', 'needless_offer_share'] / cl.loc['trigger rule', 'needless_offer_share']:.2f}, goal <= 0.5)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = [{**{k: v for k, v in r.items() if k != "table"}, "table": r["table"].reset_index().to_dict("records")}
+    payload = [{**{k: v for k, v in r.items() if k not in ("table", "closed_loop")},
+                "table": r["table"].reset_index().to_dict("records"),
+                "closed_loop": None if r["closed_loop"] is None else r["closed_loop"].reset_index().to_dict("records")}
                for r in results]
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"train_config": tcfg.to_dict(), "results": payload}, indent=1, default=float))

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nextchannel.features import features_many  # noqa: E402
 from nextchannel.policy import eligibility_frame, greedy_many  # noqa: E402
 from nextchannel.scorer import Scorer  # noqa: E402
-from nextchannel.simulate import simulate  # noqa: E402
-from nextchannel.train import context_frame  # noqa: E402
+from nextchannel.simulation import simulate  # noqa: E402
+from nextchannel.training import context_frame  # noqa: E402
 
 _SCORER: Scorer | None = None
 

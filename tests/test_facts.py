@@ -244,7 +244,7 @@ def test_policy_facts_without_optional_inputs():
 
 
 def test_policy_facts_on_simulated_logs_do_not_mutate_input():
-    from nextchannel.simulate import simulate
+    from nextchannel.simulation import simulate
     dec = simulate(60, seed=3).decisions
     before = dec.copy()
     f = F.policy_facts(dec, truth=dec, outcomes=dec)

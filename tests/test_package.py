@@ -14,7 +14,7 @@ def test_every_public_name_resolves():
 
 def test_import_does_not_load_heavy_modules():
     code = ("import sys, nextchannel, nextchannel.features, nextchannel.policy; "
-            "heavy = [m for m in ('matplotlib', 'dask', 'nextchannel.simulate', 'nextchannel.evaluate') "
+            "heavy = [m for m in ('matplotlib', 'dask', 'nextchannel.simulation', 'nextchannel.evaluate') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

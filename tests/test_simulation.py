@@ -1,8 +1,9 @@
-"""Tests of nextchannel.simulate: the contract of the frames, the config, and the causal story."""
+"""Tests of nextchannel.simulation: the contract of the frames, the config, the causal story, the closed loop."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 
@@ -12,9 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nextchannel.errors import ConfigError
+from nextchannel.errors import ConfigError, PolicyError
+from nextchannel.features import SessionState, features_many
+from nextchannel.policy import Decision
+from nextchannel.profile import profile_one
 from nextchannel.schema import EVENT_COLUMNS, LANGUAGES, Channel, ChannelCatalogue, validate_events
-from nextchannel.simulate import (
+from nextchannel.scorer import Scorer
+from nextchannel.simulation import (
+    SESSION_COLUMNS,
     SHIFTS,
     ChannelSim,
     SimConfig,
@@ -202,7 +208,7 @@ def test_zero_sessions_and_custom_catalogue() -> None:
     empty = simulate(0)
     assert len(empty.events) == 0 and tuple(empty.events.columns) == EVENT_COLUMNS
     assert len(empty.decisions) == 0 and "ev_none" in empty.decisions.columns
-    cat = ChannelCatalogue((Channel("chat"), Channel("faq", human=False, live=False)))
+    cat = ChannelCatalogue((Channel("chat", live=True), Channel("faq", human=False, live=False)))
     cfg = SimConfig(channels=cat, channel_sims=(CFG.channel_sim("chat"),
                                                 dataclasses.replace(CFG.channel_sim("self_service"), name="faq")))
     res = simulate(300, seed=1, config=cfg)
@@ -509,3 +515,222 @@ def test_other_config_errors() -> None:
     with pytest.raises(ConfigError, match=r"config must be a SimConfig or None, got 'dict'"):
         simulate(10, config={})  # type: ignore[arg-type]
     assert issubclass(ConfigError, ValueError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Open loop: the frames of a seed are the ones the simulator gave before it learned the closed loop
+# ---------------------------------------------------------------------------------------------
+# sha256 (first 16 hex digits) of each frame's dtypes and CSV text, recorded from the single-module
+# simulator before it became the `nextchannel.simulation` package. The shipped default bundle and
+# every figure in the README were made from such frames: a change here changes all of them.
+_FROZEN_DIGESTS = {
+    "default_500_s0": (500, 0, lambda: SimConfig(), {
+        "customers": "9b70206478843e0b", "contacts": "9893ded36d654b5c", "events": "374e371397fe7630",
+        "decisions": "737ed35869d24c7c"}),
+    "uniform_queues_400_s11": (400, 11, lambda: dataclasses.replace(SimConfig.shifted("long_queues"),
+                                                                    logging_policy="uniform"), {
+        "customers": "61a6ec97db5a3ca2", "contacts": "ef88315650209840", "events": "ef9403773112d6b8",
+        "decisions": "b77b64c025ed41d5"}),
+    "mobile_300_s3": (300, 3, lambda: SimConfig.shifted("mobile_heavy"), {
+        "customers": "b4f11de423f08eff", "contacts": "afb67de3b5b640c6", "events": "01ca9c3fedd15309",
+        "decisions": "0346dfbfe1df4fa4"}),
+}
+
+
+def _digest(df: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    h.update(repr(list(zip(df.columns, map(str, df.dtypes)))).encode())
+    h.update(df.to_csv(index=False).encode())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("case", sorted(_FROZEN_DIGESTS))
+@pytest.mark.parametrize("policy", [None, "logging"])
+def test_open_loop_frames_are_frozen(case: str, policy: str | None) -> None:
+    n, seed, make_cfg, want = _FROZEN_DIGESTS[case]
+    res = simulate(n, seed=seed, config=make_cfg(), policy=policy)
+    got = {name: _digest(getattr(res, name)) for name in want}
+    assert got == want
+    assert res.policy == "logging"
+
+
+# ---------------------------------------------------------------------------------------------
+# Closed loop
+# ---------------------------------------------------------------------------------------------
+class _Recorder:
+    """Offers chat at a session's first decision point (when open), then never; records what it sees."""
+
+    actions = ACTIONS
+
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
+
+    def decide_one(self, state: SessionState, customer=None, context=None, now=None) -> Decision:
+        f = state.features_one(now)
+        first = state.session_id not in {s["session_id"] for s in self.seen[-8:]}
+        self.seen.append({"session_id": state.session_id, "ts": now, "features": f, "customer": customer,
+                          "context": dict(context)})
+        act = "chat" if first and context["open_chat"] else "none"
+        return Decision(action=act, offer=act != "none", channel=None if act == "none" else act, ev={},
+                        offer_score=math.nan, propensity=0.5 if act == "chat" else 1.0, model_version="rec")
+
+
+class _Raiser:
+    def __init__(self, at: int) -> None:
+        self.at, self.calls = at, 0
+
+    def decide_one(self, state, customer=None, context=None, now=None):
+        self.calls += 1
+        if self.calls == self.at:
+            raise ZeroDivisionError("model exploded")
+        return Decision(action="none", offer=False, channel=None, ev={}, offer_score=0.0, propensity=1.0,
+                        model_version="x")
+
+
+@pytest.fixture(scope="module")
+def recorded() -> tuple[SimResult, _Recorder]:
+    rec = _Recorder()
+    return simulate(400, seed=21, policy=rec), rec
+
+
+def test_closed_loop_logs_the_policy_and_the_truth(recorded) -> None:
+    res, rec = recorded
+    d = res.decisions
+    assert res.policy == "_Recorder" and len(rec.seen) == len(d)
+    assert d["action"].tolist() == ["chat" if s else "none" for s in
+                                   (d.groupby("session_id").cumcount() == 0) & d["open_chat"]]
+    assert np.allclose(d["propensity"], np.where(d["action"] == "chat", 0.5, 1.0))
+    # the context the policy saw is the logged one
+    for s, (_, row) in zip(rec.seen[:50], d.head(50).iterrows()):
+        assert s["ts"] == row["ts"] and s["context"]["wait_chat_s"] == row["wait_chat_s"]
+        assert s["context"]["lang_ok_phone"] == row["lang_ok_phone"]
+    # the oracle columns still hold: reward is an unbiased draw of ev of the logged action
+    assert np.isfinite(_logged_ev(d)).all()
+
+
+def test_closed_loop_state_is_what_the_log_replays_to(recorded) -> None:
+    # At each decision point the live SessionState and customer dict give exactly the features that
+    # features_many computes from the resulting log: the policy saw every earlier event, and only those.
+    res, rec = recorded
+    X = features_many(res.events, res.decisions[["session_id", "ts", "customer_id"]], res.customers, res.contacts)
+    live = pd.DataFrame([s["features"] for s in rec.seen])
+    pd.testing.assert_frame_equal(live.reset_index(drop=True), X[list(live.columns)].reset_index(drop=True),
+                                  check_dtype=False)
+    # ... and the customer dict gives the profile features_many joins (history before the period, opt-outs)
+    prof = pd.DataFrame([profile_one(s["customer"], s["ts"]) for s in rec.seen])
+    pd.testing.assert_frame_equal(prof, X[list(prof.columns)].reset_index(drop=True), check_dtype=False)
+    known = [s for s in rec.seen if s["customer"] is not None]
+    assert known and any(s["customer"]["contacts"] for s in known) and any(s["customer"]["opt_out"] for s in known)
+
+
+def test_consequences_are_visible_to_later_decision_points(recorded) -> None:
+    res, rec = recorded
+    d = res.decisions.reset_index(drop=True)
+    seen = pd.DataFrame([{"offers_shown": s["features"]["offers_shown"],
+                          "since_dismiss": s["features"]["time_since_dismiss_s"]} for s in rec.seen])
+    k = d.groupby("session_id").cumcount()
+    first = d[k == 0]
+    dismissed = set(first.loc[first["action"].eq("chat") & first["dismissed"], "session_id"])
+    accepted = set(first.loc[first["action"].eq("chat") & first["accepted"], "session_id"])
+    later = (k > 0).to_numpy()
+    after_dismissal = later & d["session_id"].isin(dismissed).to_numpy()
+    assert after_dismissal.sum() > 10
+    assert (seen.loc[after_dismissal, "offers_shown"] == 1).all()
+    assert (seen.loc[after_dismissal, "since_dismiss"] > 0).all()
+    never_offered = later & ~d["session_id"].isin(dismissed | accepted).to_numpy()
+    assert (seen.loc[never_offered, "offers_shown"] == 0).all()
+    # an accepted offer starts a contact and ends the session: no later decision point
+    assert accepted and not (later & d["session_id"].isin(accepted).to_numpy()).any()
+    ev = res.events
+    for sid in sorted(accepted)[:5]:
+        types = ev.loc[ev["session_id"] == sid, "type"].tolist()
+        assert types[-1] == "session_end" and "contact_started" in types
+
+
+def test_closed_loop_is_deterministic_and_the_population_does_not_depend_on_the_policy() -> None:
+    a, b = simulate(300, seed=8, policy=_Recorder()), simulate(300, seed=8, policy=_Recorder())
+    for name in ("customers", "contacts", "events", "decisions", "sessions"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+    never = simulate(300, seed=8, policy="never")
+    pd.testing.assert_frame_equal(a.customers, never.customers)
+    pd.testing.assert_frame_equal(a.contacts, never.contacts)
+    assert not a.events.equals(never.events)
+
+
+def test_reference_policies() -> None:
+    cfg = SimConfig()
+    runs = {p: simulate(1500, seed=5, policy=p) for p in ("never", "rule", "oracle")}
+    assert (runs["never"].decisions["action"] == "none").all()
+    rule = runs["rule"].decisions
+    ev = runs["rule"].events
+    offered = rule[rule["action"] != "none"]
+    assert len(offered) and (offered["action"] == cfg.rule_channel).all() and (rule["propensity"] == 1).all()
+    assert offered["open_chat"].all()
+    orc = runs["oracle"].decisions
+    evm = orc[[f"ev_{a}" for a in ACTIONS]].to_numpy()
+    open_ = np.column_stack([np.ones(len(orc), bool)] + [orc[f"open_{c}"].to_numpy() for c in CHANNELS])
+    best = np.where(open_, evm, -np.inf).argmax(axis=1)
+    assert (pd.Index(ACTIONS).get_indexer(orc["action"]) == best).mean() > 0.999
+    v = {p: r.sessions["reward"].mean() for p, r in runs.items()}
+    assert v["oracle"] > v["never"] and v["oracle"] > v["rule"]
+    assert len(ev) > 0
+
+
+def test_sessions_frame_adds_up() -> None:
+    res = simulate(800, seed=12, config=dataclasses.replace(SimConfig(), logging_policy="uniform"))
+    s, d, cfg = res.sessions, res.decisions, res.config
+    assert tuple(s.columns) == SESSION_COLUMNS and len(s) == 800 and s["session_id"].is_unique
+    by = d.groupby("session_id")["reward"].sum().reindex(s["session_id"], fill_value=0.0).to_numpy()
+    assert np.allclose(s["reward"], by)
+    parts = cfg.value_success * s["solved"] - s["contact_cost"] - s["annoyance_cost"] - s["leave_cost"]
+    assert np.allclose(s["reward"], parts)
+    # expected_reward: per session, the true ev of each action taken; same mean as the realised reward
+    evd = _logged_ev(d)
+    by_ev = pd.Series(evd).groupby(d["session_id"].to_numpy()).sum().reindex(s["session_id"], fill_value=0.0)
+    assert np.allclose(s["expected_reward"], by_ev.to_numpy())
+    diff = s["reward"] - s["expected_reward"]
+    assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(len(s))
+    assert s["expected_reward"].std() < s["reward"].std()
+    assert s["contacts"].sum() == d["accepted"].sum() and s["dismissed"].sum() == d["dismissed"].sum()
+    assert (s["left_annoyed"] <= s["left"]).all() and s["left_annoyed"].any()
+    bought = res.events.loc[res.events["type"] == "purchase", "session_id"].unique()
+    assert set(s.loc[s["purchase"], "session_id"]) == set(bought)
+    assert (s.loc[~s["purchase"], "purchase_value"] == 0).all()
+
+
+def test_a_policy_that_raises_is_reported() -> None:
+    with pytest.raises(PolicyError, match=r"session 's0+\d+' \(decision point \d\b.*ZeroDivisionError: model exploded") \
+            as info:
+        simulate(200, seed=1, policy=_Raiser(at=5))
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+@pytest.mark.parametrize("policy, err, match", [
+    ("greedy", ConfigError, r"policy must be one of \['never', 'rule', 'logging', 'oracle'\]"),
+    (42, ConfigError, "an object with decide_one"),
+])
+def test_bad_policies(policy, err, match) -> None:
+    with pytest.raises(err, match=match):
+        simulate(10, seed=0, policy=policy)
+
+
+def test_a_decision_that_is_not_an_action_is_reported() -> None:
+    class Fax(_Recorder):
+        def decide_one(self, state, customer=None, context=None, now=None):
+            return dataclasses.replace(super().decide_one(state, customer, context, now), action="fax")
+
+    with pytest.raises(PolicyError, match=r"must be one of \['none', 'chat'.*got action 'fax' at session 's0+'"):
+        simulate(50, seed=2, policy=Fax())
+
+
+def test_scorer_closed_loop() -> None:
+    # The default bundle decides live; its logged decisions are what it decides on the log afterwards.
+    scorer = Scorer.load(n_reasons=0)
+    res = simulate(300, seed=33, policy=scorer)
+    d = res.decisions
+    assert res.policy == "Scorer" and len(d) > 300 and set(d["action"]) <= set(ACTIONS)
+    assert (d["action"] != "none").any() and (d["propensity"] == 1.0).all()
+    again = scorer.decide_many(d, res.events, res.customers, res.contacts)
+    assert (again["action"].to_numpy() == d["action"].to_numpy()).all()
+    shown = d.groupby("session_id")["action"].apply(lambda a: (a != "none").sum())
+    assert shown.max() <= scorer.model_set.policy.max_offers_per_session

@@ -1,0 +1,105 @@
+"""Shared by the evaluation scripts: the full-information learner as a deployable model set, and
+closed-loop value tables (realised value per session with 95% intervals, normalised value).
+
+Not a script; imported by ``eval_policy.py`` and ``learning_curve.py`` (run from the repository
+root as ``.venv/bin/python benchmarks/<script>.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from nextchannel import ModelSet, Scorer, simulate
+from nextchannel.features import CATEGORICAL_FEATURES, features_many
+from nextchannel.models import ValueModel
+from nextchannel.simulation import SimConfig, SimResult
+from nextchannel.training import context_frame
+
+Z95 = 1.959963984540054
+
+
+def full_information_model_set(ms: ModelSet, sim: SimResult, *, n_estimators: int = 300, num_leaves: int = 15,
+                               learning_rate: float = 0.05, min_child_samples: int = 40) -> ModelSet:
+    """``ms`` with its value model replaced by one fitted to every action's *true* expected value.
+
+    Same features, same channel context, same policy rules, the same :class:`Scorer` machinery —
+    only the targets differ: ``ev_<action>`` of every decision point (which no real log has) instead
+    of the funnel's estimates from the logged action's outcome. The upper reference a learner from
+    logged feedback is measured against.
+    """
+    d = sim.decisions
+    X = features_many(sim.events, d[["session_id", "ts", "customer_id"]], sim.customers, sim.contacts,
+                      profile_config=ms.profile_config)[list(ms.feature_names)]
+    C = context_frame(d, ms.policy.channels)
+    ev = d[[f"ev_{a}" for a in ms.actions]].to_numpy(dtype=float)
+    vm = ValueModel(n_estimators=n_estimators, num_leaves=num_leaves, learning_rate=learning_rate,
+                    min_child_samples=min_child_samples, categorical_features=tuple(CATEGORICAL_FEATURES),
+                    random_state=0, n_jobs=1).fit(X, C, ev, actions=ms.actions)
+    return ModelSet(ms.channel_model, vm, ms.offer_model, ms.policy, ms.profile_config,
+                    meta={**ms.meta, "full_information": True})
+
+
+def closed_loop_row(res: SimResult) -> dict[str, Any]:
+    """Value per session (mean, 95% interval across sessions) and offer facts of one run.
+
+    ``value`` is the mean of ``expected_reward`` (per session, the true expected reward of each
+    action taken, summed): it has the mean of the realised ``reward`` (also reported, as
+    ``realised``) with a fraction of its noise.
+    """
+    s = res.sessions
+    r = s["expected_reward"].to_numpy(dtype=float)
+    raw = s["reward"].to_numpy(dtype=float)
+    n = len(r)
+    se = float(r.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    se_raw = float(raw.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    offers = int(s["offers"].sum())
+    return {"value": float(r.mean()), "se": se, "ci_low": float(r.mean()) - Z95 * se,
+            "ci_high": float(r.mean()) + Z95 * se, "realised": float(raw.mean()), "realised_se": se_raw,
+            "sessions": n,
+            "offers_per_session": offers / n if n else math.nan,
+            "needless_offer_share": float(s["offers_no_need"].sum() / offers) if offers else 0.0,
+            "contacts_per_session": float(s["contacts"].mean()), "solved_rate": float(s["solved"].mean()),
+            "left_annoyed_rate": float(s["left_annoyed"].mean())}
+
+
+def closed_loop_table(policies: Mapping[str, Any], config: SimConfig, n_sessions: int,
+                      seeds: tuple[int, ...]) -> pd.DataFrame:
+    """Each policy deciding live on fresh sessions of every seed; one row per policy (seeds pooled).
+
+    Adds ``norm_vs_full_info`` = (V − V(never)) / (V(full-information) − V(never)) with a 95%
+    interval (the runs are independent: normal approximation on the three means, by simulation).
+    """
+    rows = []
+    for name, pol in policies.items():
+        t0 = time.perf_counter()
+        parts = [simulate(n_sessions, seed=s, config=config, policy=pol) for s in seeds]
+        sessions = pd.concat([p.sessions for p in parts], ignore_index=True)
+        row = closed_loop_row(SimResult(customers=parts[0].customers, contacts=parts[0].contacts,
+                                        events=parts[0].events, decisions=parts[0].decisions, config=config,
+                                        sessions=sessions))
+        row["policy"], row["seconds"] = name, time.perf_counter() - t0
+        rows.append(row)
+    tab = pd.DataFrame(rows).set_index("policy")
+    if "never offer" in tab.index and "full-information" in tab.index:
+        v0, vf = tab.loc["never offer", ["value", "se"]], tab.loc["full-information", ["value", "se"]]
+        tab["norm_vs_full_info"] = (tab["value"] - v0["value"]) / (vf["value"] - v0["value"])
+        rng = np.random.default_rng(0)
+        draws = {name: rng.normal(tab.loc[name, "value"], tab.loc[name, "se"], 4000) for name in tab.index}
+        d0, df_ = draws["never offer"], draws["full-information"]
+        lo, hi = [], []
+        for name in tab.index:
+            q = np.quantile((draws[name] - d0) / (df_ - d0), [0.025, 0.975])
+            lo.append(q[0])
+            hi.append(q[1])
+        tab["norm_ci_low"], tab["norm_ci_high"] = lo, hi
+    return tab
+
+
+def deployable(ms: ModelSet) -> Scorer:
+    """The scorer a site would run (no reasons: the simulator does not read them)."""
+    return Scorer(ms, n_reasons=0)

@@ -1,0 +1,283 @@
+"""The learning loop a team runs, week after week, played inside the simulator.
+
+Where it sits: on top of the flow — simulation (the live world), training, evaluation (the gate)
+and the scorer (deployment). Week 1 is logged by the trigger rule with exploration (the config's
+``rule_epsilon`` logging policy); then, each week:
+
+1. retrain on every week's logs so far (:func:`nextchannel.train`, on the propensities the
+   deployed policies logged) — with a random fifth of the sessions held out for the gate;
+2. the gate: the challenger's greedy policy against the champion's (the current policy, the
+   trigger rule at first) with :func:`nextchannel.evaluate.compare` — doubly robust, paired, on
+   the held-out logged decisions; publish only when the challenger is not worse;
+3. deploy the champion with epsilon exploration (its propensities are logged) and simulate the
+   next week closed-loop under it; a shadow run of the same week under the greedy champion
+   (same seed, no exploration) measures the exploration's cost.
+
+Each week is its own slice of calendar time (``epoch_start_s`` advances by 7 days) with its own
+visitors; ids are prefixed ``w<week>-`` so that the logs of all weeks can be pooled.
+
+Examples
+--------
+>>> from nextchannel import TrainConfig
+>>> loop = run_learning_loop(n_weeks=2, sessions_per_week=400, seed=3,
+...                          train_config=TrainConfig(n_estimators=10, offer_n_estimators=5, value_n_estimators=5))
+>>> loop.weeks[["week", "deployed", "gate"]].values.tolist()[0]
+[1, 'trigger rule + exploration', 'first week']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from nextchannel.errors import ConfigError
+from nextchannel.features import features_many
+from nextchannel.modelset import ModelSet
+from nextchannel.policy import PolicyConfig
+from nextchannel.scorer import Scorer
+from nextchannel.schema import PAGE_TYPES
+from nextchannel.simulation import SimConfig, SimResult, simulate
+from nextchannel.training import TrainConfig, context_frame, train
+
+__all__ = ["LoopResult", "run_learning_loop", "WEEK_COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of :attr:`LoopResult.weeks`.
+WEEK_COLUMNS: tuple[str, ...] = (
+    "week", "deployed", "model_version", "sessions", "value", "value_low", "value_high", "realised",
+    "greedy_value", "exploration_cost", "offers_per_session", "needless_offer_share", "needless_offers_per_session",
+    "gate", "gate_difference", "gate_low", "gate_high", "train_sessions",
+)
+
+_WEEK_S = 7 * 86400.0
+
+
+@dataclass(frozen=True, eq=False)
+class LoopResult:
+    """What the loop did, week by week.
+
+    Attributes
+    ----------
+    weeks : DataFrame
+        One row per week (:data:`WEEK_COLUMNS`): the policy ``deployed`` that week and its
+        ``model_version``; its ``value`` per session (mean of the sessions' ``expected_reward``,
+        with a 95% interval ``value_low``/``value_high``) and the ``realised`` mean reward;
+        ``greedy_value``, the same week under the greedy version of that policy, and
+        ``exploration_cost`` = ``greedy_value - value``; ``offers_per_session``, the share of offers
+        that went to visitors who needed none (``needless_offer_share``) and their number per
+        session; the gate that chose the policy (``gate``: ``"first week"``, ``"published"`` or
+        ``"kept: challenger worse"``, with the paired DR difference and its interval) and how many
+        sessions the challenger was trained on.
+    model_sets : list of ModelSet or None
+        The model set deployed each week (None: the trigger rule).
+    references : DataFrame
+        Per week, the value of each reference policy on the same week's sessions (column per name).
+    logs : SimResult
+        Every week's logs pooled (what the next retraining would see).
+    """
+
+    weeks: pd.DataFrame
+    model_sets: list
+    references: pd.DataFrame
+    logs: SimResult = field(repr=False)
+
+
+def _week_config(cfg: SimConfig, week: int) -> SimConfig:
+    return dataclasses.replace(cfg, epoch_start_s=cfg.epoch_start_s + (week - 1) * _WEEK_S, n_days=7)
+
+
+def _prefixed(res: SimResult, week: int) -> SimResult:
+    """The week's frames with ids made unique across weeks (``w3-s000012``, ``w3-c000004``)."""
+    p = f"w{week}-"
+
+    def ids(df: pd.DataFrame) -> pd.DataFrame:
+        out = df.copy()
+        for col in ("session_id", "customer_id"):
+            if col in out.columns:
+                out[col] = (p + out[col].astype("object")).where(out[col].notna(), None).astype("str")
+        return out
+
+    return dataclasses.replace(res, customers=ids(res.customers), contacts=ids(res.contacts), events=ids(res.events),
+                               decisions=ids(res.decisions), sessions=ids(res.sessions))
+
+
+def _pool(parts: list[SimResult]) -> SimResult:
+    cat = lambda name: pd.concat([getattr(p, name) for p in parts], ignore_index=True)  # noqa: E731
+    return dataclasses.replace(parts[-1], customers=cat("customers"), contacts=cat("contacts"), events=cat("events"),
+                               decisions=cat("decisions"), sessions=cat("sessions"))
+
+
+def _with_exploration(ms: ModelSet, exploration: str, epsilon: float) -> ModelSet:
+    pol = dataclasses.replace(ms.policy, exploration=exploration, epsilon=epsilon)
+    return ModelSet(ms.channel_model, ms.value_model, ms.offer_model, pol, ms.profile_config, meta=ms.meta,
+                    evaluation=ms.evaluation)
+
+
+def _held_out(session_ids: pd.Series, share: float, seed: int) -> np.ndarray:
+    """A stable pseudo-random share of sessions (by a hash of the id), the same in every retraining."""
+    def u(s: str) -> float:
+        return int.from_bytes(hashlib.blake2b(f"{seed}|{s}".encode(), digest_size=8).digest(), "little") / 2.0**64
+    uniq = session_ids.drop_duplicates()
+    hold = {s for s in uniq if u(s) < share}
+    return session_ids.isin(hold).to_numpy()
+
+
+def _rule_probabilities(cfg: SimConfig, X: pd.DataFrame, decisions: pd.DataFrame, actions: tuple[str, ...]) -> np.ndarray:
+    """The trigger rule's action probabilities at logged decision points (from its point-in-time features)."""
+    pages = [PAGE_TYPES.index(p) for p in cfg.rule_pages]
+    fires = (X["page_type"].isin(pages).to_numpy() & (X["idle_current_page_s"].to_numpy() >= cfg.rule_idle_s)
+             & decisions[f"open_{cfg.rule_channel}"].to_numpy(dtype=bool))
+    probs = np.zeros((len(X), len(actions)))
+    probs[:, 0] = ~fires
+    probs[fires, actions.index(cfg.rule_channel)] = 1.0
+    return probs
+
+
+def _session_stats(res: SimResult) -> dict[str, float]:
+    s = res.sessions
+    r = s["expected_reward"].to_numpy(dtype=float)
+    n = len(r)
+    se = float(r.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    offers = int(s["offers"].sum())
+    return {"sessions": n, "value": float(r.mean()), "value_low": float(r.mean()) - 1.96 * se,
+            "value_high": float(r.mean()) + 1.96 * se, "realised": float(s["reward"].mean()),
+            "offers_per_session": offers / n, "needless_offer_share": float(s["offers_no_need"].sum() / offers)
+            if offers else 0.0, "needless_offers_per_session": float(s["offers_no_need"].sum() / n)}
+
+
+def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed: int = 0,
+                      config: SimConfig | None = None, train_config: TrainConfig | None = None,
+                      policy: PolicyConfig | None = None, epsilon: float = 0.1, first_week_epsilon: float | None = None,
+                      gate_share: float = 0.2, min_effect: float = 0.0,
+                      references: Mapping[str, Any] | None = None, root: str | Path | None = None) -> LoopResult:
+    """Run the weekly loop: log → retrain → gate → publish → deploy with exploration → next week.
+
+    Parameters
+    ----------
+    n_weeks : int, default 8
+    sessions_per_week : int, default 10000
+    seed : int, default 0
+        Week ``w`` is simulated with seed ``seed * 1000 + w`` (the same for its greedy shadow run
+        and the references).
+    config : SimConfig, optional
+        The world (default :class:`~nextchannel.simulation.SimConfig`); its ``rule_*`` fields define
+        the trigger rule of week 1.
+    train_config : TrainConfig, optional
+    policy : PolicyConfig, optional
+        Business values and contact rules (default: ``PolicyConfig.from_sim(config)``).
+    epsilon : float, default 0.1
+        Exploration of the deployed learned policy (epsilon-greedy; propensities logged).
+    first_week_epsilon : float, optional
+        Exploration of week 1's trigger rule (default: ``config.epsilon``).
+    gate_share : float, default 0.2
+        Share of sessions held out from training for the gate.
+    min_effect : float, default 0.0
+        Margin of :func:`~nextchannel.evaluate.compare`: the challenger is refused when its DR
+        value is below the champion's by more than this, with 95% confidence.
+    references : dict, optional
+        Name → policy (a ``simulate`` policy, e.g. ``"oracle"``, or a callable
+        ``f(logs: SimResult, model_set: ModelSet | None) -> policy`` built each week from the logs
+        so far) valued on each week's sessions, greedy. Default ``{"never": "never", "oracle": "oracle"}``.
+    root : path, optional
+        Publish every accepted model set there (``<root>/week-<w>``), as a team would.
+
+    Returns
+    -------
+    LoopResult
+    """
+    if isinstance(n_weeks, bool) or not isinstance(n_weeks, int) or n_weeks < 1:
+        raise ConfigError(f"n_weeks must be an integer >= 1, got {n_weeks!r}")
+    if not 0 < gate_share < 1:
+        raise ConfigError(f"gate_share must be in (0, 1), got {gate_share!r}")
+    if not 0 <= epsilon <= 1:
+        raise ConfigError(f"epsilon must be in [0, 1], got {epsilon!r}")
+    from nextchannel.evaluate import compare  # the gate: evaluation tools load only when the loop runs
+
+    cfg = config if config is not None else SimConfig()
+    pol = policy if policy is not None else PolicyConfig.from_sim(cfg)
+    tcfg = train_config if train_config is not None else TrainConfig()
+    refs = dict(references) if references is not None else {"never": "never", "oracle": "oracle"}
+    eps1 = cfg.epsilon if first_week_epsilon is None else first_week_epsilon
+    actions = pol.actions
+    parts: list[SimResult] = []
+    rows, ref_rows, deployed_sets = [], [], []
+    champion: ModelSet | None = None
+    gate = {"gate": "first week", "gate_difference": math.nan, "gate_low": math.nan, "gate_high": math.nan,
+            "train_sessions": 0}
+    for week in range(1, n_weeks + 1):
+        wcfg = _week_config(cfg, week)
+        wseed = seed * 1000 + week
+        if week > 1:
+            gate, challenger = _retrain_and_gate(_pool(parts), cfg, pol, tcfg, champion, gate_share, min_effect,
+                                                 compare, seed)
+            if challenger is not None:
+                champion = challenger
+                if root is not None:
+                    champion.save(Path(root) / f"week-{week}", overwrite=True)
+        if champion is None:
+            live = simulate(sessions_per_week, seed=wseed,
+                            config=dataclasses.replace(wcfg, logging_policy="rule_epsilon", epsilon=eps1))
+            greedy = simulate(sessions_per_week, seed=wseed, config=wcfg, policy="rule")
+            name, version = "trigger rule + exploration", None
+        else:
+            explore = _with_exploration(champion, "epsilon", epsilon) if epsilon > 0 else champion
+            live = simulate(sessions_per_week, seed=wseed, config=wcfg, policy=Scorer(explore, n_reasons=0, seed=wseed))
+            greedy = simulate(sessions_per_week, seed=wseed, config=wcfg, policy=Scorer(champion, n_reasons=0))
+            name, version = "learned + exploration", champion.version
+        deployed_sets.append(champion)
+        stats = _session_stats(live)
+        g = _session_stats(greedy)
+        rows.append({"week": week, "deployed": name, "model_version": version, **stats, "greedy_value": g["value"],
+                     "exploration_cost": g["value"] - stats["value"], **gate})
+        parts.append(_prefixed(live, week))
+        ref_row = {"week": week}
+        for rname, rpol in refs.items():
+            p = rpol(_pool(parts[:-1]) if week > 1 else None, champion) if callable(rpol) else rpol
+            ref_row[rname] = _session_stats(simulate(sessions_per_week, seed=wseed, config=wcfg, policy=p))["value"] \
+                if p is not None else math.nan
+        ref_rows.append(ref_row)
+        logger.info("week %d: %s, value %.4f, gate %s", week, name, stats["value"], gate["gate"])
+    weeks = pd.DataFrame(rows)[list(WEEK_COLUMNS)]
+    return LoopResult(weeks=weeks, model_sets=deployed_sets, references=pd.DataFrame(ref_rows), logs=_pool(parts))
+
+
+def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: TrainConfig,
+                      champion: ModelSet | None, gate_share: float, min_effect: float, compare: Any,
+                      seed: int) -> tuple[dict[str, Any], ModelSet | None]:
+    """Train a challenger on the logs minus the gate's sessions; compare on the gate's; publish if not worse."""
+    d = logs.decisions
+    hold = _held_out(d["session_id"], gate_share, seed)
+    train_ids = set(d.loc[~hold, "session_id"])
+    ev_keep = logs.events["session_id"].isin(train_ids).to_numpy()
+    challenger = train(decisions=d.loc[~hold].reset_index(drop=True), events=logs.events.loc[ev_keep],
+                       customers=logs.customers, contacts=logs.contacts, config=tcfg, policy=pol)
+    gd = d.loc[hold].reset_index(drop=True)
+    gev = logs.events.loc[~ev_keep]
+    ch = Scorer(challenger, n_reasons=0).decide_many(gd, gev, logs.customers, logs.contacts)
+    p_chal = ch[[f"p_{a}" for a in pol.actions]].to_numpy()
+    if champion is None:
+        X = features_many(gev, gd[["session_id", "ts", "customer_id"]], logs.customers, logs.contacts)
+        p_champ = _rule_probabilities(cfg, X, gd, pol.actions)
+    else:
+        p_champ = Scorer(champion, n_reasons=0).decide_many(gd, gev, logs.customers, logs.contacts)[
+            [f"p_{a}" for a in pol.actions]].to_numpy()
+    reward_hat = challenger.expected_values(
+        features_many(gev, gd[["session_id", "ts", "customer_id"]], logs.customers, logs.contacts,
+                      profile_config=challenger.profile_config)[list(challenger.feature_names)],
+        context_frame(gd, pol.channels))
+    logged = gd.assign(reward=gd["reward"])
+    c = compare(p_champ, p_chal, logged, actions=pol.actions, reward_hat=reward_hat, estimator="dr",
+                min_effect=min_effect)
+    ok = c.verdict != "worse"
+    gate = {"gate": "published" if ok else "kept: challenger worse", "gate_difference": float(c.difference),
+            "gate_low": float(c.low), "gate_high": float(c.high), "train_sessions": len(train_ids)}
+    return gate, (challenger if ok else None)

@@ -1,0 +1,83 @@
+"""Tests of nextchannel.learning_loop: the weekly loop's table, its gate, the command and the plot."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nextchannel.evaluate
+from nextchannel import TrainConfig, run_learning_loop
+from nextchannel.cli import main
+from nextchannel.errors import ConfigError
+from nextchannel.learning_loop import WEEK_COLUMNS
+
+TINY = TrainConfig(n_estimators=15, offer_n_estimators=5, value_n_estimators=10)
+
+
+@pytest.fixture(scope="module")
+def loop():
+    return run_learning_loop(n_weeks=3, sessions_per_week=700, seed=5, train_config=TINY, epsilon=0.2)
+
+
+def test_weekly_table(loop) -> None:
+    w = loop.weeks
+    assert tuple(w.columns) == WEEK_COLUMNS and w["week"].tolist() == [1, 2, 3]
+    assert w.loc[0, "deployed"] == "trigger rule + exploration" and w.loc[0, "gate"] == "first week"
+    assert set(w.loc[1:, "gate"]) <= {"published", "kept: challenger worse"}
+    published = w["gate"] == "published"
+    assert (w.loc[published, "deployed"] == "learned + exploration").all()
+    # the gate trained on the earlier weeks' logs minus its held-out fifth
+    assert 0 < w.loc[1, "train_sessions"] < 700 and w.loc[1, "train_sessions"] < w.loc[2, "train_sessions"] < 1400
+    assert ((w["value_low"] <= w["value"]) & (w["value"] <= w["value_high"])).all()
+    assert np.allclose(w["exploration_cost"], w["greedy_value"] - w["value"])
+    assert ((0 <= w["needless_offer_share"]) & (w["needless_offer_share"] <= 1)).all()
+    # logs of every week pooled, ids unique across weeks, propensities as logged by the deployed policy
+    d = loop.logs.decisions
+    assert d["session_id"].str[:3].isin(["w1-", "w2-", "w3-"]).all()
+    assert loop.logs.sessions["session_id"].is_unique and len(loop.logs.sessions) == 2100
+    assert ((d["propensity"] > 0) & (d["propensity"] <= 1)).all()
+    later = d["session_id"].str.startswith("w3-") & (d["action"] != "none")
+    if (w.loc[2, "deployed"] == "learned + exploration") and later.any():
+        assert (d.loc[later, "propensity"] < 1).all()   # exploration: no action is certain
+    assert list(loop.references.columns) == ["week", "never", "oracle"]
+    assert (loop.references["oracle"] > loop.references["never"]).all()
+
+
+def test_the_gate_keeps_the_champion_when_the_challenger_is_worse(monkeypatch) -> None:
+    real = nextchannel.evaluate.compare
+
+    def worse(*args, **kwargs):
+        c = real(*args, **kwargs)
+        return type(c)(**{**c.__dict__, "verdict": "worse"})
+
+    monkeypatch.setattr(nextchannel.evaluate, "compare", worse)
+    loop = run_learning_loop(n_weeks=2, sessions_per_week=500, seed=2, train_config=TINY)
+    assert loop.weeks.loc[1, "gate"] == "kept: challenger worse"
+    assert loop.weeks.loc[1, "deployed"] == "trigger rule + exploration" and loop.model_sets == [None, None]
+
+
+def test_loop_command_writes_table_and_plot(tmp_path, capsys) -> None:
+    cfg = tmp_path / "train.json"
+    cfg.write_text(TINY.to_json())
+    out = tmp_path / "loop"
+    assert main(["loop", "--weeks", "2", "--sessions", "400", "--config", str(cfg), "--out", str(out),
+                 "--publish", str(tmp_path / "bundles")]) == 0
+    text = capsys.readouterr().out
+    assert "week 1 logged by the trigger rule" in text and "normalised" in text
+    table = pd.read_csv(f"{out}.csv")
+    assert table["week"].tolist() == [1, 2] and (tmp_path / "loop.png").stat().st_size > 5000
+    if table.loc[1, "gate"] == "published":
+        assert json.loads((tmp_path / "bundles" / "week-2" / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_weeks": 0}, "n_weeks must be an integer >= 1, got 0"),
+    ({"gate_share": 1.0}, r"gate_share must be in \(0, 1\), got 1.0"),
+    ({"epsilon": -0.1}, r"epsilon must be in \[0, 1\], got -0.1"),
+])
+def test_bad_arguments(kwargs, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        run_learning_loop(**{"sessions_per_week": 10, **kwargs})
