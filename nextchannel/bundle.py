@@ -6,19 +6,27 @@ a folder holding ``manifest.json`` and data files: LightGBM models as text
 loading never executes code: the worst a bad bundle can do is be refused.
 
 This module is generic storage with verification; the training code decides which files a model
-set has. :func:`write_bundle` publishes atomically (write a sibling temp folder, fsync, rename);
-:func:`read_bundle` verifies everything before returning (:class:`~nextchannel.errors.BundleError`
-names the file and the problem); :func:`verify_bundle` lists the problems without raising.
+set has. :func:`write_bundle` writes one folder atomically (a sibling temp folder, fsync, rename;
+an overwrite is one atomic exchange of the two folders); :func:`publish` writes versioned folders
+``<root>/<version>/`` and flips the symlink ``<root>/current`` atomically, so a reader always finds
+a whole bundle; :func:`read_bundle` verifies everything before returning (sizes with ``fstat``
+before reading, checksums, strict JSON; :class:`~nextchannel.errors.BundleError` names the file
+and the problem) and follows ``current`` of a publish root; :func:`verify_bundle` lists the
+problems without raising. Writers lock the folder they write in, and delete the temporary folders
+of writers that died.
 
 What the checksums protect against: truncation, bit rot, half-copied folders, hand edits and
 stray files. They are not a signature: whoever can rewrite a data file can rewrite the manifest
-too. Sign or hash ``manifest.json`` out of band if bundles cross a trust boundary.
+too. For that, sign: with a key (``key=`` or ``$NEXTCHANNEL_BUNDLE_KEY``) the manifest carries an
+HMAC-SHA256 over its canonical text (which lists every file's sha256), and ``read_bundle(...,
+require_signature=True)`` refuses anything unsigned, signed with another key or altered since.
 
 Layout of ``manifest.json`` (format version 1), canonical JSON with sorted keys::
 
     {"format_version": 1, "library_version": "0.1.0",
      "files": {"offer_model.txt": {"bytes": 12345, "sha256": "…"}, …},
      "feature_names": [...], "feature_schema_hash": "…",   # optional
+     "signature": {"algorithm": "hmac-sha256", "key_id": "…", "value": "…"},  # optional
      ...any other fields the caller passes}
 """
 
@@ -824,7 +832,9 @@ def _point_current(root: pathlib.Path, version: str) -> None:
 
 
 def published_versions(root: str | os.PathLike[str]) -> list[str]:
-    """Versions present under a publish root, newest publish first.
+    """Versions (bundle folders) present under a publish root, newest publish first.
+
+    Other folders in the root are ignored, and never deleted by pruning.
 
     Examples
     --------
@@ -841,6 +851,8 @@ def published_versions(root: str | os.PathLike[str]) -> list[str]:
     for e in entries:
         if e.name == CURRENT or e.name.startswith(".") or not e.is_dir(follow_symlinks=False):
             continue
+        if not os.path.isfile(os.path.join(e.path, MANIFEST_NAME)):
+            continue  # not a bundle: never counted, never pruned
         try:
             found.append((e.stat(follow_symlinks=False).st_mtime_ns, e.name))
         except FileNotFoundError:  # pragma: no cover - pruned meanwhile

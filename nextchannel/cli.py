@@ -189,19 +189,47 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from nextchannel.bundle import verify_bundle
+    """Run exactly what ``Scorer.load`` runs on the bundle; print its figures, or why it is refused."""
+    from nextchannel.bundle import current_version, is_publish_root, verify_bundle
+    from nextchannel.modelset import evaluation_lines
+    from nextchannel.scorer import Scorer
 
-    problems = verify_bundle(args.path)
-    for p in problems:
-        print(p)
-    print("ok" if not problems else f"{len(problems)} problem(s)")
-    if not problems:
-        from nextchannel.bundle import read_bundle
-        from nextchannel.modelset import evaluation_lines
+    try:
+        scorer = Scorer.load(args.path, require_signature=args.require_signature)
+    except Exception as err:  # noqa: BLE001 - any refusal of Scorer.load is a refusal here
+        print(f"refused: {err}")
+        try:  # the file-level problems, all of them (load stops at the first)
+            more = [p for p in verify_bundle(args.path) if p not in str(err)]
+        except Exception:  # noqa: BLE001 - e.g. a bad argument; the refusal above says enough
+            more = []
+        for p in more:
+            print(f"  also: {p}")
+        print(f"{1 + len(more)} problem(s)")
+        return 1
+    ms = scorer.model_set
+    where = args.path
+    if is_publish_root(args.path):
+        where = f"{args.path} (current version {current_version(args.path)})"
+    print("ok")
+    print(f"  bundle {where}")
+    print(f"  model version {ms.version}; {len(ms.feature_names)} features; actions {', '.join(ms.actions)}")
+    signed = "signature checked" if args.require_signature else "signature not checked (--require-signature)"
+    print(f"  {signed}")
+    for line in evaluation_lines(ms.evaluation):   # the guard's figures, in words
+        print(f"  {line}")
+    for key, value in _flatten({k: v for k, v in ms.evaluation.items() if k != "guard"}):
+        print(f"  evaluation {key}: {value:.4g}" if isinstance(value, float) else f"  evaluation {key}: {value}")
+    return 0
 
-        for line in evaluation_lines(read_bundle(args.path).manifest.get("evaluation") or {}):
-            print(line)
-    return 0 if not problems else 1
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.extend(_flatten(v, f"{prefix}{k}."))
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -378,8 +406,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dask-workers", type=int, default=2, help="workers of the local cluster (default 2)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_retrain)
-    p = sub.add_parser("verify", help="check a model bundle's files and checksums")
-    p.add_argument("path")
+    p = sub.add_parser("verify", help="run every check Scorer.load runs on a bundle (or a publish root); exit 1 "
+                                      "if it is refused")
+    p.add_argument("path", help="bundle folder, or publish root (its current version)")
+    p.add_argument("--require-signature", action="store_true",
+                   help="refuse a bundle not signed with the key in $NEXTCHANNEL_BUNDLE_KEY")
     p.set_defaults(func=_verify)
     p = sub.add_parser("report", help="write a policy report folder from a decisions CSV")
     p.add_argument("decisions"), p.add_argument("--truth"), p.add_argument("--out", required=True)

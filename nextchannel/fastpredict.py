@@ -25,9 +25,10 @@ Rules this module keeps (see DESIGN.md §5):
   freed memory;
 * the per-call cost on top of LightGBM's own is one uncontended lock and a few attribute
   reads (about 0.3 µs measured here), which is what makes ``close`` safe;
-* model text is checked for the corruptions that make LightGBM's parser abort the whole
-  process (truncated trees, CRLF line ends, non-numeric tree fields) before it reaches C,
-  so they raise :class:`~nextchannel.errors.BundleError` instead.
+* model text is checked completely in Python (:mod:`nextchannel.modeltext`) before it
+  reaches C, so text that would make LightGBM abort the process (truncated trees, CRLF line
+  ends, non-numeric tree fields), loop for ever or read out of bounds (a child index or a
+  split feature out of range) raises :class:`~nextchannel.errors.BundleError` instead.
 
 Examples
 --------
@@ -49,7 +50,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import re
 import threading
 import weakref
 from typing import Any, Literal
@@ -57,6 +57,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nextchannel.errors import BundleError, ConfigError, NextChannelError, ValidationError
+from nextchannel.modeltext import check_model_text
 
 __all__ = ["FastBooster", "Predictor", "live_handles"]
 
@@ -160,69 +161,21 @@ def _last_error() -> str:
 
 # --- model text checks ---------------------------------------------------------------------
 
-_TREE_LINE = re.compile(rb"(?m)^Tree=")
-# every line of a tree block is ``key=numbers`` (LightGBM writes no other characters there)
-_TREE_FIELD_LINES = re.compile(rb"(?:[A-Za-z_]+=[-+.0-9eEinfaINFA ]*\n|\n)*")
-
-
 def _check_model_text(model_str: object) -> bytes:
-    """Return the model text as bytes, or raise BundleError for text LightGBM cannot take.
+    """Return the model text as bytes, or raise BundleError for text that is not sound LightGBM text.
 
-    LightGBM parses the trees of a text that has ``tree_sizes`` inside an OpenMP loop; a
-    parse error there calls ``std::terminate`` and takes the whole process down (measured
-    with LightGBM 4.7 on truncated text, CRLF line ends and a non-numeric threshold). The
-    checks here catch those cases. They do not prove the trees consistent (a child index
-    out of range would still be undefined behaviour): the bundle's checksums guard that.
+    LightGBM parses the trees of a text inside an OpenMP loop; a parse error there calls
+    ``std::terminate`` and takes the whole process down, and its tree walk trusts child indices
+    and split features. :func:`nextchannel.modeltext.check_model_text` proves the whole text sound
+    in Python first (tree sizes, fields, numbers, child structure, features), so such text raises
+    :class:`~nextchannel.errors.BundleError` instead.
     """
     if not isinstance(model_str, str):
         raise BundleError(
             f"model_str must be LightGBM model text (a str), got {type(model_str).__name__}"
         )
-    if "\x00" in model_str:
-        raise BundleError("model_str must not contain NUL characters; LightGBM reads a C string")
-    data = model_str.encode("utf-8")
-    if b"\r" in data:
-        raise BundleError(
-            "model_str has CR characters (CRLF line ends?); LightGBM's parser needs LF "
-            "line ends and aborts the process on CRLF text"
-        )
-    first_tree = _TREE_LINE.search(data)
-    start = first_tree.start() if first_tree is not None else len(data)
-    header = data[:start].decode("utf-8", "replace")
-    sizes: list[int] = []
-    sizes_line = re.search(r"(?m)^tree_sizes=(.*)$", header)
-    if sizes_line is not None:
-        try:
-            sizes = [int(tok) for tok in sizes_line.group(1).split()]
-        except ValueError:
-            raise BundleError(
-                f"model_str has a malformed tree_sizes line: {sizes_line.group(0)[:80]!r}"
-            ) from None
-    if first_tree is None:
-        if sizes:
-            raise BundleError("model_str is truncated: tree_sizes lists trees but the text has none")
-        return data  # no trees: LightGBM's header parser runs outside OpenMP and reports cleanly
-    end_marker = data.find(b"\nend of trees", start)
-    if end_marker < 0:
-        raise BundleError("model_str is incomplete: no 'end of trees' line after the trees")
-    trees = data[start:end_marker + 1]
-    if _TREE_FIELD_LINES.fullmatch(trees) is None:
-        raise BundleError("model_str has a malformed tree: every tree line must be 'key=numbers'")
-    if sizes_line is not None:
-        pos = start
-        for i, size in enumerate(sizes):
-            if size <= 0 or pos + size > end_marker + 1 or not data.startswith(b"Tree=", pos):
-                raise BundleError(
-                    f"model_str is corrupt or truncated: tree {i} of {len(sizes)} does not "
-                    f"start where tree_sizes says (byte {pos})"
-                )
-            pos += size
-        if data[pos:end_marker + 1].strip(b"\n"):
-            raise BundleError(
-                "model_str is corrupt: text between the last tree and 'end of trees' "
-                "that tree_sizes does not account for"
-            )
-    return data
+    check_model_text(model_str, where="model_str")
+    return model_str.encode("utf-8")
 
 
 # --- handles ---------------------------------------------------------------------------------

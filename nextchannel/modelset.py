@@ -39,14 +39,18 @@ import pandas as pd
 from nextchannel.bundle import Bundle, feature_schema_hash, publish, read_bundle, write_bundle
 from nextchannel.errors import BundleError, ValidationError
 from nextchannel.featurespec import FeatureSpec
+from nextchannel.modeltext import ModelTextSummary, check_model_text
 from nextchannel.models import (
+    CONTEXT_COLUMNS,
     HEADS,
     Calibrator,
     ChannelModel,
     OfferModel,
     ValueModel,
     _booster_from_text,
+    _lgb_names,
     channel_model_from_state,
+    context_columns,
     channel_model_state,
     offer_model_from_state,
     offer_model_state,
@@ -56,7 +60,8 @@ from nextchannel.models import (
 from nextchannel.policy import PolicyConfig, expected_values
 from nextchannel.profile import ProfileConfig
 
-__all__ = ["ModelSet", "DEFAULT_BUNDLE", "value_file_names", "guard_phrase", "evaluation_lines"]
+__all__ = ["ModelSet", "DEFAULT_BUNDLE", "value_file_names", "guard_phrase", "evaluation_lines",
+           "plausible_value_range"]
 
 def _default_bundle() -> Path:
     """``models/default`` of the source tree, or its copy installed as package data."""
@@ -313,29 +318,45 @@ class ModelSet:
         om_meta = part("models.json", lambda: dict(models["offer_model"]))
         prof = part("models.json", lambda: ProfileConfig.from_dict(models["profile_config"]))
         policy = part("policy.json", lambda: PolicyConfig.from_dict(b.json("policy.json")))
-        cm = None
-        if models.get("outcome", "funnel") != "reward":
+        funnel = models.get("outcome", "funnel") != "reward"
+        if funnel:
             for name in _CHANNEL_FILES:
                 if name not in b.files:
                     raise BundleError(f"{where}/{name}: required file is missing from the bundle")
             cm_meta = part("models.json", lambda: dict(models["channel_model"]))
             calibration = part("calibration.json", lambda: b.json("calibration.json"))
             part("calibration.json", lambda: [Calibrator.from_dict(calibration[h]) for h in HEADS])
-            boosters = {h: part(f"channel_{h}.txt", lambda h=h: _booster_from_text(b.text(f"channel_{h}.txt"),
-                                                                                   f"channel model head {h!r}"))
-                        for h in HEADS}
-            cm_meta["calibration"] = calibration
-            cm = part("models.json", lambda: channel_model_from_state(cm_meta, boosters))
-        offer_booster = part("offer.txt", lambda: _booster_from_text(b.text("offer.txt"), "offer model"))
-        om = part("models.json", lambda: offer_model_from_state(om_meta, offer_booster))
         vm_meta = part("models.json", lambda: dict(models["value_model"]))
         value_files = part("models.json", lambda: value_file_names(tuple(vm_meta["actions"])))
         for name in value_files:
             if name not in b.files:
                 raise BundleError(f"{where}/{name}: required file is missing from the bundle")
-        value_boosters = [part(name, lambda name=name: _booster_from_text(b.text(name), f"value model {name}"))
+        # Every model text is proven sound in Python before LightGBM's native parser sees any of them.
+        texts: dict[str, list[str]] = {}
+        if funnel:
+            channel_names = part("models.json", lambda: _lgb_names([*cm_meta["input_features"], *CONTEXT_COLUMNS]))
+            texts.update({f"channel_{h}.txt": channel_names for h in HEADS})
+        texts["offer.txt"] = part("models.json", lambda: _lgb_names(list(om_meta["feature_names"])))
+        value_names = part("models.json", lambda: _lgb_names([*vm_meta["input_features"],
+                                                              *context_columns(vm_meta["actions"][1:])]))
+        texts.update({name: value_names for name in value_files})
+        checked = {name: part(name, lambda name=name, names=names: _checked_text(b, name, names))
+                   for name, names in texts.items()}
+        if funnel:  # the policy's business values bound a funnel's expected values (not a plain reward's)
+            _check_value_ranges(where, policy, {name: checked[name][1] for name in value_files})
+        cm = None
+        if funnel:
+            boosters = {h: part(f"channel_{h}.txt", lambda h=h: _booster_from_text(checked[f"channel_{h}.txt"][0],
+                                                                                   f"channel model head {h!r}"))
+                        for h in HEADS}
+            cm_meta["calibration"] = calibration
+            cm = part("models.json", lambda: channel_model_from_state(cm_meta, boosters))
+        offer_booster = part("offer.txt", lambda: _booster_from_text(checked["offer.txt"][0], "offer model"))
+        om = part("models.json", lambda: offer_model_from_state(om_meta, offer_booster))
+        value_boosters = [part(name, lambda name=name: _booster_from_text(checked[name][0], f"value model {name}"))
                           for name in value_files]
         vm = part("models.json", lambda: value_model_from_state(vm_meta, value_boosters))
+        _check_probe(where, vm)
         spec = part("models.json", lambda: FeatureSpec.from_dict(models["feature_spec"])) \
             if "feature_spec" in models else None
         if spec is not None and b.manifest.get("feature_spec") != spec.to_dict():
@@ -351,3 +372,46 @@ class ModelSet:
             raise BundleError(f"{where}/manifest.json: model_version {recorded!r} does not match the models' "
                               f"content ({ms.version!r})")
         return ms
+
+
+def _checked_text(b: Bundle, name: str, feature_names: list[str]) -> tuple[str, ModelTextSummary]:
+    text = b.text(name)
+    return text, check_model_text(text, where=f"{b.path}/{name}", feature_names=feature_names)
+
+
+def plausible_value_range(policy: PolicyConfig) -> tuple[float, float]:
+    """Expected values a bundle's value model may produce: the policy's value range widened tenfold each way.
+
+    Every expected value lies in ``[-(max channel cost + annoyance + leave cost), value_success]``
+    for probabilities in [0, 1]; a distilled regressor may overshoot a little, a tampered or broken
+    model by orders of magnitude. Outputs outside this wider range make the bundle refused.
+
+    Examples
+    --------
+    >>> plausible_value_range(PolicyConfig())
+    (-232.0, 230.0)
+    """
+    lo = -(float(np.max(policy.cost_vector())) + float(policy.annoyance) + float(policy.leave_cost))
+    hi = float(policy.value_success)
+    span = max(hi - lo, 1.0)
+    return lo - 10 * span, hi + 10 * span
+
+
+def _check_value_ranges(where: str, policy: PolicyConfig, summaries: Mapping[str, ModelTextSummary]) -> None:
+    lo, hi = plausible_value_range(policy)
+    for name, info in summaries.items():
+        out_lo, out_hi = info.output_range[0]
+        if out_lo < lo or out_hi > hi:
+            raise BundleError(f"{where}/{name}: the value model can output [{out_lo:.4g}, {out_hi:.4g}], outside "
+                              f"the plausible expected values [{lo:.4g}, {hi:.4g}] of the policy's business values "
+                              f"(altered or broken leaf values?)")
+
+
+def _check_probe(where: str, vm: ValueModel) -> None:
+    """Expected values on a probe row (every feature missing, default context) must be finite numbers."""
+    row = np.full((1, len(vm.feature_names_)), np.nan)
+    row[0, len(vm.input_features_):] = np.tile([1.0, 0.0, 1.0], len(vm.context_features_) // 3)
+    ev = vm.predict_matrix(row)[0]
+    if not np.isfinite(ev).all():
+        bad = [a for a, v in zip(vm.actions_, ev) if not np.isfinite(v)]
+        raise BundleError(f"{where}: the value model gives non-finite expected values on a probe row for {bad}")

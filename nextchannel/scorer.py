@@ -425,6 +425,9 @@ class Scorer:
                     row[base + 3 * j + 2] = 1.0 if lang_ok[j] else 0.0
             part = "models"
             ev = [float(p()[0]) for p in st.value_p]  # plain floats, as decide_one_plain gives
+            if not all(v - v == 0.0 for v in ev):  # NaN or infinite: never decide from such values
+                return self._fallback(c.ms, "non-finite expected values: " + ", ".join(
+                    f"{name}={v!r}" for name, v in zip(c.actions, ev) if v - v != 0.0))
             tau = st.offer_p()[0]
             part = "policy"
             pol = c.ms.policy

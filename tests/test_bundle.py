@@ -705,3 +705,28 @@ def test_sigkill_during_publish_and_save_always_loads_and_leaves_nothing():
         assert r["killed_by_sigkill"] == 20, r          # the kills really landed mid-work
         assert r["failed_loads"] == 0, r
         assert r["stale_after_next_write"] == 0 and r["loads_after"], r
+
+
+def test_duplicate_keys_are_found_in_one_pass_and_listed_briefly():
+    pairs = ",".join(f'"k{i}": {i}' for i in range(20000))
+    data = ("{" + pairs + "," + ",".join(f'"k{i}": 0' for i in range(7)) + "}").encode()
+    with pytest.raises(ValueError, match=r"^duplicate keys \['k0', 'k1', 'k2', 'k3', 'k4'\] and 2 more$"):
+        bundle_mod._strict_json_loads(data)
+
+
+def test_oversized_file_is_refused_without_reading_it(good, monkeypatch):
+    os.truncate(good / "notes.bin", bundle_mod.MAX_FILE_BYTES + 1)   # sparse: no disk used
+    m = _manifest(good)
+    m["files"]["notes.bin"]["bytes"] = bundle_mod.MAX_FILE_BYTES + 1
+    _rewrite_manifest(good, m)
+    with pytest.raises(BundleError, match=r"file 'notes\.bin' has \d+ bytes, more than the limit .*without reading"):
+        read_bundle(good)
+
+
+def test_pruning_never_touches_folders_that_are_not_bundles(tmp_path, files):
+    root = tmp_path / "root"
+    (root / "notes").mkdir(parents=True)
+    (root / "notes" / "todo.txt").write_text("keep me")
+    for i in range(3):
+        publish_files({**files, "offer_model.txt": f"m{i}\n"}, MANIFEST, root, keep=1)
+    assert (root / "notes" / "todo.txt").read_text() == "keep me" and len(published_versions(root)) == 1

@@ -213,9 +213,9 @@ BAD_BUNDLES = [
                  id="models-json-missing-key"),
     pytest.param(_models_json_missing_nested_key, {}, r"models\.json: missing key 'actions'",
                  id="models-json-missing-nested-key"),
-    pytest.param(_lightgbm_text_not_a_model, {}, r"channel_accept\.txt: .*not a valid LightGBM model",
+    pytest.param(_lightgbm_text_not_a_model, {}, r"channel_accept\.txt: model text must start with the line 'tree'",
                  id="lightgbm-text-not-a-model"),
-    pytest.param(_offer_text_not_a_model, {}, r"offer\.txt: .*offer model is not a valid LightGBM model",
+    pytest.param(_offer_text_not_a_model, {}, r"offer\.txt: model text is incomplete: no trees and no 'end of trees' line",
                  id="offer-text-not-a-model"),
     pytest.param(_policy_bad_value, {}, r"policy\.json: .*annoyance must be a finite number >= 0, got -1\.0",
                  id="policy-bad-value"),
@@ -424,3 +424,57 @@ def test_scorer_reloading_in_a_loop_during_publishes_never_fails(tmp_path):
         t.join()
     assert failures == [] and reloads[0] == 8
     assert scorer.model_version == ModelSet.load(DEFAULT_BUNDLE).version
+
+
+def test_non_finite_expected_values_become_a_counted_fallback(monkeypatch):
+    """Defence in depth: loading refuses models that could give them, and decide_one never decides from them."""
+    from nextchannel import Scorer
+
+    scorer = Scorer.load()
+    st = scorer._c.buffers()
+    real = st.value_p[2]
+    st.value_p[2] = lambda: np.array([np.nan])
+    try:
+        d = scorer.decide_one({"session_id": "s", "ts": 5.0})
+    finally:
+        st.value_p[2] = real
+    assert d.action == "none" and d.fallback.startswith("non-finite expected values: callback=nan")
+    assert scorer.fallbacks["non-finite expected values"] == 1
+    assert scorer.decide_one({"session_id": "s", "ts": 5.0}).fallback is None
+
+
+def test_signed_save_and_require_signature(model_set, tmp_path, monkeypatch):
+    from nextchannel import Scorer
+
+    p = model_set.save(tmp_path / "signed", key="training-key")
+    assert ModelSet.load(p, require_signature=True, key="training-key").version == model_set.version
+    with pytest.raises(BundleError, match=r"signed with another key"):
+        ModelSet.load(p, require_signature=True, key="someone-else")
+    monkeypatch.setenv("NEXTCHANNEL_BUNDLE_KEY", "training-key")
+    assert Scorer.load(p, require_signature=True).model_version == model_set.version
+    unsigned = model_set.save(tmp_path / "unsigned", key=None)
+    assert "signature" in _manifest(unsigned)     # the environment's key signs by default
+    monkeypatch.delenv("NEXTCHANNEL_BUNDLE_KEY")
+    plain = model_set.save(tmp_path / "plain")
+    with pytest.raises(BundleError, match=r"is not signed"):
+        Scorer.load(plain, require_signature=True, key="training-key")
+
+
+def test_verify_prints_the_evaluation_and_agrees_with_load(model_set, tmp_path, capsys):
+    from nextchannel.cli import main
+
+    ms = ModelSet(model_set.channel_model, model_set.value_model, model_set.offer_model, model_set.policy,
+                  model_set.profile_config, meta=model_set.meta,
+                  evaluation={"policy_value": {"learned": 1.2345, "never": 0.5}, "test_seed": 7})
+    root = tmp_path / "root"
+    ms.publish(root)
+    assert main(["verify", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ok\n  bundle {root} (current version b-")
+    assert "evaluation policy_value.learned: 1.234" in out and "evaluation test_seed: 7" in out
+    _rewrite(root / "current", "offer.txt", b"tree\nversion=v4\n")
+    assert main(["verify", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("refused: ") and "offer.txt" in out and out.endswith("1 problem(s)\n")
+    with pytest.raises(BundleError, match=r"offer\.txt"):
+        ModelSet.load(root)
