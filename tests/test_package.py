@@ -33,3 +33,16 @@ def test_default_bundle_is_found_and_packaged():
     assert (DEFAULT_BUNDLE / "manifest.json").is_file()
     text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert '"nextchannel.default_bundle" = "models/default"' in text
+
+
+def test_every_subpackage_is_listed_for_installation():
+    # pyproject lists packages explicitly (the default bundle is mapped in from models/): a subpackage
+    # missing there is missing from a plain `pip install .`.
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(nextchannel.__file__).parent
+    listed = set(tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    subpackages = {"nextchannel." + p.parent.relative_to(root).as_posix().replace("/", ".")
+                   for p in root.rglob("__init__.py") if p.parent != root}
+    assert subpackages <= listed, sorted(subpackages - listed)
