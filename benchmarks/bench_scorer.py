@@ -44,7 +44,7 @@ from nextchannel.policy import choose, eligibility
 from nextchannel.profile import history_of, profile_one
 from nextchannel.scorer import Scorer, _dev_name, _lang_name
 from nextchannel.simulation import simulate
-from nextchannel.train import TrainConfig, context_frame, train
+from nextchannel.training import TrainConfig, context_frame, train
 
 
 def rss_mb() -> float:
@@ -262,8 +262,8 @@ def main() -> None:
     bundles = {"default": scorer}
     if args.large:
         sim = simulate(20_000, seed=5)
-        big = train(sim.events, sim.decisions, sim.customers, sim.contacts,
-                    TrainConfig(n_estimators=100, value_n_estimators=300, value_num_leaves=31,
+        big = train(decisions=sim.decisions, events=sim.events, customers=sim.customers, contacts=sim.contacts,
+                    config=TrainConfig(guard=False, n_estimators=100, value_n_estimators=300, value_num_leaves=31,
                                 offer_n_estimators=150, offer_num_leaves=15))
         path = Path(tempfile.mkdtemp()) / "large"
         big.save(path)

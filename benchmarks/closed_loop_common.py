@@ -18,7 +18,7 @@ from nextchannel import ModelSet, Scorer, simulate
 from nextchannel.features import CATEGORICAL_FEATURES, features_many
 from nextchannel.models import ValueModel
 from nextchannel.simulation import SimConfig, SimResult
-from nextchannel.train import context_frame
+from nextchannel.training import context_frame
 
 Z95 = 1.959963984540054
 

@@ -4,7 +4,7 @@ Run:  .venv/bin/python benchmarks/eval_policy.py [--train-sessions 120000] [--te
                                                    [--worlds default,phone_costly,long_queues,mobile_heavy]
 
 For each world: simulate training logs (seed 1, logged by the simulator's exploring logging
-policy), train with :func:`nextchannel.train.train` on the logged, partial feedback only; then on a
+policy), train with :func:`nextchannel.training.train` on the logged, partial feedback only; then on a
 fresh simulation with seeds never used in training (1001, 1002) compute every policy's exact value
 from the oracle columns ``ev_<action>``:
 
@@ -45,7 +45,7 @@ from nextchannel.policy import PolicyConfig, eligibility
 from nextchannel.schema import DEVICES, LANGUAGES
 from nextchannel.scorer import Scorer
 from nextchannel.simulation import SimConfig, simulate
-from nextchannel.train import TrainConfig, context_frame, train
+from nextchannel.training import TrainConfig, context_frame, train
 
 from closed_loop_common import closed_loop_table, deployable, full_information_model_set
 
@@ -147,7 +147,7 @@ def main() -> None:
                     help="sessions per closed-loop seed (0: one-step figures only)")
     ap.add_argument("--out", default="benchmarks/results/eval_policy.json")
     args = ap.parse_args()
-    tcfg = TrainConfig(n_estimators=args.n_estimators, num_leaves=args.num_leaves)
+    tcfg = TrainConfig(guard=False, n_estimators=args.n_estimators, num_leaves=args.num_leaves)
     print(f"machine: {platform.machine()}, python {platform.python_version()}; train config {tcfg.to_json()}")
     results = []
     for w in args.worlds.split(","):

@@ -24,7 +24,7 @@ from nextchannel.features import features_many  # noqa: E402
 from nextchannel.policy import eligibility_frame, greedy_many  # noqa: E402
 from nextchannel.scorer import Scorer  # noqa: E402
 from nextchannel.simulation import simulate  # noqa: E402
-from nextchannel.train import context_frame  # noqa: E402
+from nextchannel.training import context_frame  # noqa: E402
 
 _SCORER: Scorer | None = None
 

@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # errors
     "NextChannelError": "errors", "ValidationError": "errors", "ConfigError": "errors", "BundleError": "errors", "PolicyError": "errors",
+    "DriftWarning": "errors",
     # vocabulary
     "Channel": "schema", "ChannelCatalogue": "schema", "validate_event": "schema", "validate_events": "schema",
     # features and profiles
@@ -31,7 +32,7 @@ _EXPORTS: dict[str, str] = {
     "SimConfig": "simulation", "ChannelSim": "simulation", "SimResult": "simulation", "simulate": "simulation",
     # learners, training, model sets, scorer
     "ChannelModel": "models", "OfferModel": "models", "NoRandomisationWarning": "models",
-    "TrainConfig": "train", "train": "train", "ModelSet": "modelset", "Scorer": "scorer",
+    "TrainConfig": "training", "train": "training", "ModelSet": "modelset", "Scorer": "scorer",
     # policy and decision
     "PolicyConfig": "policy", "Decision": "policy",
     # the weekly learning loop
@@ -46,6 +47,9 @@ _EXPORTS: dict[str, str] = {
     "uplift_auc": "diagnostics", "uplift_at_k": "diagnostics", "calibration_curve": "diagnostics",
     "expected_calibration_error": "diagnostics",
     "compare": "evaluate", "Comparison": "evaluate", "policy_value_true": "evaluate", "normalised_value": "evaluate",
+    "psi": "drift", "feature_psi": "drift", "action_mix": "drift", "measure_drift": "drift", "Drift": "drift",
+    "channel_demand": "demand", "what_if": "demand", "ChannelDemand": "demand",
+    "retrain": "jobs", "RetrainResult": "jobs",
     "policy_facts": "facts", "PolicyFacts": "facts", "write_report": "report", "report_from_files": "report",
     # data: shipped data sets; analytics exports -> event logs
     "load_online_shoppers": "datasets",

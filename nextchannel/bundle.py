@@ -127,16 +127,21 @@ def canonical_json(obj: Any) -> str:
             f"bool and None; got {err}") from err
 
 
-def feature_schema_hash(feature_names: Sequence[str]) -> str:
-    """sha256 hex digest identifying an ordered list of feature names.
+def feature_schema_hash(feature_names: Sequence[str], feature_spec: Mapping[str, Any] | None = None) -> str:
+    """sha256 hex digest identifying an ordered list of feature names (and their specification).
 
     The hashed text is ``json.dumps(list(feature_names), separators=(",", ":"))`` in UTF-8
-    (ASCII-escaped). Order matters: a model reads columns by position.
+    (ASCII-escaped). Order matters: a model reads columns by position. With a ``feature_spec``
+    (the user's own columns: names, kinds, category levels and codes, missing and unseen handling)
+    the hashed text is the canonical JSON of ``{"feature_names": [...], "feature_spec": {...}}``, so
+    a changed level or code changes the hash.
 
     Parameters
     ----------
     feature_names : sequence of str
         Distinct, non-empty names in the order the model sees them.
+    feature_spec : dict, optional
+        JSON-able specification of the features (see :mod:`nextchannel.featurespec`).
 
     Examples
     --------
@@ -146,7 +151,10 @@ def feature_schema_hash(feature_names: Sequence[str]) -> str:
     False
     """
     names = _check_feature_names(feature_names, "feature_names")
-    text = json.dumps(names, separators=(",", ":"), ensure_ascii=True)
+    if feature_spec is None:
+        text = json.dumps(names, separators=(",", ":"), ensure_ascii=True)
+    else:
+        text = canonical_json({"feature_names": names, "feature_spec": feature_spec})
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -254,7 +262,8 @@ def _build_manifest(manifest: Mapping[str, Any], encoded: Mapping[str, bytes], k
             f"manifest keys {list(_RESERVED_KEYS)} are set by write_bundle, got {reserved} from the caller")
     fields = dict(manifest)
     if "feature_names" in fields:
-        computed = feature_schema_hash(_check_feature_names(fields["feature_names"], "manifest feature_names"))
+        computed = feature_schema_hash(_check_feature_names(fields["feature_names"], "manifest feature_names"),
+                                       fields.get("feature_spec"))
         given = fields.setdefault("feature_schema_hash", computed)
         if given != computed:
             raise ValidationError(
@@ -1156,7 +1165,7 @@ def _inspect_folder(folder: _Folder, where: str, expected_hash: str | None,
     got_names = manifest.get("feature_names")
     if got_names is not None:
         try:
-            own_hash = feature_schema_hash(got_names)
+            own_hash = feature_schema_hash(got_names, manifest.get("feature_spec"))
         except ValidationError as err:
             add(f"{MANIFEST_NAME} key 'feature_names' is invalid: {err}", err)
         else:

@@ -23,7 +23,7 @@ def _demo(args: argparse.Namespace) -> int:
     from nextchannel.policy import PolicyConfig
     from nextchannel.scorer import Scorer
     from nextchannel.simulation import SimConfig, simulate, summary
-    from nextchannel.train import TrainConfig, train
+    from nextchannel.training import TrainConfig, train
 
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
     res = simulate(args.sessions, seed=args.seed, config=cfg)
@@ -47,7 +47,8 @@ def _demo(args: argparse.Namespace) -> int:
     policy = PolicyConfig.from_sim(cfg)
     tcfg = TrainConfig(n_estimators=args.trees, num_leaves=15)
     print(f"\n3. Training on the logged decisions only ({len(res.decisions):,} rows, {args.trees} trees per head) ...")
-    ms = train(res.events, res.decisions, res.customers, res.contacts, tcfg, policy=policy)
+    ms = train(res.decisions, events=res.events, customers=res.customers, contacts=res.contacts, config=tcfg,
+               policy=policy)
     scorer = Scorer(ms)
     test = simulate(args.test_sessions, seed=args.seed + 1000, config=cfg)
     d = test.decisions
@@ -95,7 +96,7 @@ def _read_table(path: str | None) -> pd.DataFrame | None:
 def _train(args: argparse.Namespace) -> int:
     from nextchannel.policy import PolicyConfig
     from nextchannel.simulation import SimConfig, simulate
-    from nextchannel.train import TrainConfig, train
+    from nextchannel.training import TrainConfig, train
 
     tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(
         n_estimators=args.n_estimators, num_leaves=args.num_leaves, random_state=args.seed)
@@ -104,19 +105,27 @@ def _train(args: argparse.Namespace) -> int:
         print(f"simulating {args.simulate:,} sessions of the {args.world} world (seed {args.seed})")
         sim = simulate(args.simulate, seed=args.seed, config=sim_cfg)
         events, decisions, customers, contacts = sim.events, sim.decisions, sim.customers, sim.contacts
+        features = None
         policy = PolicyConfig.from_sim(sim_cfg)
     else:
-        if not (args.events and args.decisions):
-            print("train: give --simulate N, or --events and --decisions files", file=sys.stderr)
+        if not (args.decisions and (args.events or args.features)):
+            print("train: give --simulate N, or --decisions with --events and/or --features files", file=sys.stderr)
             return 2
         events, decisions = _read_table(args.events), _read_table(args.decisions)
+        features = _read_table(args.features)
         customers, contacts = _read_table(args.customers), _read_table(args.contacts)
         policy = PolicyConfig.from_json(open(args.policy).read()) if args.policy else PolicyConfig()
-    ms = train(events, decisions, customers, contacts, tcfg, policy=policy, progress=True)
+    ms = train(decisions, events=events, features=features, customers=customers, contacts=contacts, config=tcfg,
+               policy=policy, progress=True)
     path = ms.save(args.out, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.iterdir())
-    print(f"trained on {ms.meta['rows']:,} decisions ({ms.meta['sessions']:,} sessions); offer margin "
+    sessions = f" ({ms.meta['sessions']:,} sessions)" if "sessions" in ms.meta else ""
+    print(f"trained on {ms.meta['rows']:,} decisions{sessions}; offer margin "
           f"{ms.policy.offer_margin:g}; model {ms.version}; bundle {path} ({size / 1e6:.2f} MB)")
+    from nextchannel.modelset import evaluation_lines
+
+    for line in evaluation_lines(ms.evaluation):
+        print(line)
     return 0
 
 
@@ -127,6 +136,12 @@ def _verify(args: argparse.Namespace) -> int:
     for p in problems:
         print(p)
     print("ok" if not problems else f"{len(problems)} problem(s)")
+    if not problems:
+        from nextchannel.bundle import read_bundle
+        from nextchannel.modelset import evaluation_lines
+
+        for line in evaluation_lines(read_bundle(args.path).manifest.get("evaluation") or {}):
+            print(line)
     return 0 if not problems else 1
 
 
@@ -144,7 +159,7 @@ def _loop(args: argparse.Namespace) -> int:
     from nextchannel.learning_loop import run_learning_loop
     from nextchannel.plots import plot_learning_loop
     from nextchannel.simulation import SimConfig
-    from nextchannel.train import TrainConfig
+    from nextchannel.training import TrainConfig
 
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
     tcfg = TrainConfig.from_json(open(args.config).read()) if args.config else TrainConfig(
@@ -169,6 +184,66 @@ def _loop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        import uvicorn
+    except ImportError:
+        print("serve needs the web extra: pip install 'nextchannel[web]'", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print(f"serve: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
+    if args.workers > 1 and args.store == "memory":
+        print("serve: --workers > 1 needs a shared session store (--store redis://host:port/db); "
+              "with --store memory each worker would see only part of a session", file=sys.stderr)
+        return 2
+    cfg = {"bundle": args.bundle, "store": args.store, "log_dir": args.log_dir, "cors_origins": args.cors_origin,
+           "context": args.context, "offers": args.offers, "static_dir": args.static_dir,
+           "idle_timeout_s": args.idle_timeout_s}
+    if args.epsilon:
+        cfg["exploration"] = {"exploration": "epsilon", "epsilon": args.epsilon}
+    os.environ["NEXTCHANNEL_SERVE"] = json.dumps(cfg)
+    # workers are separate processes that build the app from the environment (uvicorn's factory)
+    uvicorn.run("nextchannel.web.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="warning", access_log=False)
+    return 0
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    """The retraining job; exit codes and the one-line JSON summary are the scheduler's interface."""
+    from nextchannel.errors import ConfigError, ValidationError
+    from nextchannel.jobs import EXIT_CODES, retrain
+
+    dask = None
+    try:
+        if args.dask or args.dask_scheduler:
+            from nextchannel import dask_backend
+
+            dask = dask_backend.client(args.dask_scheduler, n_workers=args.dask_workers)
+        res = retrain(decisions=args.decisions, events=args.events, outcomes=args.outcomes, customers=args.customers,
+                      contacts=args.contacts, features=args.features, policy=args.policy, config=args.config,
+                      root=args.root, since=args.since, until=args.until, window_days=args.window_days,
+                      test_fraction=args.test_fraction, test_days=args.test_days, require=args.require,
+                      min_effect=args.min_effect, keep=args.keep, report=False if args.no_report else args.report,
+                      utc_offset_s=args.utc_offset_s, progress=not args.quiet, dask=dask)
+    except (ValidationError, ConfigError) as err:
+        print(f"retrain: bad input: {err}", file=sys.stderr)
+        print(json.dumps({"status": "bad_input", "exit_code": EXIT_CODES["bad_input"], "error": str(err)}))
+        return EXIT_CODES["bad_input"]
+    except Exception as err:  # the scheduler's contract: anything else is exit code 1, with a summary line
+        logging.getLogger("nextchannel.cli").exception("retrain failed")
+        print(json.dumps({"status": "error", "exit_code": EXIT_CODES["error"],
+                          "error": f"{type(err).__name__}: {err}"}))
+        return EXIT_CODES["error"]
+    finally:
+        if dask is not None:
+            dask_backend.close(dask)
+    print(res.to_json())
+    return res.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nextchannel`` command."""
     parser = argparse.ArgumentParser(prog="nextchannel", description="Proactive customer engagement: "
@@ -186,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--simulate", type=int, help="simulate this many sessions and train on their logs")
     p.add_argument("--world", default="default")
     p.add_argument("--events"), p.add_argument("--decisions"), p.add_argument("--customers"), p.add_argument("--contacts")
+    p.add_argument("--features", help="your own per-decision columns (CSV/Parquet, one row per decision)")
     p.add_argument("--policy", help="PolicyConfig JSON file (business values); default PolicyConfig()")
     p.add_argument("--config", help="TrainConfig JSON file")
     p.add_argument("--n-estimators", type=int, default=300)
@@ -205,12 +281,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--publish", help="folder to publish each accepted model set to (<folder>/week-<w>)")
     p.add_argument("--out", help="write <out>.csv and <out>.png (the weekly table and its plot)")
     p.set_defaults(func=_loop)
+    p = sub.add_parser("retrain", help="retrain on a window of logs; publish to --root if not worse than the champion "
+                       "(exit 0 published, 3 champion kept, 2 bad input, 1 other error; one JSON line on stdout)")
+    for name, what in (("--decisions", "decision log (with outcomes)"), ("--events", "event log"),
+                       ("--outcomes", "outcome log of the service (decision_id, outcome), joined onto the decisions"),
+                       ("--customers", "customer table"), ("--contacts", "contact history"),
+                       ("--features", "your own per-decision features (one row per decision row)")):
+        p.add_argument(name, required=name in ("--decisions", "--events"),
+                       help=f"{what}: a CSV, Parquet or JSON-lines file, or a folder of them")
+    p.add_argument("--policy", help="PolicyConfig JSON file (business values); default PolicyConfig()")
+    p.add_argument("--config", help="TrainConfig JSON file")
+    p.add_argument("--root", required=True, help="publish root: <root>/<version>/ and the symlink <root>/current")
+    p.add_argument("--since", help="window start (ISO 8601 date/time, UTC unless a zone is given; or epoch seconds)")
+    p.add_argument("--until", help="window end (exclusive)")
+    p.add_argument("--window-days", type=float, help="the window is the last N days (before --until)")
+    p.add_argument("--test-fraction", type=float, default=0.25, help="latest share of sessions held out (default 0.25)")
+    p.add_argument("--test-days", type=float, help="hold out the last N days instead")
+    p.add_argument("--require", choices=["not-worse", "better"], default="not-worse",
+                   help="publish if the challenger is not significantly worse (default) / significantly better")
+    p.add_argument("--min-effect", type=float, default=0.0, help="margin of the verdict, reward per decision point")
+    p.add_argument("--keep", type=int, default=5, help="versions to keep under --root (default 5)")
+    p.add_argument("--report", help="the run's report folder (default <root>-reports/<model version>)")
+    p.add_argument("--no-report", action="store_true", help="write no report folder")
+    p.add_argument("--utc-offset-s", type=float, default=0.0, help="service clock's offset from UTC (opening hours)")
+    p.add_argument("--dask", action="store_true", help="featurise and train on Dask (a local cluster unless "
+                   "--dask-scheduler is given)")
+    p.add_argument("--dask-scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--dask-workers", type=int, default=2, help="workers of the local cluster (default 2)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_retrain)
     p = sub.add_parser("verify", help="check a model bundle's files and checksums")
     p.add_argument("path")
     p.set_defaults(func=_verify)
     p = sub.add_parser("report", help="write a policy report folder from a decisions CSV")
     p.add_argument("decisions"), p.add_argument("--truth"), p.add_argument("--out", required=True)
     p.set_defaults(func=_report)
+    p = sub.add_parser("serve", help="run the reference web service (tracker events in, decisions out)")
+    p.add_argument("--bundle", help="model bundle or publish root (default: the shipped default bundle)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--store", default="memory", help="memory, or a Redis URL redis://host:port/db (shared by workers)")
+    p.add_argument("--log-dir", help="write decision/outcome/event logs (JSON lines) here")
+    p.add_argument("--cors-origin", action="append", default=[], help="origin allowed to call the API (repeatable)")
+    p.add_argument("--context", help="JSON file of the static channel context (open, wait_s, languages)")
+    p.add_argument("--offers", help='JSON file {"links": {...}, "texts": {...}} for the offer widget')
+    p.add_argument("--static-dir", help="folder served at / (e.g. examples/webshop)")
+    p.add_argument("--idle-timeout-s", type=float, default=1800.0, help="close a session after this long without events")
+    p.add_argument("--epsilon", type=float, default=0.0, help="explore: a random eligible action with this probability")
+    p.set_defaults(func=_serve)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

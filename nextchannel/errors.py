@@ -13,7 +13,11 @@ __all__ = [
     "ConfigError",
     "BundleError",
     "NotFittedError",
+    "NextChannelWarning",
+    "ConstantModelWarning",
+    "PersonalisationNotBetterWarning",
     "PolicyError",
+    "DriftWarning",
 ]
 
 
@@ -44,5 +48,46 @@ class NotFittedError(NextChannelError, AttributeError):
     """An estimator was used before ``fit``."""
 
 
+class NextChannelWarning(UserWarning):
+    """Base class of every warning nextchannel issues on purpose."""
+
+
+class ConstantModelWarning(NextChannelWarning):
+    """A model, or a feature it was given, cannot vary: it would give every row the same answer.
+
+    Examples
+    --------
+    >>> issubclass(ConstantModelWarning, UserWarning)
+    True
+    """
+
+
+class PersonalisationNotBetterWarning(NextChannelWarning):
+    """On held-out logs the learned policy was not better than the best single (constant) action.
+
+    :func:`nextchannel.train` then, by default, ships a bundle that decides with that constant
+    action (``TrainConfig(guard=False)`` keeps the learned policy).
+
+    Examples
+    --------
+    >>> issubclass(PersonalisationNotBetterWarning, NextChannelWarning)
+    True
+    """
+
+
 class PolicyError(NextChannelError, RuntimeError):
     """A policy run by the simulator failed at a decision point (the message names the session and point)."""
+
+
+class DriftWarning(NextChannelWarning):
+    """The recent logs differ from the training window by more than the configured threshold.
+
+    Raised through :func:`warnings.warn` by :func:`nextchannel.drift.drift` (a warning, not an
+    error: a drifted world is a reason to look, and to retrain, not to stop).
+
+    Examples
+    --------
+    >>> from nextchannel.errors import DriftWarning
+    >>> issubclass(DriftWarning, UserWarning)
+    True
+    """

@@ -117,8 +117,13 @@ def phrase(name: str, features: Mapping[str, float]) -> str:
 
 
 def top_reasons(names: Sequence[str], values: Sequence[float], contrib: Sequence[float], *, offer: bool,
-                k: int = 3, min_abs: float = 1e-6) -> list[str]:
-    """Phrases of the ``k`` features that pushed hardest towards (``offer``) or against offering."""
+                k: int = 3, min_abs: float = 1e-6,
+                phrase_fn: Callable[[str, Mapping[str, float]], str] = phrase) -> list[str]:
+    """Phrases of the ``k`` features that pushed hardest towards (``offer``) or against offering.
+
+    ``phrase_fn`` renders a feature (default :func:`phrase`; a model set with the user's own columns
+    passes :meth:`~nextchannel.featurespec.FeatureSpec.phraser`, which speaks the user's names).
+    """
     sign = 1.0 if offer else -1.0
     order = sorted(range(len(names)), key=lambda i: -sign * contrib[i])
     feats = dict(zip(names, values))
@@ -126,14 +131,15 @@ def top_reasons(names: Sequence[str], values: Sequence[float], contrib: Sequence
     for i in order:
         if sign * contrib[i] <= min_abs or len(out) >= k:
             break
-        text = phrase(names[i], feats)
+        text = phrase_fn(names[i], feats)
         if text not in out:
             out.append(text)
     return out
 
 
 def top_reasons_many(names: Sequence[str], values: "np.ndarray", contrib: "np.ndarray", offer: "np.ndarray", *,
-                     k: int = 3, min_abs: float = 1e-6) -> list[list[str]]:
+                     k: int = 3, min_abs: float = 1e-6,
+                     phrase_fn: Callable[[str, Mapping[str, float]], str] = phrase) -> list[list[str]]:
     """:func:`top_reasons` for many rows at once (rows of ``values`` and ``contrib``; ``offer`` per row).
 
     Ranks with one stable argsort per batch and phrases only the leading candidates; a row whose
@@ -162,11 +168,11 @@ def top_reasons_many(names: Sequence[str], values: "np.ndarray", contrib: "np.nd
                 break
             if feats is None:
                 feats = dict(zip(names, rows_vals.tolist()))
-            text = phrase(names[j], feats)
+            text = phrase_fn(names[j], feats)
             if text not in res:
                 res.append(text)
         if exhausted and len(res) < k and width < len(names):
             res = top_reasons(names, rows_vals.tolist(), contrib[r].tolist(), offer=bool(sign[r, 0] > 0), k=k,
-                              min_abs=min_abs)
+                              min_abs=min_abs, phrase_fn=phrase_fn)
         out.append(res)
     return out

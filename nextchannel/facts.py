@@ -848,7 +848,9 @@ def policy_facts(decisions: pd.DataFrame, truth: pd.DataFrame | None = None,
     Parameters
     ----------
     decisions : DataFrame
-        A decisions frame (see the module); needs ``session_id``, ``ts`` and ``offer`` or ``action``.
+        A decisions frame (see the module); needs ``offer`` or ``action``. Without ``session_id``
+        every row counts as its own session; without ``ts`` the hourly load and the timing facts
+        are empty (a team's own logs of single decisions, e.g. a campaign).
     truth : DataFrame, optional
         Aligned by index, with ``needs_help`` (e.g. the simulator's decisions frame).
     outcomes : DataFrame, optional
@@ -876,12 +878,21 @@ def policy_facts(decisions: pd.DataFrame, truth: pd.DataFrame | None = None,
     >>> f.offer_rate, f.no_need_offer_share, f.timing["p50"], f.top_reasons["phrase"].tolist()
     (0.3333333333333333, 0.0, 30.0, ['idle N s on cart'])
     """
-    _check_decisions(decisions, ["session_id", "ts"])
+    decisions = _check_decisions(decisions, [])
+    # Logs of a team's own data may have neither sessions nor times: then every decision point is its
+    # own session, and the facts about time of day and time into the session are empty.
+    if "session_id" not in decisions.columns:
+        decisions = decisions.assign(session_id=np.arange(len(decisions)))
+    if "ts" not in decisions.columns:
+        timeless = decisions.assign(ts=0.0, offer=False)  # no offer has a time: zero load, no timings
+        load = hourly_load(timeless, capacity_per_hour, utc_offset_s)
+        secs = offer_times_s(timeless)
     n = _n_rows(decisions)
     mask = _offer_mask(decisions)
     acc = acceptance(decisions, outcomes) if outcomes is not None else None
-    load = hourly_load(decisions, capacity_per_hour, utc_offset_s)
-    secs = offer_times_s(decisions, session_start)
+    if "ts" in decisions.columns:
+        load = hourly_load(decisions, capacity_per_hour, utc_offset_s)
+        secs = offer_times_s(decisions, session_start)
     return PolicyFacts(
         n_decision_points=n,
         n_sessions=int(decisions["session_id"].nunique(dropna=False)),

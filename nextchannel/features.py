@@ -44,6 +44,7 @@ Examples
 from __future__ import annotations
 
 import ast
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -519,6 +520,132 @@ class SessionState:
         The scorer's fast path: no dict, no allocation (``buf`` is a preallocated float64 array).
         """
         _FEATURES_INTO_FN(self, self._now(now), buf, offset)
+
+    # -- serialisation (pickle-free; for session stores shared by several worker processes) -----
+    #: Version of the :meth:`to_dict` format; :meth:`from_dict` refuses any other.
+    STATE_FORMAT = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The complete state as a JSON-ready dict: ``{"v": STATE_FORMAT, <attribute>: value, ...}``.
+
+        Every attribute in ``__slots__`` is covered generically (attributes added later are included
+        without touching this method); an attribute still at its value in a fresh state is left out,
+        which keeps a short session's state small. Non-finite floats become ``{"$f": "nan"}``
+        (``"inf"``, ``"-inf"``), sets ``{"$set": [...]}`` (sorted), tuples ``{"$tuple": [...]}``,
+        so the dict survives strict JSON unchanged. :meth:`from_dict` inverts it exactly: the
+        restored state gives identical features and evolves identically under further events.
+
+        Examples
+        --------
+        >>> s = SessionState("s1")
+        >>> s.update({"session_id": "s1", "ts": 3.0, "type": "form_error", "field": "zip"})
+        >>> d = s.to_dict()
+        >>> d["v"], d["n_form_error"], d["last_ts"]
+        (1, 1.0, 3.0)
+        >>> r = SessionState.from_dict(d)
+        >>> r.to_dict() == d, r.features_one()["form_errors"]
+        (True, 1.0)
+        """
+        fresh = _fresh_state()
+        out: dict[str, Any] = {"v": self.STATE_FORMAT}
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if not _same_value(value, getattr(fresh, name)):
+                out[name] = _encode_value(value, name)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SessionState":
+        """Rebuild a state written by :meth:`to_dict`; raise ValidationError on a foreign dict.
+
+        Examples
+        --------
+        >>> SessionState.from_dict({"v": 1, "session_id": "s9", "n_click": 2}).features_one()["clicks"]
+        2.0
+        >>> SessionState.from_dict({"v": 7})
+        Traceback (most recent call last):
+        ...
+        nextchannel.errors.ValidationError: session state format must be 1, got 7
+        """
+        if not isinstance(d, Mapping):
+            raise ValidationError(f"session state must be a dict, got {type(d).__name__}")
+        if d.get("v") != cls.STATE_FORMAT:
+            raise ValidationError(f"session state format must be {cls.STATE_FORMAT}, got {d.get('v')!r}")
+        unknown = sorted(set(d) - set(cls.__slots__) - {"v"}, key=str)
+        if unknown:
+            raise ValidationError(f"session state has unknown attributes {unknown[:5]} (written by another version?)")
+        state = _fresh_state()
+        for name, value in d.items():
+            if name != "v":
+                setattr(state, name, _decode_value(value, name))
+        return state
+
+    def to_bytes(self) -> bytes:
+        """:meth:`to_dict` as compact UTF-8 JSON (what the Redis store keeps per session).
+
+        Examples
+        --------
+        >>> SessionState("s1").to_bytes()
+        b'{"v":1,"session_id":"s1"}'
+        """
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> "SessionState":
+        """Inverse of :meth:`to_bytes`; raise ValidationError on bytes that are not a state."""
+        try:
+            d = json.loads(data)
+        except (TypeError, ValueError) as err:
+            raise ValidationError(f"session state must be JSON written by SessionState.to_bytes: {err}") from err
+        return cls.from_dict(d)
+
+
+def _fresh_state() -> SessionState:
+    return SessionState(None)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    return bool(a == b)
+
+
+def _encode_value(v: Any, name: str) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        if v - v == 0.0:
+            return v
+        return {"$f": "nan" if v != v else ("inf" if v > 0 else "-inf")}
+    if isinstance(v, (set, frozenset)):
+        return {"$set": sorted((_encode_value(x, name) for x in v), key=repr)}
+    if isinstance(v, tuple):
+        return {"$tuple": [_encode_value(x, name) for x in v]}
+    if isinstance(v, list):
+        return [_encode_value(x, name) for x in v]
+    raise TypeError(f"SessionState.{name} holds a {type(v).__name__}, which to_dict cannot encode")
+
+
+def _decode_value(v: Any, name: str) -> Any:
+    if isinstance(v, list):
+        return [_decode_value(x, name) for x in v]
+    if isinstance(v, Mapping):
+        if len(v) == 1:
+            tag, inner = next(iter(v.items()))
+            if tag == "$f" and inner in ("nan", "inf", "-inf"):
+                return float(inner)
+            if tag == "$set" and isinstance(inner, list):
+                return {_decode_value(x, name) for x in inner}
+            if tag == "$tuple" and isinstance(inner, list):
+                return tuple(_decode_value(x, name) for x in inner)
+        raise ValidationError(f"session state attribute {name} holds an unknown tagged value {dict(v)!r}")
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise ValidationError(f"session state attribute {name} holds a {type(v).__name__}")  # pragma: no cover
 
 
 # ---------------------------------------------------------------------------------------------

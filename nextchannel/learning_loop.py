@@ -45,7 +45,7 @@ from nextchannel.policy import PolicyConfig
 from nextchannel.scorer import Scorer
 from nextchannel.schema import PAGE_TYPES
 from nextchannel.simulation import SimConfig, SimResult, simulate
-from nextchannel.train import TrainConfig, context_frame, train
+from nextchannel.training import TrainConfig, context_frame, train
 
 __all__ = ["LoopResult", "run_learning_loop", "WEEK_COLUMNS"]
 

@@ -21,6 +21,7 @@ Calibration is isotonic, fitted on a held-out share of the training rows and sto
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -33,7 +34,7 @@ from sklearn.isotonic import IsotonicRegression
 from nextchannel.errors import NotFittedError, ValidationError
 from nextchannel.schema import NONE_ACTION
 
-__all__ = ["ChannelModel", "OfferModel", "ValueModel", "Calibrator", "NoRandomisationWarning", "CONTEXT_COLUMNS",
+__all__ = ["ChannelModel", "OfferModel", "ValueModel", "RewardModel", "Calibrator", "NoRandomisationWarning", "CONTEXT_COLUMNS",
            "context_columns"]
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,19 @@ def _vector(v: Any, name: str, n: int, dtype: Any = float) -> np.ndarray:
         return arr.astype(dtype)
     except (TypeError, ValueError) as err:
         raise ValidationError(f"{name} must hold {np.dtype(dtype).name} values: {err}") from err
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _lgb_names(names: Sequence[str]) -> list[str]:
+    """The feature names handed to LightGBM: a name as it is where LightGBM keeps it intact, else
+    ``col<i>`` (LightGBM refuses JSON characters and rewrites spaces; channel names such as
+    "Spring E-Mail" reach it through context columns like ``wait_Spring E-Mail_s``)."""
+    out = [n if _SAFE_NAME.fullmatch(n) else f"col{i}" for i, n in enumerate(names)]
+    if len(set(out)) != len(out):
+        out = [f"col{i}" for i in range(len(names))]
+    return out
 
 
 def _lgb_params(est: Any, objective: str, seed: int) -> dict[str, Any]:
@@ -290,7 +304,7 @@ class ChannelModel(_LGBMBase):
             # A constant outcome (e.g. nobody ever left): a one-leaf model of that constant.
             y = y.copy()
             y[0] = 1.0 - y[0] if len(y) else 0.0
-        ds = lgb.Dataset(M, label=y, feature_name=self.feature_names_, categorical_feature=cats,
+        ds = lgb.Dataset(M, label=y, feature_name=_lgb_names(self.feature_names_), categorical_feature=cats,
                          free_raw_data=True, params={"verbose": -1, "max_bin": 255})
         return lgb.train(params, ds, num_boost_round=int(self.n_estimators))
 
@@ -492,7 +506,8 @@ class OfferModel(_LGBMBase):
             y = (codes > 0) & (r > 0) if need is None else _vector(need, "need", n, bool)
             params = _lgb_params(self, "binary", self.random_state)
             ds = lgb.Dataset(X.to_numpy(dtype=float, na_value=np.nan), label=y.astype(float),
-                             feature_name=self.feature_names_, categorical_feature=cats, params={"verbose": -1})
+                             feature_name=_lgb_names(self.feature_names_), categorical_feature=cats,
+                             params={"verbose": -1})
             self.booster_ = lgb.train(params, ds, num_boost_round=int(self.n_estimators))
             self.n_features_in_ = X.shape[1]
             return self
@@ -515,8 +530,8 @@ class OfferModel(_LGBMBase):
         gamma_0 = q[:, 0] + (codes == 0) * w * (r - q[:, 0])
         psi = gamma_c - gamma_0
         params = _lgb_params(self, "regression", self.random_state)
-        ds = lgb.Dataset(X.to_numpy(dtype=float, na_value=np.nan), label=psi, feature_name=self.feature_names_,
-                         categorical_feature=cats, params={"verbose": -1})
+        ds = lgb.Dataset(X.to_numpy(dtype=float, na_value=np.nan), label=psi,
+                         feature_name=_lgb_names(self.feature_names_), categorical_feature=cats, params={"verbose": -1})
         self.booster_ = lgb.train(params, ds, num_boost_round=int(self.n_estimators))
         self.n_features_in_ = X.shape[1]
         return self
@@ -552,7 +567,7 @@ class ValueModel(_LGBMBase):
     """Expected value of every action from features and channel context: one small regressor per action.
 
     The scorer decides from this model on every request. It is fitted to reproduce given expected
-    values (in :func:`nextchannel.train.train`: the channel model's, i.e. a distillation of the
+    values (in :func:`nextchannel.training.train`: the channel model's, i.e. a distillation of the
     funnel into ``n_actions`` compact models), because evaluating the channel model for a decision
     costs ``3·n_channels + 2`` model rows while this costs one row per action. A channel's value
     never rises with its own wait (monotone constraint on ``wait_<ch>_s``).
@@ -569,7 +584,14 @@ class ValueModel(_LGBMBase):
     (2, 2)
     """
 
-    def fit(self, X: pd.DataFrame, context: pd.DataFrame, ev: np.ndarray, *, actions: Sequence[str]) -> "ValueModel":
+    def fit(self, X: pd.DataFrame, context: pd.DataFrame, ev: np.ndarray, *, actions: Sequence[str],
+            rows: np.ndarray | None = None) -> "ValueModel":
+        """Fit one regressor per action to ``ev[:, j]``.
+
+        ``rows`` (bool, shape of ``ev``), optional: the rows each action's regressor learns from
+        (default all) — e.g. only the decisions where that action was logged, with ``ev`` the
+        logged reward (a per-action reward model).
+        """
         self._check_params()
         X = _check_X(X)
         n = len(X)
@@ -584,16 +606,21 @@ class ValueModel(_LGBMBase):
         self.__dict__.pop("n_features_in_", None)  # unfitted until this fit succeeds
         M = self._matrix(X, context)
         cats = [self.feature_names_.index(c) for c in self.categorical_features if c in self.feature_names_]
+        if rows is not None:
+            rows = np.asarray(rows, dtype=bool)
+            if rows.shape != ev.shape:
+                raise ValidationError(f"rows must have shape {ev.shape} (like ev), got {rows.shape}")
         self.boosters_ = []
         for j, a in enumerate(self.actions_):
+            sel = slice(None) if rows is None else rows[:, j]
             params = _lgb_params(self, "regression", self.random_state)
             if j > 0:
                 mono = [0] * len(self.feature_names_)
                 mono[self.feature_names_.index(f"wait_{a}_s")] = -1
                 params["monotone_constraints"] = mono
                 params["monotone_constraints_method"] = "intermediate"
-            ds = lgb.Dataset(M, label=ev[:, j], feature_name=self.feature_names_, categorical_feature=cats,
-                             params={"verbose": -1})
+            ds = lgb.Dataset(M[sel], label=ev[sel, j], feature_name=_lgb_names(self.feature_names_),
+                             categorical_feature=cats, params={"verbose": -1})
             self.boosters_.append(lgb.train(params, ds, num_boost_round=int(self.n_estimators)))
         self.n_features_in_ = X.shape[1]
         return self
@@ -615,6 +642,76 @@ class ValueModel(_LGBMBase):
 
     def predict_matrix(self, M: np.ndarray) -> np.ndarray:
         return np.column_stack([b.predict(M) for b in self.boosters_])
+
+
+class RewardModel(_LGBMBase):
+    """Expected reward of every action from logged ``(x, action, reward)``: one pooled regressor.
+
+    The action is a categorical input and the action's own per-request context (open, wait,
+    language served) sits beside the features, so actions share what they have in common (the
+    alternative, one regressor per action on that action's rows, is a :class:`ValueModel` fitted
+    with ``rows``; :func:`nextchannel.train` measures both). A longer wait never raises the value
+    (monotone constraint).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(3)
+    >>> X = pd.DataFrame({"x": rng.random(3000)})
+    >>> a = rng.choice(["none", "mail"], 3000)
+    >>> r = np.where(a == "mail", 2 * X["x"] - 1, 0.0) + rng.normal(0, .1, 3000)
+    >>> m = RewardModel(n_estimators=40).fit(X, a, r, actions=("none", "mail"))
+    >>> q = m.predict(pd.DataFrame({"x": [0.1, 0.9]}))
+    >>> bool(q[0, 1] < q[0, 0] and q[1, 1] > q[1, 0])
+    True
+    """
+
+    _CTX = ("action_code", "ctx_open", "ctx_wait_s", "ctx_lang_ok")
+
+    def fit(self, X: pd.DataFrame, action: Any, reward: Any, *, actions: Sequence[str],
+            context: pd.DataFrame | None = None) -> "RewardModel":
+        self._check_params()
+        X = _check_X(X)
+        n = len(X)
+        self.actions_ = tuple(actions)
+        codes = pd.Index(self.actions_).get_indexer(_vector(action, "action", n, object))
+        if (codes < 0).any():
+            raise ValidationError(f"action values must be one of {list(self.actions_)}")
+        r = _vector(reward, "reward", n)
+        self.input_features_ = list(X.columns)
+        self.feature_names_ = self.input_features_ + list(self._CTX)
+        self.__dict__.pop("n_features_in_", None)
+        M = self._design(X, codes, context)
+        params = _lgb_params(self, "regression", self.random_state)
+        mono = [0] * len(self.feature_names_)
+        mono[self.feature_names_.index("ctx_wait_s")] = -1
+        params.update(monotone_constraints=mono, monotone_constraints_method="intermediate")
+        cats = [self.feature_names_.index(c) for c in self.categorical_features if c in self.feature_names_]
+        cats.append(self.feature_names_.index("action_code"))
+        ds = lgb.Dataset(M, label=r, feature_name=_lgb_names(self.feature_names_), categorical_feature=cats,
+                         params={"verbose": -1})
+        self.booster_ = lgb.train(params, ds, num_boost_round=int(self.n_estimators))
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _design(self, X: pd.DataFrame, codes: np.ndarray, context: pd.DataFrame | None) -> np.ndarray:
+        n = len(X)
+        ctx = np.column_stack([np.ones(n), np.zeros(n), np.ones(n)])
+        if context is not None:
+            for j, a in enumerate(self.actions_[1:], start=1):
+                sel = codes == j
+                for k, (col, default) in enumerate(((f"open_{a}", 1.0), (f"wait_{a}_s", 0.0), (f"lang_ok_{a}", 1.0))):
+                    if col in context.columns and sel.any():
+                        ctx[sel, k] = context[col].to_numpy(dtype=float, na_value=default)[sel]
+        return np.column_stack([X[self.input_features_].to_numpy(dtype=float, na_value=np.nan),
+                                codes.astype(float), ctx])
+
+    def predict(self, X: pd.DataFrame, context: pd.DataFrame | None = None) -> np.ndarray:
+        """Expected reward of every action, shape ``(n, n_actions)``."""
+        self._check_fitted()
+        X = _check_X(X)
+        n = len(X)
+        return np.column_stack([self.booster_.predict(self._design(X, np.full(n, j), context))
+                                for j in range(len(self.actions_))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,7 +745,7 @@ def channel_model_from_state(meta: Mapping[str, Any], texts: Mapping[str, "str |
     m.boosters_ = {h: texts[h] if isinstance(texts[h], lgb.Booster)
                    else _booster_from_text(texts[h], f"channel model head {h!r}") for h in HEADS}
     for h, b in m.boosters_.items():
-        if b.feature_name() != m.feature_names_:
+        if b.feature_name() != _lgb_names(m.feature_names_):
             raise ValidationError(f"channel model head {h!r} was trained on other features than its metadata lists")
     return m
 
@@ -670,7 +767,7 @@ def offer_model_from_state(meta: Mapping[str, Any], text: "str | lgb.Booster") -
     m.n_features_in_ = len(m.feature_names_)
     m.fallback_ = bool(meta["fallback"])
     m.booster_ = text if isinstance(text, lgb.Booster) else _booster_from_text(text, "offer model")
-    if m.booster_.feature_name() != m.feature_names_:
+    if m.booster_.feature_name() != _lgb_names(m.feature_names_):
         raise ValidationError("offer model was trained on other features than its metadata lists")
     return m
 
@@ -695,6 +792,6 @@ def value_model_from_state(meta: Mapping[str, Any], texts: Sequence[str | lgb.Bo
     m.boosters_ = [t if isinstance(t, lgb.Booster) else _booster_from_text(t, f"value model for {a!r}")
                    for a, t in zip(m.actions_, texts)]
     for a, b in zip(m.actions_, m.boosters_):
-        if b.feature_name() != m.feature_names_:
+        if b.feature_name() != _lgb_names(m.feature_names_):
             raise ValidationError(f"value model for {a!r} was trained on other features than its metadata lists")
     return m

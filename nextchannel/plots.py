@@ -44,6 +44,8 @@ __all__ = [
     "plot_top_reasons",
     "plot_learning_loop",
     "CHANNEL_COLORS",
+    "plot_demand_by_hour",
+    "plot_unserved",
 ]
 
 #: One colour per default channel, the same in every figure (colour-blind-safe Okabe–Ito palette).
@@ -517,4 +519,86 @@ def plot_learning_loop(weeks: pd.DataFrame, references: pd.DataFrame | None = No
     ax2.set_xticks(wk)
     ax2.grid(axis="y", alpha=0.3)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False, fontsize=9)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Channel demand (nextchannel.demand)
+# ---------------------------------------------------------------------------------------------
+def plot_demand_by_hour(by_hour: pd.DataFrame, channels: Sequence[str] | None = None) -> "Figure":
+    """Offer-worthy demand per hour of day (bars) against each channel's share open (lines).
+
+    Parameters
+    ----------
+    by_hour : DataFrame
+        :attr:`nextchannel.demand.ChannelDemand.by_hour` (index weekday, hour; ``decision_points``,
+        ``offer_worthy``, ``open_<ch>``).
+    channels : sequence of str, optional
+        Channels to draw (default: every ``open_<ch>`` column that is not always open).
+
+    Examples
+    --------
+    >>> idx = pd.MultiIndex.from_product([range(7), range(24)], names=["weekday", "hour"])
+    >>> t = pd.DataFrame({"decision_points": 10, "offer_worthy": 2, "open_chat": 0.5}, index=idx)
+    >>> plot_demand_by_hour(t).axes[0].get_title()
+    'Demand for help by hour of day (service clock) and when channels were open'
+    """
+    if not isinstance(by_hour, pd.DataFrame) or not {"decision_points", "offer_worthy"} <= set(by_hour.columns):
+        raise ValidationError("by_hour must be ChannelDemand.by_hour (columns decision_points, offer_worthy, open_<ch>)")
+    hours = by_hour.groupby(level="hour")
+    worthy = hours["offer_worthy"].sum().reindex(range(24), fill_value=0).to_numpy(dtype=float)
+    points = hours["decision_points"].sum().reindex(range(24), fill_value=0).to_numpy(dtype=float)
+    open_cols = [c for c in by_hour.columns if str(c).startswith("open_")]
+    if channels is None:
+        channels = [c[5:] for c in open_cols if (by_hour[c].dropna() < 1).any()]
+    fig = _figure(8.4, 3.8)
+    ax = fig.subplots()
+    ax.bar(np.arange(24), points, color="#DDDDDD", label="decision points")
+    ax.bar(np.arange(24), worthy, color=_MODEL_COLOR, label="offer-worthy (best channel beats no offer)")
+    ax.set_xlabel("hour of day")
+    ax.set_ylabel("decision points")
+    ax.set_xticks(range(0, 24, 2))
+    ax.set_title("Demand for help by hour of day (service clock) and when channels were open")
+    ax2 = ax.twinx()
+    for i, ch in enumerate(channels):
+        col = f"open_{ch}"
+        if col not in by_hour.columns:
+            continue
+        w = by_hour["offer_worthy"].to_numpy(dtype=float)
+        share = (by_hour[col].fillna(0) * w).groupby(level="hour").sum().reindex(range(24), fill_value=0) \
+            / np.maximum(worthy, 1)
+        ax2.step(np.arange(24), share.to_numpy(), where="mid", color=_color(ch, i), lw=2, label=f"{ch} open")
+    ax2.set_ylim(0, 1.05)
+    ax2.set_ylabel("share of offer-worthy points with the channel open")
+    handles = ax.get_legend_handles_labels()
+    h2 = ax2.get_legend_handles_labels()
+    fig.legend(handles[0] + h2[0], handles[1] + h2[1], loc="outside lower center", ncol=4, frameon=False, fontsize=8)
+    return fig
+
+
+def plot_unserved(unserved: pd.DataFrame, n: int) -> "Figure":
+    """Value lost per decision point to unserved demand, by channel and reason (closed, queue, language).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"channel": ["chat"], "reason": ["closed"], "value_lost": [12.0]})
+    >>> plot_unserved(t, 100).axes[0].get_xlabel()
+    'value lost per decision point (model estimate)'
+    """
+    if not isinstance(unserved, pd.DataFrame) or not {"channel", "reason", "value_lost"} <= set(unserved.columns):
+        raise ValidationError("unserved must be ChannelDemand.unserved (columns channel, reason, value_lost)")
+    fig = _figure(7.2, 1.4 + 0.4 * max(len(unserved), 1))
+    ax = fig.subplots()
+    ax.set_title("Unserved demand: the best channel was not available")
+    if unserved.empty:
+        _empty(ax, "no unserved demand")
+        return fig
+    labels = [f"{r.channel}: {r.reason}" for r in unserved.itertuples()]
+    vals = unserved["value_lost"].to_numpy(dtype=float) / max(int(n), 1)
+    colors = [_color(str(c), i) for i, c in enumerate(unserved["channel"])]
+    ypos = np.arange(len(labels))[::-1]
+    ax.barh(ypos, vals, color=colors)
+    ax.set_yticks(ypos, labels)
+    ax.set_xlabel("value lost per decision point (model estimate)")
+    ax.grid(axis="x", alpha=0.3)
     return fig

@@ -54,8 +54,10 @@ class PolicyConfig:
     ----------
     value_success : float, default 10.0
         Value of a visitor's problem solved (same unit as costs, e.g. euros).
-    channel_cost : dict, default chat 3, callback 3.5, phone 6, email 1.5, messaging 2, self_service 0.1
-        Cost of an accepted offer per channel (a missing channel costs 0).
+    channel_cost : dict, optional
+        Cost of an accepted offer per channel. Default: the library's figures for the channels it
+        knows (chat 3, callback 3.5, phone 6, email 1.5, messaging 2, self_service 0.1) and 0 for
+        any other channel; a channel missing from a given dict costs 0.
     annoyance : float, default 1.0
         Cost of a dismissed offer.
     leave_cost : float, default 5.0
@@ -67,8 +69,9 @@ class PolicyConfig:
         No new offer this many seconds after a dismissal.
     no_offer_after_contact : bool, default True
         No offer once a contact has started in the session.
-    wait_limit_s : dict, default chat 300, callback 1800, phone 600
+    wait_limit_s : dict, optional
         A channel whose current wait exceeds its limit is not offered (no entry: no limit).
+        Default: chat 300, callback 1800, phone 600 where those channels exist; no limit otherwise.
     unsuitable_devices : dict, default {}
         Devices a channel must not be offered on, e.g. ``{"phone": ["desktop"]}``.
     exploration : {"none", "epsilon", "softmax"}, default "none"
@@ -77,13 +80,18 @@ class PolicyConfig:
         proportional to ``exp(gain / temperature)``, with ``none``'s gain ``offer_margin``.
     epsilon : float, default 0.05
     temperature : float, default 1.0
-    channels : ChannelCatalogue, default the default catalogue
+    channels : ChannelCatalogue or list of str, default the default catalogue
+        The channels offers can point to; a list of names (any names, e.g. ``["Spring E-Mail",
+        "WhatsApp"]``) makes a catalogue of human, not-live channels.
 
     Examples
     --------
     >>> cfg = PolicyConfig(offer_margin=0.5)
     >>> PolicyConfig.from_json(cfg.to_json()) == cfg
     True
+    >>> own = PolicyConfig(channels=["Spring E-Mail", "WhatsApp"], channel_cost={"WhatsApp": 0.2})
+    >>> own.actions, own.cost_vector().tolist(), dict(own.wait_limit_s)
+    (('none', 'Spring E-Mail', 'WhatsApp'), [0.0, 0.0, 0.2], {})
     >>> PolicyConfig(exploration="greedy")
     Traceback (most recent call last):
     ...
@@ -91,14 +99,14 @@ class PolicyConfig:
     """
 
     value_success: float = 10.0
-    channel_cost: Mapping[str, float] = field(default_factory=lambda: dict(_DEFAULT_COST))
+    channel_cost: Mapping[str, float] | None = None
     annoyance: float = 1.0
     leave_cost: float = 5.0
     offer_margin: float = 0.0
     max_offers_per_session: int = 2
     cooldown_after_dismiss_s: float = 120.0
     no_offer_after_contact: bool = True
-    wait_limit_s: Mapping[str, float] = field(default_factory=lambda: dict(_DEFAULT_WAIT_LIMIT))
+    wait_limit_s: Mapping[str, float] | None = None
     unsuitable_devices: Mapping[str, Sequence[str]] = field(default_factory=dict)
     exploration: str = "none"
     epsilon: float = 0.05
@@ -108,8 +116,15 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if isinstance(self.channels, Mapping):
             object.__setattr__(self, "channels", ChannelCatalogue.from_dict(self.channels))
+        elif isinstance(self.channels, (list, tuple)):
+            object.__setattr__(self, "channels", ChannelCatalogue(tuple(self.channels)))
         if not isinstance(self.channels, ChannelCatalogue):
-            raise ConfigError(f"channels must be a ChannelCatalogue, got {type(self.channels).__name__}")
+            raise ConfigError("channels must be a ChannelCatalogue or a list of channel names, got "
+                              f"{type(self.channels).__name__}")
+        # Defaults only for the channels the library knows; any other channel: cost 0, no wait limit.
+        for dname, defaults in (("channel_cost", _DEFAULT_COST), ("wait_limit_s", _DEFAULT_WAIT_LIMIT)):
+            if getattr(self, dname) is None:
+                object.__setattr__(self, dname, {c: v for c, v in defaults.items() if c in self.channels})
         for name in ("value_success", "annoyance", "leave_cost", "cooldown_after_dismiss_s"):
             _finite(name, getattr(self, name), 0.0)
         _finite("offer_margin", self.offer_margin)
@@ -122,7 +137,7 @@ class PolicyConfig:
                 raise ConfigError(f"{dname} must be a dict keyed by channel, got {type(d).__name__}")
             for ch, v in d.items():
                 if ch not in self.channels:
-                    raise ConfigError(f"{dname} key must be a channel of {list(self.channels.names)}, got {ch!r}")
+                    raise ConfigError(f"{dname} keys must be channels of {list(self.channels.names)}, got {ch!r}")
                 if dname == "unsuitable_devices":
                     if isinstance(v, str) or not all(x in DEVICES for x in v):
                         raise ConfigError(f"unsuitable_devices[{ch!r}] must be a list of devices from "
@@ -306,7 +321,8 @@ def expected_values(cfg: PolicyConfig, p_accept: np.ndarray, p_success: np.ndarr
             - cfg.leave_cost * p_leave)
 
 
-def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float) -> tuple[int, float, np.ndarray]:
+def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float,
+           fixed: int | None = None) -> tuple[int, float, np.ndarray]:
     """Pick an action index from expected values, with its exact probability.
 
     Parameters
@@ -317,6 +333,10 @@ def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float) ->
         ``none`` must be eligible.
     u : float in [0, 1)
         A uniform random number (the caller owns the generator, so decisions are reproducible).
+    fixed : int, optional
+        A constant policy's action (a bundle whose guard fell back): the greedy action is that
+        action where eligible, else ``none``; softmax exploration then weighs it by
+        ``exp(1 / temperature)`` against 1 for every other eligible action.
 
     Returns
     -------
@@ -324,11 +344,16 @@ def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float) ->
     """
     n = len(ev)
     eligible = np.asarray(eligible, dtype=bool)
-    gain = np.where(eligible, ev - ev[0], -np.inf)
-    gain[0] = cfg.offer_margin
-    # greedy: the best eligible channel if it beats none by the margin (ties: catalogue order)
-    best = int(np.argmax(gain))
-    greedy = best if best != 0 and gain[best] > cfg.offer_margin else 0
+    if fixed is None:
+        gain = np.where(eligible, ev - ev[0], -np.inf)
+        gain[0] = cfg.offer_margin
+        # greedy: the best eligible channel if it beats none by the margin (ties: catalogue order)
+        best = int(np.argmax(gain))
+        greedy = best if best != 0 and gain[best] > cfg.offer_margin else 0
+    else:
+        greedy = fixed if eligible[fixed] else 0
+        gain = np.where(eligible, 0.0, -np.inf)
+        gain[greedy] = 1.0
     if cfg.exploration == "none":
         probs = np.zeros(n)
         probs[greedy] = 1.0
@@ -374,8 +399,11 @@ def eligibility_many(cfg: PolicyConfig, *, device: np.ndarray, language: np.ndar
     return np.column_stack([np.ones(n, dtype=bool), ok])
 
 
-def greedy_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, margin: float | None = None) -> np.ndarray:
+def greedy_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, margin: float | None = None,
+                fixed: int | None = None) -> np.ndarray:
     """Greedy action index per row (the :func:`choose` rule without exploration), vectorised."""
+    if fixed is not None:
+        return np.where(eligible[:, fixed], fixed, 0)
     m = cfg.offer_margin if margin is None else margin
     gain = np.where(eligible[:, 1:], ev[:, 1:] - ev[:, :1], -np.inf)
     best = 1 + np.argmax(gain, axis=1)

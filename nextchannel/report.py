@@ -242,9 +242,13 @@ def _build(decisions: pd.DataFrame, truth: pd.DataFrame | None, logs: pd.DataFra
     hf = facts.to_frame()
     rows = [[_facts.FACT_DESCRIPTIONS[k], _fmt_value(k, v)] for k, v in zip(hf.index, hf["value"])]
     rows += [[_HEAD_DESCRIPTIONS[k], _fmt_value(k, v)] for k, v in head.items()]
-    ts = decisions["ts"].to_numpy(dtype=np.float64)
-    span = (f"Decisions from {pd.Timestamp(ts.min(), unit='s'):%Y-%m-%d %H:%M} to "
-            f"{pd.Timestamp(ts.max(), unit='s'):%Y-%m-%d %H:%M} UTC.")
+    timed = "ts" in decisions.columns  # a team's own logs may carry no times (see policy_facts)
+    if timed:
+        ts = decisions["ts"].to_numpy(dtype=np.float64)
+        span = (f"Decisions from {pd.Timestamp(ts.min(), unit='s'):%Y-%m-%d %H:%M} to "
+                f"{pd.Timestamp(ts.max(), unit='s'):%Y-%m-%d %H:%M} UTC.")
+    else:
+        span = f"{len(decisions):,} decisions without timestamps: no facts about time of day or time into a session."
     sections.append(_Section("Headline figures", span, [("", _Table(["fact", "value"], rows, [False, True]))]))
 
     # Policy values
@@ -270,8 +274,9 @@ def _build(decisions: pd.DataFrame, truth: pd.DataFrame | None, logs: pd.DataFra
                          else f"{c}: within capacity at every hour.")
     sections.append(_Section("Channels and load", "Offers per channel, and per hour of day on an average day.",
                              [("", _Table(["channel", "offers", "share of offers"], crows, [False, True, True]))],
-                             notes, ["channel_mix.png"]))
-    figs["channel_mix.png"] = lambda: plots.plot_channel_mix(decisions, capacity_per_hour, utc_offset_s)
+                             notes, ["channel_mix.png"] if timed else []))
+    if timed:
+        figs["channel_mix.png"] = lambda: plots.plot_channel_mix(decisions, capacity_per_hour, utc_offset_s)
 
     # Timing
     q = facts.timing
@@ -284,8 +289,8 @@ def _build(decisions: pd.DataFrame, truth: pd.DataFrame | None, logs: pd.DataFra
                              [("Quantiles", _Table(["quantile", "seconds"], trows, [False, True])),
                               ("Histogram", _Table(["time into session", "offers", "share"], hrows,
                                                    [False, True, True]))],
-                             figures=["offer_timing.png"] if facts.n_offers else []))
-    if facts.n_offers:
+                             figures=["offer_timing.png"] if facts.n_offers and timed else []))
+    if facts.n_offers and timed:
         figs["offer_timing.png"] = lambda: plots.plot_offer_timing(decisions, session_start)
 
     # Reasons

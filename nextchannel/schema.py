@@ -136,23 +136,40 @@ class Channel:
     Parameters
     ----------
     name : str
-        Identifier used in events, actions and column names (``[a-z][a-z0-9_]*``).
-    human : bool
+        The channel's name as the business calls it (``"chat"``, ``"WhatsApp"``, ``"Spring E-Mail"``):
+        any non-empty text without control characters or ``|`` (the separator of reason phrases),
+        at most 100 characters, not ``"none"``. It is used as given in actions, events and the
+        per-request context keys (``open_<name>``, ``wait_<name>_s``).
+    human : bool, default True
         Whether a person answers (chat, callback, phone, messaging, email) or not (self-service).
-    live : bool
+    live : bool, default False
         Whether the visitor talks in real time (chat, phone, callback) and so waits in a queue.
+        A channel the library does not know is not live unless said.
+
+    Examples
+    --------
+    >>> Channel("Spring E-Mail").live
+    False
+    >>> Channel("a|b")
+    Traceback (most recent call last):
+    ...
+    nextchannel.errors.ConfigError: channel name must be non-empty text of at most 100 characters without control characters, '|' or surrounding spaces, got 'a|b'
     """
 
     name: str
     human: bool = True
-    live: bool = True
+    live: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or not self.name.replace("_", "a").isalnum() \
-                or not self.name[0].isalpha() or self.name != self.name.lower():
-            raise ConfigError(f"channel name must be a lower-case identifier like 'chat', got {self.name!r}")
+        if not isinstance(self.name, str) or not self.name or len(self.name) > 100 or "|" in self.name \
+                or not self.name.isprintable() or self.name != self.name.strip():
+            raise ConfigError("channel name must be non-empty text of at most 100 characters without control "
+                              f"characters, '|' or surrounding spaces, got {self.name!r}")
         if self.name == NONE_ACTION:
             raise ConfigError(f"channel name {NONE_ACTION!r} is reserved for 'no offer'")
+        for flag in ("human", "live"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} of channel {self.name!r} must be True or False, got {getattr(self, flag)!r}")
 
 
 @dataclass(frozen=True)
@@ -173,7 +190,10 @@ class ChannelCatalogue:
     channels: tuple[Channel, ...] = field(default_factory=lambda: DEFAULT_CHANNELS)
 
     def __post_init__(self) -> None:
-        chans = tuple(c if isinstance(c, Channel) else Channel(**c) for c in self.channels)
+        if isinstance(self.channels, (str, Channel)) or not isinstance(self.channels, (tuple, list)):
+            raise ConfigError(f"channels must be a list of channel names or Channel objects, got {self.channels!r}")
+        chans = tuple(c if isinstance(c, Channel) else Channel(c) if isinstance(c, str) else Channel(**c)
+                      for c in self.channels)
         object.__setattr__(self, "channels", chans)
         if not chans:
             raise ConfigError("channel catalogue must hold at least one channel, got none")

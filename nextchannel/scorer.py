@@ -34,13 +34,13 @@ import pandas as pd
 
 from nextchannel.errors import NextChannelError, ValidationError
 from nextchannel.fastpredict import FastBooster
-from nextchannel.explain import top_reasons, top_reasons_many
+from nextchannel.explain import phrase, top_reasons, top_reasons_many
 from nextchannel.features import SESSION_FEATURES, SessionState, features_many
-from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet
+from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet, guard_phrase
 from nextchannel.policy import Decision, choose, eligibility, eligibility_frame, greedy_many
 from nextchannel.profile import profile_into, profile_one
 from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION
-from nextchannel.train import context_frame
+from nextchannel.training import context_frame
 
 __all__ = ["Scorer", "decision_uniform"]
 
@@ -139,13 +139,21 @@ class _Compiled:
     def __init__(self, ms: ModelSet) -> None:
         self.ms = ms
         names = list(ms.feature_names)
+        spec = ms.feature_spec
         n_sess = len(SESSION_FEATURES)
-        if tuple(names[:n_sess]) != SESSION_FEATURES:
-            raise ValidationError("the bundle's features do not start with this library's session features; "
+        # Row layout: [built-in session + profile features] [the user's columns] [channel context]
+        self.web = bool(spec.builtin)
+        if self.web and tuple(names[:n_sess]) != SESSION_FEATURES:
+            raise ValidationError("the bundle's built-in features do not start with this library's session features; "
                                   "retrain the bundle with this version")
         self.n_features = len(names)
-        self.n_session = n_sess
-        self.profile_offset = n_sess
+        self.n_builtin = len(spec.builtin)
+        self.n_session = n_sess if self.web else 0
+        self.profile_offset = self.n_session
+        self.user_offset = self.n_builtin
+        self.user_encoders = [col.encode for col in spec.columns]
+        self.user_names = list(spec.names)
+        self.phrase = spec.phraser(phrase)
         vm = ms.value_model
         self.ctx_names = list(vm.context_features_)
         self.n_row = len(names) + len(self.ctx_names)
@@ -153,21 +161,24 @@ class _Compiled:
         pol = ms.policy
         self.actions = pol.actions
         self.channels = pol.channels.names
+        self.constant = None if ms.constant_action is None else self.actions.index(ms.constant_action)
+        self.constant_reasons = () if ms.constant_action is None else (guard_phrase(ms.constant_action),)
         self.value = [FastBooster(b.model_to_string()) for b in vm.boosters_]
         self.offer = FastBooster(ms.offer_model.booster_.model_to_string())
         self.offer_contrib = FastBooster(ms.offer_model.booster_.model_to_string(), predict_type="contrib")
         self.offer_features = list(ms.offer_model.feature_names_)
         if self.offer_features != names:
             raise ValidationError("the offer model's features differ from the value model's")
-        self.i_device, self.i_language = self.index["device"], self.index["language"]
-        self.i_shown, self.i_since_dismiss = self.index["offers_shown"], self.index["time_since_dismiss_s"]
-        self.i_contacts = self.index["contacts_started"]
+        if self.web:
+            self.i_device, self.i_language = self.index["device"], self.index["language"]
+            self.i_shown, self.i_since_dismiss = self.index["offers_shown"], self.index["time_since_dismiss_s"]
+            self.i_contacts = self.index["contacts_started"]
         self.i_optout = [self.index.get(f"prof_optout_{c}") for c in self.channels]
         self.ctx_keys = [(f"open_{c}", f"wait_{c}_s", f"lang_ok_{c}", f"languages_{c}") for c in self.channels]
         self.channel_set = frozenset(self.channels)
-        n_prof = self.n_features - self.profile_offset
-        anon = np.zeros(n_prof)
-        profile_into(anon, 0, None, 0.0, ms.profile_config)   # an anonymous profile does not depend on time
+        anon = np.zeros(self.n_builtin - self.profile_offset)
+        if self.web:
+            profile_into(anon, 0, None, 0.0, ms.profile_config)   # an anonymous profile does not depend on time
         self.anon_profile = anon
         self.default_context = np.tile([1.0, 0.0, 1.0], len(self.channels))
         self.default_lists = ([True] * len(self.channels), [0.0] * len(self.channels), [True] * len(self.channels))
@@ -299,8 +310,9 @@ class Scorer:
         return self._c.ms.version
 
     # -- per request ----------------------------------------------------------------------------
-    def decide_one(self, session: Any, customer: Mapping[str, Any] | None = None,
-                   context: Mapping[str, Any] | None = None, now: float | None = None) -> Decision:
+    def decide_one(self, session: Any = None, customer: Mapping[str, Any] | None = None,
+                   context: Mapping[str, Any] | None = None, now: float | None = None,
+                   features: Mapping[str, Any] | None = None) -> Decision:
         """Decide for one decision point (the fast path: no pandas, no per-call arrays).
 
         Parameters
@@ -309,7 +321,8 @@ class Scorer:
             A :class:`~nextchannel.features.SessionState`, or ``{"session_id": ..., "events": [...]}``
             (replayed), or a dict of session feature values by name (what a backend that computes
             its own signals holds; missing or NaN features count as missing, a value that is not a
-            finite number is malformed; ``ts`` or ``now`` gives the time).
+            finite number is malformed; ``ts`` or ``now`` gives the time). For a bundle trained on
+            the user's own columns only, the dict of those columns (as ``features``).
         customer : dict, optional
             The request-time customer dict of :func:`nextchannel.profile.profile_one`.
         context : dict, optional
@@ -318,6 +331,11 @@ class Scorer:
             (defaults: open, no wait, language served).
         now : float, optional
             Decision time in seconds (default: the session's last event).
+        features : dict, optional
+            The user's own columns by their names, for a bundle trained with ``features=``: numbers,
+            booleans, category levels or text; a missing key or None is a missing value, a level
+            never seen in training counts as missing. Optional ``session_id`` and ``ts`` keys feed
+            the exploration draw (as the columns of :meth:`decide_many`).
 
         Returns
         -------
@@ -330,48 +348,67 @@ class Scorer:
         try:
             st = c.buffers()
             row = st.row
-            if isinstance(session, SessionState):
-                sid = session.session_id
-                now_ts = session._now(now)
+            own = features
+            if c.web:
+                if isinstance(session, SessionState):
+                    sid = session.session_id
+                    now_ts = session._now(now)
+                    if now_ts - now_ts != 0.0:
+                        raise ValidationError(f"now must be a finite number of seconds, got {now!r}")
+                    part = "session"
+                    session.features_into(row, now_ts, 0)
+                elif isinstance(session, Mapping) and "events" in session:
+                    part = "session"
+                    state = SessionState(session.get("session_id"), strict=self.strict)
+                    state.update_many(session["events"])
+                    part = "now"
+                    sid, now_ts = state.session_id, state._now(now)
+                    if now_ts - now_ts != 0.0:
+                        raise ValidationError(f"now must be a finite number of seconds, got {now!r}")
+                    state.features_into(row, now_ts, 0)
+                elif isinstance(session, Mapping):
+                    sid = session.get("session_id")
+                    now_ts = float(now if now is not None else session.get("ts", math.nan))
+                    if now_ts - now_ts != 0.0:
+                        raise ValidationError(f"now must be a finite number of seconds for a feature dict, got {now!r}")
+                    part = "session"
+                    get = session.get
+                    head = st.session_view
+                    try:  # one conversion for the whole vector; the loop below only explains a failure
+                        head[:] = [get(name, math.nan) for name in SESSION_FEATURES]
+                        clean = not np.isinf(head).any()
+                    except (TypeError, ValueError, OverflowError):
+                        clean = False
+                    if not clean:
+                        for i, name in enumerate(SESSION_FEATURES):
+                            row[i] = _feature_value(name, get(name, math.nan))
+                else:
+                    part = "session"
+                    raise ValidationError(f"session must be a SessionState or a dict, got {type(session).__name__}")
+                part = "customer"
+                if customer is None:
+                    row[c.profile_offset:c.n_builtin] = c.anon_profile
+                else:
+                    profile_into(row, c.profile_offset, customer, now_ts, c.ms.profile_config, strict=self.strict)
+            else:
+                part = "features"
+                if own is None:
+                    own = session
+                if not isinstance(own, Mapping):
+                    raise ValidationError(f"features must be a dict of the bundle's columns (e.g. "
+                                          f"{c.user_names[:3]}), got {type(own).__name__}")
+                sid = own.get("session_id")
+                now_ts = float(now if now is not None else own.get("ts", 0.0))
                 if now_ts - now_ts != 0.0:
                     raise ValidationError(f"now must be a finite number of seconds, got {now!r}")
-                part = "session"
-                session.features_into(row, now_ts, 0)
-            elif isinstance(session, Mapping) and "events" in session:
-                part = "session"
-                state = SessionState(session.get("session_id"), strict=self.strict)
-                state.update_many(session["events"])
-                part = "now"
-                sid, now_ts = state.session_id, state._now(now)
-                if now_ts - now_ts != 0.0:
-                    raise ValidationError(f"now must be a finite number of seconds, got {now!r}")
-                state.features_into(row, now_ts, 0)
-            elif isinstance(session, Mapping):
-                sid = session.get("session_id")
-                now_ts = float(now if now is not None else session.get("ts", math.nan))
-                if now_ts - now_ts != 0.0:
-                    raise ValidationError(f"now must be a finite number of seconds for a feature dict, got {now!r}")
-                part = "session"
-                get = session.get
-                head = st.session_view
-                try:  # one conversion for the whole vector; the loop below only explains a failure
-                    head[:] = [get(name, math.nan) for name in SESSION_FEATURES]
-                    clean = not np.isinf(head).any()
-                except (TypeError, ValueError, OverflowError):
-                    clean = False
-                if not clean:
-                    for i, name in enumerate(SESSION_FEATURES):
-                        row[i] = _feature_value(name, get(name, math.nan))
-            else:
-                part = "session"
-                raise ValidationError(f"session must be a SessionState or a dict, got {type(session).__name__}")
-            part = "customer"
-            if customer is None:
-                row[c.profile_offset:c.n_features] = c.anon_profile
-            else:
-                profile_into(row, c.profile_offset, customer, now_ts, c.ms.profile_config, strict=self.strict)
+            if c.user_encoders:
+                part = "features"
+                get = (own if own is not None else {}).get
+                off = c.user_offset
+                for i, (enc, name) in enumerate(zip(c.user_encoders, c.user_names)):
+                    row[off + i] = enc(get(name))
             f = row  # feature values, read back as Python floats below
-            lang = _lang_name(f[c.i_language])
+            lang = _lang_name(f[c.i_language]) if c.web else None
             part = "context"
             base = c.n_features
             if not context:
@@ -389,19 +426,29 @@ class Scorer:
             part = "policy"
             pol = c.ms.policy
             opted = [j is not None and f[j] >= 1 for j in c.i_optout]
-            ok, why = eligibility(pol, device=_dev_name(f[c.i_device]), language=lang, offers_shown=f[c.i_shown],
-                                  time_since_dismiss_s=f[c.i_since_dismiss], contacts_started=f[c.i_contacts],
-                                  open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
-            if pol.exploration == "none":
+            if c.web:
+                ok, why = eligibility(pol, device=_dev_name(f[c.i_device]), language=lang, offers_shown=f[c.i_shown],
+                                      time_since_dismiss_s=f[c.i_since_dismiss], contacts_started=f[c.i_contacts],
+                                      open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
+            else:  # no session: the contact rules have nothing to block on
+                ok, why = eligibility(pol, device=None, language=None, offers_shown=0.0, time_since_dismiss_s=math.nan,
+                                      contacts_started=0.0, open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
+            reasons: tuple[str, ...] = ()
+            if c.constant is not None:  # the guard fell back: the constant action where eligible
+                if pol.exploration == "none":
+                    a, prop = (c.constant if ok[c.constant] else 0), 1.0
+                else:
+                    a, prop, _ = choose(pol, np.array(ev), ok, decision_uniform(self.seed, sid, now_ts), c.constant)
+                reasons = c.constant_reasons
+            elif pol.exploration == "none":
                 a, prop = _greedy_fast(pol.offer_margin, ev, ok)
             else:  # numpy's choose() itself, so that the logged propensity is bit-identical to decide_many's
                 a, prop, _ = choose(pol, np.array(ev), ok, decision_uniform(self.seed, sid, now_ts))
-            reasons: tuple[str, ...] = ()
-            if self.n_reasons and (a != 0 or self.reasons == "all"):
+            if self.n_reasons and c.constant is None and (a != 0 or self.reasons == "all"):
                 part = "reasons"
                 contrib = st.contrib_p()
                 reasons = tuple(top_reasons(c.offer_features, st.feat.tolist(), contrib[:-1].tolist(), offer=a != 0,
-                                            k=self.n_reasons))
+                                            k=self.n_reasons, phrase_fn=c.phrase))
         except (NextChannelError, TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
             if self.strict:
                 if isinstance(err, NextChannelError):
@@ -414,8 +461,9 @@ class Scorer:
                         model_version=c.ms.version, reasons=reasons, why_not=tuple(why))
 
     # -- per request ----------------------------------------------------------------------------
-    def decide_one_plain(self, session: Any, customer: Mapping[str, Any] | None = None,
-                   context: Mapping[str, Any] | None = None, now: float | None = None) -> Decision:
+    def decide_one_plain(self, session: Any = None, customer: Mapping[str, Any] | None = None,
+                         context: Mapping[str, Any] | None = None, now: float | None = None,
+                         features: Mapping[str, Any] | None = None) -> Decision:
         """The correctness-first twin of :meth:`decide_one` (pandas, ``Booster.predict``): same answers, slower.
 
         Parameters
@@ -431,11 +479,27 @@ class Scorer:
             ``languages_<ch>`` (defaults: open, no wait, language served).
         now : float, optional
             Decision time (default: the session's last event).
+        features : dict, optional
+            The user's own columns (see :meth:`decide_one`).
         """
         ms = self._c.ms
         try:
-            feats, sid, now_ts = self._session_features(session, now)
-            feats.update(profile_one(customer, now_ts, ms.profile_config, strict=self.strict))
+            spec = ms.feature_spec
+            if spec.builtin:
+                feats, sid, now_ts = self._session_features(session, now)
+                feats.update(profile_one(customer, now_ts, ms.profile_config, strict=self.strict))
+            else:
+                features = session if features is None else features
+                if not isinstance(features, Mapping):
+                    raise ValidationError(f"features must be a dict of the bundle's columns, got {type(features).__name__}")
+                feats, sid = {}, features.get("session_id")
+                now_ts = float(now if now is not None else features.get("ts", 0.0))
+                if not math.isfinite(now_ts):
+                    raise ValidationError(f"now must be a finite number of seconds, got {now!r}")
+            if spec.columns:
+                own = pd.DataFrame({c.name: pd.Series([(features or {}).get(c.name)], dtype=object)
+                                    for c in spec.columns})
+                feats.update(spec.transform(own).iloc[0].to_dict())
             language = _lang_name(feats.get("language", -1.0))
             ctx = _context_row(context, ms.policy.channels.names, language)
             X = pd.DataFrame([[feats.get(n, math.nan) for n in ms.feature_names]], columns=list(ms.feature_names))
@@ -482,7 +546,8 @@ class Scorer:
 
     # -- many -------------------------------------------------------------------------------------
     def decide_many(self, decisions: pd.DataFrame, events: pd.DataFrame | None = None,
-                    customers: pd.DataFrame | None = None, contacts: pd.DataFrame | None = None) -> pd.DataFrame:
+                    customers: pd.DataFrame | None = None, contacts: pd.DataFrame | None = None,
+                    features: pd.DataFrame | None = None) -> pd.DataFrame:
         """Decide at every decision point of a log, vectorised.
 
         Parameters
@@ -490,9 +555,12 @@ class Scorer:
         decisions : DataFrame
             Decision points: ``session_id``, ``ts`` (and ``customer_id``), and the channel context
             columns ``open_<ch>``, ``wait_<ch>_s``, ``lang_ok_<ch>`` (defaults where absent). With
-            ``events=None`` it must also hold every feature column of the bundle (a feature frame).
+            ``events=None`` it must also hold every built-in feature column of the bundle. For a
+            bundle trained on the user's own columns it may be the features frame itself.
         events, customers, contacts : DataFrame, optional
             Logs to build point-in-time features from (:func:`nextchannel.features.features_many`).
+        features : DataFrame, optional
+            The user's own columns, one row per decision (default: read from ``decisions``).
 
         Returns
         -------
@@ -503,16 +571,28 @@ class Scorer:
             Row by row the same as :meth:`decide_one`.
         """
         ms = self._c.ms
-        if events is not None:
+        if not isinstance(decisions, pd.DataFrame):
+            raise ValidationError(f"decisions must be a pandas DataFrame, got {type(decisions).__name__}")
+        spec = ms.feature_spec
+        builtin = list(spec.builtin)
+        parts = []
+        if builtin and events is not None:
             at_cols = ["session_id", "ts"] + (["customer_id"] if "customer_id" in decisions.columns else [])
-            X = features_many(events, decisions[at_cols], customers, contacts, with_profile=True,
-                              profile_config=ms.profile_config)[list(ms.feature_names)]
-        else:
-            missing = [n for n in ms.feature_names if n not in decisions.columns]
+            parts.append(features_many(events, decisions[at_cols], customers, contacts, with_profile=True,
+                                       profile_config=ms.profile_config)[builtin].set_axis(decisions.index))
+        elif builtin:
+            missing = [n for n in builtin if n not in decisions.columns]
             if missing:
                 raise ValidationError(f"decisions must hold the bundle's feature columns when events is None, "
                                       f"missing {missing[:5]}")
-            X = decisions[list(ms.feature_names)]
+            parts.append(decisions[builtin])
+        if spec.columns:
+            own = decisions if features is None else features
+            if len(own) != len(decisions):
+                raise ValidationError(f"features must have one row per decision: expected {len(decisions)} rows, "
+                                      f"got {len(own)}")
+            parts.append(spec.transform(own).set_axis(decisions.index))
+        X = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
         C = context_frame(decisions, ms.policy.channels)
         sids = decisions["session_id"].tolist() if "session_id" in decisions.columns else [None] * len(decisions)
         ts = pd.to_numeric(decisions["ts"]).to_numpy(dtype=float) if "ts" in decisions.columns else np.zeros(len(X))
@@ -528,26 +608,30 @@ class Scorer:
         ev = ms.expected_values(X, C)
         tau = ms.offer_model.predict(X)
         elig = eligibility_frame(pol, X, C)
+        fixed = None if ms.constant_action is None else actions.index(ms.constant_action)
         if pol.exploration == "none":
-            a = greedy_many(pol, ev, elig)
+            a = greedy_many(pol, ev, elig, fixed=fixed)
             probs = np.zeros((n, len(actions)))
             probs[np.arange(n), a] = 1.0
         else:
             a = np.zeros(n, dtype=int)
             probs = np.zeros((n, len(actions)))
             for i in range(n):  # the hash per decision point is per row anyway; choose() keeps it exact
-                a[i], _, probs[i] = choose(pol, ev[i], elig[i], decision_uniform(self.seed, session_ids[i], ts[i]))
+                a[i], _, probs[i] = choose(pol, ev[i], elig[i], decision_uniform(self.seed, session_ids[i], ts[i]),
+                                           fixed)
         prop = probs[np.arange(n), a]
         # reasons: contributions for the rows that get them only
         reasons = np.full(n, "", dtype=object)
         rows = np.flatnonzero(a != 0) if self.reasons == "offers" else np.arange(n)
-        if self.n_reasons and len(rows):
+        if fixed is not None:  # the guard fell back: every decision says so, and nothing else
+            reasons[:] = guard_phrase(ms.constant_action)
+        elif self.n_reasons and len(rows):
             feat_names = list(ms.offer_model.feature_names_)
             sub = X.iloc[rows]
             contrib = ms.offer_model.contributions(sub)
             vals = sub[feat_names].to_numpy(dtype=float)
             for i, texts in zip(rows, top_reasons_many(feat_names, vals, contrib[:, :-1], a[rows] != 0,
-                                                       k=self.n_reasons)):
+                                                       k=self.n_reasons, phrase_fn=ms.feature_spec.phraser(phrase))):
                 reasons[i] = " | ".join(texts)
         why = _why_not_many(pol, X, C, elig)
         act = np.asarray(actions, dtype=object)[a]

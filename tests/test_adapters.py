@@ -114,6 +114,16 @@ def test_ga4_from_read_json_frame() -> None:
     assert report.dropped["no_session_id"] == 1
 
 
+def test_ga4_site_time_zone() -> None:
+    events, _ = events_from_ga4(ga4_records(), timezone="America/New_York")
+    starts = events[events["type"] == "session_start"]
+    assert starts["utc_offset_s"].tolist() == [-18000.0, -18000.0]
+    f = features_many(events, pd.DataFrame({"session_id": [GA4_A], "ts": [T0 + 10.0]}))
+    assert f["hour_of_day"].tolist() == [8.0]  # 13:00 UTC is 08:00 in New York in January
+    with pytest.raises(ConfigError, match=r"timezone must be an IANA time zone name like 'Europe/Berlin', got 'CET\+1'"):
+        events_from_ga4(ga4_records(), timezone="CET+1")
+
+
 def test_ga4_custom_rules_and_event_map() -> None:
     events, report = events_from_ga4(
         ga4_records(), page_rules=[("contact", r"^/about"), *DEFAULT_PAGE_RULES],
@@ -367,3 +377,16 @@ def test_exact_ties_are_ordered_by_content() -> None:
     second, _ = events_from_ga4([row(7.0), row(5.0)])
     pd.testing.assert_frame_equal(first, second)
     assert first["value"].tolist()[1:] == [5.0, 7.0]
+
+
+def test_readme_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    readme = (FIXTURES.parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "events_from_ga4(" in b)
+    monkeypatch.chdir(FIXTURES.parents[1])
+    env: dict = {}
+    exec(compile(block, "README.md", "exec"), env)
+    printed = capsys.readouterr().out
+    assert printed.startswith("ga4: 22 rows -> 18 events in 2 sessions;") and "no_session_id 1" in printed
+    assert len(env["features"]) == 2 and env["events"]["utc_offset_s"].dropna().tolist() == [0.0, 0.0]

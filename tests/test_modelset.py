@@ -17,11 +17,11 @@ import pytest
 import nextchannel
 from nextchannel.bundle import canonical_json, file_sha256, verify_bundle
 from nextchannel.diagnostics import expected_calibration_error
-from nextchannel.errors import BundleError
+from nextchannel.errors import BundleError, ValidationError
 from nextchannel.features import feature_names, features_many
 from nextchannel.modelset import _MODEL_FILES, DEFAULT_BUNDLE, ModelSet
 from nextchannel.simulation import SimConfig, simulate
-from nextchannel.train import TrainConfig, context_frame, train
+from nextchannel.training import TrainConfig, context_frame, train
 
 PACKAGE = pathlib.Path(nextchannel.__file__).resolve().parent
 
@@ -33,8 +33,8 @@ def sim():
 
 @pytest.fixture(scope="module")
 def model_set(sim) -> ModelSet:
-    return train(sim.events, sim.decisions, sim.customers, sim.contacts,
-                 TrainConfig(n_estimators=20, offer_n_estimators=20))
+    return train(decisions=sim.decisions, events=sim.events, customers=sim.customers, contacts=sim.contacts,
+                 config=TrainConfig(n_estimators=20, offer_n_estimators=20, guard=False))
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +341,44 @@ def test_default_bundle_is_calibrated_on_held_out_simulated_data(default_set):
 
 
 # ---------------------------------------------------------------------------------------------
+# A model set on the user's own columns and rewards (no channel model)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reward_set() -> ModelSet:
+    from nextchannel.policy import PolicyConfig
+
+    rng = np.random.default_rng(4)
+    n = 1200
+    X = pd.DataFrame({"Kundentyp (ÄÖ)": rng.choice(["neu", "treu"], n), "x": rng.random(n)})
+    a = rng.choice(["none", "Brief", "SMS 2"], n)
+    r = np.where(a == "Brief", X["x"] - 0.5, np.where(a == "SMS 2", 0.5 - X["x"], 0.0)) + rng.normal(0, .1, n)
+    return train(pd.DataFrame({"action": a, "propensity": 1 / 3, "reward": r}), features=X,
+                 policy=PolicyConfig(channels=["Brief", "SMS 2"]),
+                 config=TrainConfig(n_estimators=15, offer_n_estimators=5, value_n_estimators=10, guard=False))
+
+
+def test_reward_set_round_trip_and_files(reward_set, tmp_path):
+    path = reward_set.save(tmp_path / "r")
+    names = sorted(p.name for p in path.iterdir())
+    assert names == ["manifest.json", "models.json", "offer.txt", "policy.json", "value_0.txt", "value_1.txt",
+                     "value_2.txt"]                       # no funnel files; value files by index ("SMS 2")
+    back = ModelSet.load(path)
+    assert back.version == reward_set.version and back.outcome == "reward"
+    assert back.feature_spec.names == ("Kundentyp (ÄÖ)", "x")
+    with pytest.raises(ValidationError, match=r"learned from a plain reward: it has no funnel"):
+        back.outcome_probabilities(pd.DataFrame({"f0": [0.0], "f1": [0.5]}))
+
+
+def test_reward_set_with_a_missing_value_file_is_refused(reward_set, tmp_path):
+    path = reward_set.save(tmp_path / "r")
+    m = json.loads((path / "manifest.json").read_text())
+    del m["files"]["value_2.txt"]
+    (path / "value_2.txt").unlink()
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=r"value_2.txt: required file is missing"):
+        ModelSet.load(path)
+
+
 # Versioned publishing of model sets
 # ---------------------------------------------------------------------------------------------
 def test_model_set_publish_and_load_from_the_root(model_set, saved, tmp_path):

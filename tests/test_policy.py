@@ -114,7 +114,7 @@ def test_expected_values_formula():
 
 @pytest.mark.parametrize("kw,match", [
     (dict(value_success=-1), "value_success must be a finite number >= 0, got -1"),
-    (dict(channel_cost={"pigeon": 1.0}), "channel_cost key must be a channel of"),
+    (dict(channel_cost={"pigeon": 1.0}), "channel_cost keys must be channels of"),
     (dict(wait_limit_s={"chat": float("nan")}), r"wait_limit_s\['chat'\] must be a finite number"),
     (dict(unsuitable_devices={"phone": ["fridge"]}), r"unsuitable_devices\['phone'\] must be a list of devices"),
     (dict(exploration="greedy"), "exploration must be one of"),
@@ -175,3 +175,52 @@ def test_vectorised_why_not_texts_equal_eligibility(data):
                              wait_s=[c[f"wait_{x}_s"] for x in names], lang_ok=[c[f"lang_ok_{x}"] > 0 for x in names],
                              opted_out=[r[f"prof_optout_{x}"] >= 1 for x in names])
         assert got[i] == " | ".join(why)
+
+
+# ---------------------------------------------------------------------------------------------
+# The user's own channels
+# ---------------------------------------------------------------------------------------------
+def test_own_channel_names_get_defaults():
+    from nextchannel.schema import Channel
+
+    cfg = PolicyConfig(channels=["Spring E-Mail", "WhatsApp", "chat"], channel_cost={"WhatsApp": 0.4})
+    assert cfg.actions == ("none", "Spring E-Mail", "WhatsApp", "chat")
+    assert cfg.cost_vector().tolist() == [0.0, 0.0, 0.4, 0.0]     # a given dict: only what is set
+    assert dict(cfg.wait_limit_s) == {"chat": 300.0}               # library defaults for known names only
+    assert PolicyConfig(channels=["chat", "Fax"]).channel_cost == {"chat": 3.0}
+    assert not cfg.channels["WhatsApp"].live and cfg.channels["WhatsApp"].human
+    assert PolicyConfig.from_json(cfg.to_json()) == cfg
+    assert Channel("Hotline", live=True).live
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(channels=["a|b"]), r"channel name must be non-empty text .* got 'a\|b'"),
+    (dict(channels=[" chat"]), r"channel name must be .* surrounding spaces, got ' chat'"),
+    (dict(channels=["none"]), r"channel name 'none' is reserved"),
+    (dict(channels=["x", "x"]), r"channel names must be unique, got duplicates \['x'\]"),
+    (dict(channels=[]), r"channel catalogue must hold at least one channel"),
+    (dict(channels="WhatsApp"), r"channels must be a ChannelCatalogue or a list of channel names, got str"),
+    (dict(channels=["WhatsApp"], channel_cost={"chat": 1.0}),
+     r"channel_cost keys must be channels of \['WhatsApp'\], got 'chat'"),
+    (dict(channels=["WhatsApp"], wait_limit_s={"WhatsApp": -1}), r"wait_limit_s\['WhatsApp'\] must be a finite number >= 0, got -1"),
+], ids=["pipe", "spaces", "none", "duplicate", "empty", "string", "cost-of-unknown", "negative-limit"])
+def test_bad_own_channels(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        PolicyConfig(**kw)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ev=st.lists(st.floats(-5, 5), min_size=4, max_size=4), elig=st.lists(st.booleans(), min_size=3, max_size=3),
+       fixed=st.integers(0, 3), u=st.floats(0, 0.999), exploration=st.sampled_from(["none", "epsilon", "softmax"]))
+def test_fixed_action_choice_equals_vectorised(ev, elig, fixed, u, exploration):
+    """The guard's constant action: choose() and greedy_many() agree; it is taken where eligible."""
+    cfg = PolicyConfig(channels=["a", "b", "c"], exploration=exploration, epsilon=0.2)
+    ok = np.array([True, *elig])
+    a, p, probs = choose(cfg, np.array(ev), ok, u, fixed=fixed)
+    greedy = greedy_many(cfg, np.array([ev]), ok[None, :], fixed=fixed)[0]
+    assert greedy == (fixed if ok[fixed] else 0)
+    assert probs[~ok].sum() == 0 and abs(probs.sum() - 1) < 1e-12 and p == probs[a]
+    if exploration == "none":
+        assert a == greedy and p == 1.0
+    else:
+        assert probs[greedy] == probs.max()

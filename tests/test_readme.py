@@ -34,3 +34,16 @@ def test_quickstart_commands_are_the_ones_ci_runs():
     assert "pytest" in block and ".[test]" in block
     ci = (README.parent / ".ci" / "run").read_text()
     assert "test-command" in ci
+
+
+def test_own_data_example_runs():
+    code = next(b for b in _python_blocks() if "features=X" in b)
+    env: dict = {}
+    exec(compile(code, str(README), "exec"), env)
+    ms, one, batch = env["ms"], env["one"], env["batch"]
+    assert ms.evaluation["guard"]["verdict"] == "better" and ms.constant_action is None
+    assert one.why_not == ("WhatsApp: closed",) and one.action == "Spring E-Mail"
+    assert one.reasons and all(r.startswith(("plan: type", "visits, 30 d", "stage")) for r in one.reasons)
+    X = env["X"]
+    rows = [{k: X[k].iloc[i] for k in X.columns} for i in range(300)]
+    assert list(batch["action"].iloc[:300]) == [env["scorer"].decide_one(r).action for r in rows]

@@ -195,8 +195,20 @@ def test_bad_inputs_raise_before_anything_is_written(tmp_path, decisions):
         assert not path.exists() and _siblings(path) == []
     with pytest.raises(ValidationError, match=r"path must name a report folder"):
         write_report(tmp_path / "..", decisions=decisions.head(30))
-    with pytest.raises(ValidationError, match=r"decisions must have columns \['session_id', 'ts'\]"):
-        write_report(path, decisions=decisions[["action"]])
+    with pytest.raises(ValidationError, match=r"decisions must be a pandas DataFrame, got list"):
+        write_report(path, decisions=[{"action": "none"}])
+
+
+def test_report_on_decisions_without_sessions_or_times(tmp_path):
+    """A team's own campaign log has one decision per customer and no timestamps: the report says so
+    and leaves out the time facts instead of failing."""
+    d = pd.DataFrame({"action": ["none", "WhatsApp", "WhatsApp", "none"], "p_none": [1.0, 0, 0, 1],
+                      "p_WhatsApp": [0.0, 1, 1, 0], "ev_none": 0.0, "ev_WhatsApp": [0.1, 0.5, 0.4, -0.2],
+                      "reasons": ["", "plan = gold", "plan = gold | visits = 3", ""]})
+    out = write_report(tmp_path / "r", decisions=d)
+    md = (out / "report.md").read_text()
+    assert "4 decisions without timestamps" in md and "plan = gold" in md
+    assert not (out / "offer_timing.png").exists()
 
 
 def test_report_from_files(tmp_path, sim, decisions):

@@ -32,7 +32,7 @@ from nextchannel.profile import history_of
 from nextchannel.schema import EVENT_FIELDS, LANGUAGES
 from nextchannel.scorer import Scorer, decision_uniform
 from nextchannel.simulation import simulate
-from nextchannel.train import TrainConfig, train
+from nextchannel.training import TrainConfig, train
 
 TOL = 1e-9
 
@@ -519,8 +519,8 @@ def two_bundles(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
     paths = []
     for name, seed, rs in (("a", 21, 0), ("b", 22, 1)):
         s = simulate(1500, seed=seed)
-        ms = train(s.events, s.decisions, s.customers, s.contacts,
-                   TrainConfig(n_estimators=10, offer_n_estimators=10, value_n_estimators=10, random_state=rs))
+        ms = train(decisions=s.decisions, events=s.events, customers=s.customers, contacts=s.contacts,
+                   config=TrainConfig(n_estimators=10, offer_n_estimators=10, value_n_estimators=10, random_state=rs, guard=False))
         paths.append(ms.save(root / name))
     return paths[0], paths[1]
 
@@ -632,3 +632,103 @@ def test_importing_the_scorer_stays_light():
             "print(heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Bundles on the user's own features: decide_one(dict) == decide_many(frame), reasons in their names
+# ---------------------------------------------------------------------------------------------
+OWN_NAMES = ("plan: type", "visits, 30 d", "stage", "région")
+from conftest import OWN_CHANNELS, own_world  # noqa: E402  (the shared own-data world)
+
+
+@pytest.fixture(scope="module")
+def own_scorer(tmp_path_factory) -> Scorer:
+    from nextchannel.policy import PolicyConfig
+
+    d, X = own_world(2500, seed=5)
+    ms = train(d, features=X, policy=PolicyConfig(channels=list(OWN_CHANNELS), wait_limit_s={"WhatsApp": 600.0}),
+               config=TrainConfig(n_estimators=30, offer_n_estimators=15, value_n_estimators=20, guard=False))
+    return Scorer(ModelSet.load(ms.save(tmp_path_factory.mktemp("own") / "b")), reasons="all")
+
+
+_own_row = st.fixed_dictionaries({
+    "plan: type": st.one_of(st.none(), st.sampled_from(["basic", "gold", "silver", "platinum", "GOLD"])),
+    "visits, 30 d": st.one_of(st.none(), st.just(float("nan")), st.integers(0, 12), st.floats(0, 50)),
+    "stage": st.one_of(st.none(), st.booleans()),
+    "région": st.one_of(st.none(), st.sampled_from(["nord", "süd", "ost"])),
+})
+_own_ctx = st.fixed_dictionaries({"open_WhatsApp": st.booleans(), "wait_WhatsApp_s": st.floats(0, 1200),
+                                  "open_Spring E-Mail": st.booleans()})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(_own_row, _own_ctx), min_size=1, max_size=8))
+def test_own_decide_one_equals_decide_many(own_scorer, rows):
+    """Per row (a dict of the user's columns + channel context) = per frame, including unseen levels,
+    missing values and awkward names; reasons speak the user's column names."""
+    frame = pd.DataFrame([{**r, **c} for r, c in rows])
+    for name in OWN_NAMES:  # a column of all-missing values stays an object column, as a frame from a log may
+        frame[name] = frame[name].astype(object)
+    out = own_scorer.decide_many(frame)
+    for i, (r, c) in enumerate(rows):
+        one = own_scorer.decide_one(r, context=c)
+        plain = own_scorer.decide_one_plain(r, context=c)
+        assert one.fallback is None
+        assert one.action == plain.action == out["action"].iloc[i]
+        assert one.reasons == plain.reasons and " | ".join(one.reasons) == out["reasons"].iloc[i]
+        assert " | ".join(one.why_not) == out["why_not"].iloc[i]
+        for a in own_scorer.actions:
+            assert abs(one.ev[a] - out[f"ev_{a}"].iloc[i]) <= TOL
+        assert all(any(p.startswith(n) for n in OWN_NAMES) for p in one.reasons), one.reasons
+
+
+def test_own_bundle_reasons_why_nots_and_bad_values(own_scorer):
+    d = own_scorer.decide_one({"plan: type": "gold", "stage": True}, context={"open_WhatsApp": False})
+    assert d.why_not == ("WhatsApp: closed",) and d.action in ("none", "Spring E-Mail")
+    d = own_scorer.decide_one({"plan: type": "gold"}, context={"WhatsApp": {"wait_s": 900}})
+    assert "WhatsApp: wait 900 s over the 600 s limit" in d.why_not
+    bad = own_scorer.decide_one({"visits, 30 d": "lots"})
+    assert bad.action == "none" and "feature 'visits, 30 d' must be a number or missing, got 'lots'" in bad.fallback
+    with pytest.raises(ValidationError, match=r"feature 'visits, 30 d' must be a number"):
+        Scorer(own_scorer.model_set, strict=True).decide_one({"visits, 30 d": "lots"})
+    with pytest.raises(ValidationError, match=r"features must have the columns .* missing \['région'\]"):
+        own_scorer.decide_many(pd.DataFrame({"plan: type": ["gold"], "visits, 30 d": [1.0], "stage": [True]}))
+
+
+def test_own_decisions_feed_facts_compare_and_report(own_scorer, tmp_path):
+    from nextchannel.evaluate import compare
+    from nextchannel.facts import policy_facts
+    from nextchannel.report import write_report
+
+    d, X = own_world(600, seed=6)
+    out = own_scorer.decide_many(X)
+    f = policy_facts(out)
+    assert f.n_decision_points == 600 and f.top_reasons is not None
+    assert any("plan: type = " in p for p in f.top_reasons["phrase"])
+    never = np.column_stack([np.ones(600), np.zeros((600, 2))])
+    c = compare(never, out, d, actions=own_scorer.actions, reward_hat=out)
+    assert c.verdict == "better"
+    assert (write_report(tmp_path / "r", decisions=out, logs=d) / "index.html").is_file()
+
+
+def test_web_and_own_features_together():
+    """A bundle on the built-in web features and the user's own columns: decide_one with a SessionState
+    and the user's dict equals decide_many on the logs and the features frame."""
+    s = simulate(700, seed=9)
+    rng = np.random.default_rng(0)
+    n = len(s.decisions)
+    own = pd.DataFrame({"loyalty tier": rng.choice(["A", "B"], n), "stage": rng.random(n)}, index=s.decisions.index)
+    ms = train(decisions=s.decisions, events=s.events, features=own,
+               config=TrainConfig(n_estimators=10, offer_n_estimators=10, value_n_estimators=10, guard=False))
+    assert ms.feature_names[-2:] == ("f0", "f1") and ms.feature_spec.names == ("loyalty tier", "stage")
+    scorer = Scorer(ms, reasons="all")
+    dec = s.decisions.head(40)
+    out = scorer.decide_many(dec, s.events, features=own.head(40))
+    ev = s.events
+    for i in range(0, 40, 7):
+        row = dec.iloc[i]
+        state = SessionState(row["session_id"])
+        state.update_many(ev[(ev["session_id"] == row["session_id"]) & (ev["ts"] <= row["ts"])].to_dict("records"))
+        ctx = {k: row[k] for k in dec.columns if k.startswith(("open_", "wait_", "lang_ok_"))}
+        one = scorer.decide_one(state, context=ctx, now=float(row["ts"]), features=own.iloc[i].to_dict())
+        assert one.action == out["action"].iloc[i] and " | ".join(one.reasons) == out["reasons"].iloc[i]

@@ -208,7 +208,7 @@ def test_zero_sessions_and_custom_catalogue() -> None:
     empty = simulate(0)
     assert len(empty.events) == 0 and tuple(empty.events.columns) == EVENT_COLUMNS
     assert len(empty.decisions) == 0 and "ev_none" in empty.decisions.columns
-    cat = ChannelCatalogue((Channel("chat"), Channel("faq", human=False, live=False)))
+    cat = ChannelCatalogue((Channel("chat", live=True), Channel("faq", human=False, live=False)))
     cfg = SimConfig(channels=cat, channel_sims=(CFG.channel_sim("chat"),
                                                 dataclasses.replace(CFG.channel_sim("self_service"), name="faq")))
     res = simulate(300, seed=1, config=cfg)

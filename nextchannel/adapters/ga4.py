@@ -58,16 +58,19 @@ from nextchannel.adapters.mapping import (
     device_of,
     first_of,
     language_of,
+    mapped,
     number,
     page_fields,
     referrer_of,
     require_columns,
-    text,
+    utc_offset_of,
+    utc_offsets,
     texts,
+    _is_mapping,
     _maybe_json,
 )
 from nextchannel.adapters.mapping import resolve_event_map
-from nextchannel.errors import ValidationError
+from nextchannel.errors import ConfigError, ValidationError
 
 __all__ = ["GA4_EVENT_MAP", "GA4_NO_EQUIVALENT", "events_from_ga4"]
 
@@ -95,7 +98,7 @@ _VALUE_KEYS = ("string_value", "int_value", "double_value", "float_value")
 
 
 def _param_value(v: Any) -> Any:
-    if isinstance(v, Mapping):
+    if _is_mapping(v):
         for k in _VALUE_KEYS:
             x = v.get(k)
             if x is not None:
@@ -116,9 +119,9 @@ def _params(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, pd.Series]:
             d: dict[str, Any] = {}
             if isinstance(v, (list, tuple, np.ndarray)):
                 for p in v:
-                    if isinstance(p, Mapping) and isinstance(p.get("key"), str):
+                    if _is_mapping(p) and isinstance(p.get("key"), str):
                         d[p["key"]] = _param_value(p.get("value"))
-            elif isinstance(v, Mapping):  # already a key → value mapping
+            elif _is_mapping(v):  # already a key → value mapping
                 d = {k: _param_value(x) for k, x in v.items()}
             parsed.append(d)
     for key in keys:
@@ -144,7 +147,7 @@ def _items_value(v: Any) -> float:
         return math.nan
     total, seen = 0.0, False
     for it in v:
-        if not isinstance(it, Mapping):
+        if not _is_mapping(it):
             continue
         try:
             price = float(it.get("price"))
@@ -163,7 +166,7 @@ def _items_value(v: Any) -> float:
 def events_from_ga4(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
                     page_rules: Sequence[tuple[str, str]] | None = None, default_page_type: str = "category",
                     event_map: Mapping[str, str | None] | None = None, idle_min_s: float = 30.0,
-                    default_device: str = "desktop") -> tuple[pd.DataFrame, AdapterReport]:
+                    default_device: str = "desktop", timezone: str | None = None) -> tuple[pd.DataFrame, AdapterReport]:
     """nextchannel's event log from a GA4 BigQuery export (see the module's mapping table).
 
     Parameters
@@ -182,6 +185,9 @@ def events_from_ga4(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
         Shortest gap between engaged time and wall-clock time written as an ``idle`` event.
     default_device : str, default "desktop"
         Device of a session whose rows name none (counted in ``report.defaults["device_default"]``).
+    timezone : str, optional
+        IANA time zone of the site's visitors (``"Europe/Berlin"``) for ``session_start.utc_offset_s``
+        (so that ``hour_of_day`` is local); GA4 exports do not carry the visitor's. Default: none (UTC).
 
     Returns
     -------
@@ -211,6 +217,8 @@ def events_from_ga4(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
     ({'no_equivalent': 1, 'unknown_event': 1}, {'confetti': 1})
     """
     frame = as_frame(export, "export")
+    if timezone is not None and utc_offset_of(timezone, 0.0) is None:
+        raise ConfigError(f"timezone must be an IANA time zone name like 'Europe/Berlin', got {timezone!r}")
     emap, no_eq = resolve_event_map(GA4_EVENT_MAP, GA4_NO_EQUIVALENT, event_map)
     if len(frame.columns) or len(frame):
         require_columns(frame, "a GA4 export", [("event_timestamp",), ("event_name",), ("user_pseudo_id",)])
@@ -263,15 +271,15 @@ def events_from_ga4(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
         "value": value,
         "n_results": n_results,
         "field": texts(field),
-        "device": [device_of(c) for c in (column(frame, "device.category") if column(frame, "device.category")
-                                          is not None else [None] * n)],
-        "language": [language_of(x) for x in (column(frame, "device.language")
-                                              if column(frame, "device.language") is not None else [None] * n)],
-        "referrer": medium.map(referrer_of),
-        "customer_id": (texts(column(frame, "user_id")) if column(frame, "user_id") is not None else None),
+        "device": mapped(device_of, first_of(frame, "device.category")),
+        "language": mapped(language_of, first_of(frame, "device.language")),
+        "referrer": mapped(referrer_of, medium),
+        "customer_id": texts(first_of(frame, "user_id")),
         "returning": np.where(np.isfinite(session_number), session_number > 1, None),
         "engagement_s": number(p["engagement_time_msec"]) / 1000.0,
     })
+    if timezone is not None:
+        norm["utc_offset_s"] = utc_offsets([timezone] * n, norm["ts"].to_numpy())
     return assemble(norm, source="ga4", n_rows=n, no_equivalent=no_eq, idle_from="engagement",
                     idle_min_s=idle_min_s, default_device=default_device,
                     extra_defaults={"page_type_default": n_default})

@@ -282,6 +282,14 @@ def utc_offset_of(tz_name: Any, ts: float) -> float | None:
     return None if off is None else off.total_seconds()
 
 
+def utc_offsets(tz_names: Iterable[Any], ts: Iterable[float]) -> list[float | None]:
+    """:func:`utc_offset_of` row by row, computed once per zone and quarter hour (offsets change only
+    at quarter-hour boundaries)."""
+    return mapped(lambda z_q: utc_offset_of(z_q[0], z_q[1] * 900.0),
+                  ((z if isinstance(z, str) else None, math.floor(t / 900.0) if math.isfinite(t) else math.nan)
+                   for z, t in zip(tz_names, ts)))
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading exports: frames, records, nested and dotted columns
 # ---------------------------------------------------------------------------------------------
@@ -293,14 +301,18 @@ def as_frame(export: Any, what: str) -> pd.DataFrame:
         raise ValidationError(f"{what} must be a pandas DataFrame or an iterable of dicts (one per event), "
                               f"got {type(export).__name__}")
     rows = list(export)
-    bad = next((i for i, r in enumerate(rows) if not isinstance(r, Mapping)), None)
+    bad = next((i for i, r in enumerate(rows) if not _is_mapping(r)), None)
     if bad is not None:
         raise ValidationError(f"{what} row {bad} must be a dict, got {type(rows[bad]).__name__}")
     return pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
 
 
+def _is_mapping(v: Any) -> bool:
+    return type(v) is dict or isinstance(v, Mapping)  # the exact-type test first: exports are mostly dicts
+
+
 def _maybe_json(v: Any) -> Any:
-    if isinstance(v, str) and v[:1] in "{[":
+    if type(v) is str and v[:1] in "{[":
         try:
             return json.loads(v)
         except ValueError:
@@ -310,8 +322,9 @@ def _maybe_json(v: Any) -> Any:
 
 def _dig(v: Any, keys: Sequence[str]) -> Any:
     for k in keys:
-        v = _maybe_json(v)
-        if isinstance(v, Mapping):
+        if type(v) is str:
+            v = _maybe_json(v)
+        if type(v) is dict or isinstance(v, Mapping):
             v = v.get(k)
         else:
             return None
@@ -370,9 +383,24 @@ def text(v: Any) -> str | None:
     return None
 
 
+def mapped(fn: Any, values: Iterable[Any]) -> list[Any]:
+    """``[fn(v) for v in values]``, computing ``fn`` once per distinct hashable value."""
+    cache: dict[Any, Any] = {}
+    out = []
+    for v in values:
+        try:
+            r = cache[v]
+        except KeyError:
+            r = cache[v] = fn(v)
+        except TypeError:  # unhashable (a dict, a list)
+            r = fn(v)
+        out.append(r)
+    return out
+
+
 def texts(s: pd.Series) -> pd.Series:
     """:func:`text` of each value, as an object Series (None for missing; never the string "nan")."""
-    return pd.Series([text(v) for v in s.to_numpy(dtype=object)], index=s.index, dtype=object)
+    return pd.Series(mapped(text, s.to_numpy(dtype=object)), index=s.index, dtype=object)
 
 
 def iso_seconds(s: pd.Series | None, n: int) -> np.ndarray:
@@ -540,14 +568,18 @@ def assemble(norm: pd.DataFrame, *, source: str, n_rows: int, no_equivalent: Ite
     rank = np.array([_RANK.get(t, 3) if isinstance(t, str) else 4 for t in types], dtype=np.int64)
     seq1 = pd.to_numeric(pd.Series(col["seq1"]), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     seq2 = pd.to_numeric(pd.Series(col["seq2"]), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    content = np.array([json.dumps([_jsonable(col[c][i]) for c in _CONTENT], default=str) for i in range(n)],
-                       dtype=object)
     sub = idx
     if len(idx):
-        keys = [content[idx], names[idx], rank[idx], np.nan_to_num(seq2[idx], nan=np.inf),
+        keys = [names[idx], rank[idx], np.nan_to_num(seq2[idx], nan=np.inf),
                 np.nan_to_num(seq1[idx], nan=np.inf), ts[idx], sid[idx]]
         keys = [pd.factorize(k, sort=True)[0] if k.dtype == object else k for k in keys]
-        sub = idx[np.lexsort(keys)]
+        # Rows equal on every key so far are ordered by their content (only those: it is costly).
+        content = np.zeros(len(idx), dtype=np.int64)
+        tied = pd.DataFrame(dict(enumerate(keys))).duplicated(keep=False).to_numpy()
+        if tied.any():
+            text_of = [json.dumps([_jsonable(col[c][i]) for c in _CONTENT], default=str) for i in idx[tied]]
+            content[tied] = pd.factorize(np.array(text_of, dtype=object), sort=True)[0]
+        sub = idx[np.lexsort([content, *keys])]
 
     out: list[dict[str, Any]] = []
     mapped: Counter[str] = Counter()

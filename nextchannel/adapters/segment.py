@@ -59,15 +59,15 @@ from nextchannel.adapters.mapping import (
     first_of,
     first_time,
     language_of,
+    mapped,
     number,
     page_fields,
     referrer_of,
     referrer_of_url,
     require_columns,
     resolve_event_map,
-    text,
     texts,
-    utc_offset_of,
+    utc_offsets,
 )
 from nextchannel.errors import ConfigError
 
@@ -191,7 +191,7 @@ def events_from_segment(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
     order_value = number(col("properties.total", "properties.revenue", "properties.value"))
     is_order = (etype == "purchase").to_numpy()
     value = np.where(is_order, order_value, np.where(np.isfinite(item_value), item_value, plain_value))
-    medium = col("context.campaign.medium").map(referrer_of)
+    medium = mapped(referrer_of, col("context.campaign.medium"))
     ref_url = col("context.page.referrer", "properties.referrer")
     has_page = url.notna().to_numpy()
     from_url = [referrer_of_url(r) if hp else None for r, hp in zip(ref_url, has_page)]
@@ -206,11 +206,11 @@ def events_from_segment(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
         "value": value,
         "n_results": number(col("properties.n_results", "properties.results")),
         "field": texts(col("properties.field", "properties.field_name")),
-        "device": [device_of(c, ua) for c, ua in zip(col("context.device.type"), col("context.userAgent"))],
-        "language": col("context.locale").map(language_of),
-        "referrer": medium.where(medium.notna(), pd.Series(from_url, index=frame.index, dtype=object)),
+        "device": mapped(lambda c_ua: device_of(*c_ua), zip(col("context.device.type"), col("context.userAgent"))),
+        "language": mapped(language_of, col("context.locale")),
+        "referrer": [m or u for m, u in zip(medium, from_url)],
         "customer_id": texts(col("userId")),
-        "utc_offset_s": [utc_offset_of(z, t) for z, t in zip(col("context.timezone"), ts)],
+        "utc_offset_s": utc_offsets(col("context.timezone"), ts),
     })
     return assemble(norm, source="segment", n_rows=n, no_equivalent=no_eq, default_device=default_device,
                     extra_defaults={"page_type_default": n_default})

@@ -53,6 +53,7 @@ import pandas as pd
 
 from nextchannel.adapters.mapping import (
     AdapterReport,
+    _is_mapping,
     _maybe_json,
     as_frame,
     assemble,
@@ -60,6 +61,7 @@ from nextchannel.adapters.mapping import (
     first_of,
     first_time,
     language_of,
+    mapped,
     number,
     page_fields,
     referrer_of,
@@ -68,7 +70,7 @@ from nextchannel.adapters.mapping import (
     resolve_event_map,
     text,
     texts,
-    utc_offset_of,
+    utc_offsets,
 )
 
 __all__ = ["SNOWPLOW_EVENT_MAP", "SNOWPLOW_NO_EQUIVALENT", "events_from_snowplow"]
@@ -103,13 +105,13 @@ def _unstruct(frame: pd.DataFrame, known: Iterable[str]) -> tuple[list[str | Non
     if "unstruct_event" in frame.columns:
         for i, v in enumerate(frame["unstruct_event"].to_numpy(dtype=object)):
             v = _maybe_json(v)
-            inner = v.get("data") if isinstance(v, Mapping) else None
+            inner = v.get("data") if _is_mapping(v) else None
             inner = _maybe_json(inner)
-            if isinstance(inner, Mapping):
+            if _is_mapping(inner):
                 m = _SCHEMA_NAME.match(str(inner.get("schema", "")))
                 names[i] = m.group(1) if m else None
                 data = _maybe_json(inner.get("data"))
-                payloads[i] = data if isinstance(data, Mapping) else {}
+                payloads[i] = data if _is_mapping(data) else {}
     known = sorted(known, key=len, reverse=True)
     for c in frame.columns:
         if not (isinstance(c, str) and c.startswith("unstruct_event_")):
@@ -120,7 +122,7 @@ def _unstruct(frame: pd.DataFrame, known: Iterable[str]) -> tuple[list[str | Non
             v = _maybe_json(v)
             if isinstance(v, (list, tuple)) and v:
                 v = _maybe_json(v[0])
-            if isinstance(v, Mapping) and names[i] is None:
+            if _is_mapping(v) and names[i] is None:
                 names[i], payloads[i] = name, v
     return names, payloads
 
@@ -187,13 +189,10 @@ def events_from_snowplow(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
 
     ts = first_time(frame, _TS_COLUMNS)
     un_names, payloads = _unstruct(frame, [*emap, *no_eq])
-    event, event_name, se_action = texts(col("event")), texts(col("event_name")), texts(col("se_action"))
     names: list[str | None] = []
-    for i in range(n):
-        if event.iloc[i] == "struct":
-            names.append(se_action.iloc[i] or "struct")
-        else:
-            names.append(event_name.iloc[i] or un_names[i] or event.iloc[i])
+    for ev, ev_name, action, un_name in zip(texts(col("event")), texts(col("event_name")),
+                                            texts(col("se_action")), un_names):
+        names.append((action or "struct") if ev == "struct" else (ev_name or un_name or ev))
     etype = pd.Series([emap.get(x) if x is not None else None for x in names], index=frame.index, dtype=object)
     url = col("page_url").where(col("page_url").notna(), col("page_urlpath"))
     pages, kinds, n_default = page_fields(url.where(etype == "page_view", None), page_rules, default_page_type)
@@ -212,15 +211,13 @@ def events_from_snowplow(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
             n_results[i] = _num(_get(pl, "totalResults", "total_results"))
         elif t == "form_error":
             field[i] = text(_get(pl, "elementId", "field", "fieldName", "element_id"))
-    medium = col("mkt_medium").map(referrer_of)
-    medium = medium.where(medium.notna(), col("refr_medium").map(referrer_of))
-    from_url = pd.Series([referrer_of_url(r, h) for r, h in zip(col("page_referrer"), col("page_urlhost"))],
-                         index=frame.index, dtype=object)
-    referrer = medium.where(medium.notna(), from_url)
+    medium = [m or r for m, r in zip(mapped(referrer_of, col("mkt_medium")), mapped(referrer_of, col("refr_medium")))]
+    from_url = [referrer_of_url(r, h) for r, h in zip(col("page_referrer"), col("page_urlhost"))]
+    referrer = [m or u for m, u in zip(medium, from_url)]
     ismobile = col("dvce_ismobile").map(lambda v: "mobile" if v is True or str(v).lower() in ("true", "1") else None)
     # the enrichment's device class first, then the tracker's mobile flag, then the user agent
-    device = [device_of(c) or m or device_of(None, ua)
-              for c, ua, m in zip(col("dvce_type"), col("useragent"), ismobile)]
+    device = mapped(lambda c_ua_m: device_of(c_ua_m[0]) or c_ua_m[2] or device_of(None, c_ua_m[1]),
+                    zip(col("dvce_type"), col("useragent"), ismobile))
     sidx = number(col("domain_sessionidx"))
     tz = col("os_timezone")
     norm = pd.DataFrame({
@@ -235,11 +232,11 @@ def events_from_snowplow(export: pd.DataFrame | Iterable[Mapping[str, Any]], *,
         "n_results": n_results,
         "field": field,
         "device": device,
-        "language": col("br_lang").map(language_of),
+        "language": mapped(language_of, col("br_lang")),
         "referrer": referrer,
         "customer_id": texts(col("user_id")),
         "returning": np.where(np.isfinite(sidx), sidx > 1, None),
-        "utc_offset_s": [utc_offset_of(z, t) for z, t in zip(tz, ts)],
+        "utc_offset_s": utc_offsets(tz, ts),
         "yoffset_max": number(col("pp_yoffset_max")),
         "doc_height": number(col("doc_height")),
         "view_height": number(col("br_viewheight")),
