@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nextchannel import train  # noqa: I001 - first: the function, before nextchannel.train the module is imported
-from nextchannel import PolicyConfig, TrainConfig, simulate
+from nextchannel import PolicyConfig, TrainConfig, simulate, train
 from nextchannel.features import features_many
 from nextchannel.policy import eligibility_frame, greedy_many
 from nextchannel.simulation import SimConfig

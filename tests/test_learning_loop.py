@@ -16,6 +16,10 @@ from nextchannel.learning_loop import WEEK_COLUMNS
 
 TINY = TrainConfig(n_estimators=15, offer_n_estimators=5, value_n_estimators=10)
 
+# Weeks of a few hundred sessions are too small for personalisation to beat the best constant action on
+# held-out logs: train()'s guard says so (and ships the constant); that is the guard's test, not this one's.
+pytestmark = pytest.mark.filterwarnings("ignore::nextchannel.errors.PersonalisationNotBetterWarning")
+
 
 @pytest.fixture(scope="module")
 def loop():

@@ -96,3 +96,16 @@ def test_scorer_import_loads_only_the_web_path():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "[]", out
     assert out[1] == "True True", out
+
+
+def test_every_subpackage_is_listed_for_installation():
+    # pyproject lists packages explicitly (the default bundle is mapped in from models/): a subpackage
+    # missing there is missing from a plain `pip install .`.
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(nextchannel.__file__).parent
+    listed = set(tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    subpackages = {"nextchannel." + p.parent.relative_to(root).as_posix().replace("/", ".")
+                   for p in root.rglob("__init__.py") if p.parent != root}
+    assert subpackages <= listed, sorted(subpackages - listed)
