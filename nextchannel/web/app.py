@@ -109,13 +109,16 @@ def _anonymous_profile(customer_id: str) -> Mapping[str, Any]:
 
 def _context_columns(context: Mapping[str, Any], channels: tuple[str, ...], language: str | None) -> dict[str, Any]:
     """The flat ``open_/wait_/lang_ok_`` columns of a decision log row for this request's context."""
-    from nextchannel.scorer import _context_row  # the scorer's own parser: one definition
+    from nextchannel.context import context_spec  # the one definition the scorer reads it with
 
     try:
-        return {k: (bool(v) if not k.startswith("wait_") else v)
-                for k, v in _context_row(context, channels, language).items()}
+        open_, wait, lang_ok = context_spec(channels).parse_one(context, language)
     except (NextChannelError, TypeError, ValueError):
         return {}
+    out: dict[str, Any] = {}
+    for j, ch in enumerate(channels):
+        out[f"open_{ch}"], out[f"wait_{ch}_s"], out[f"lang_ok_{ch}"] = open_[j], wait[j], lang_ok[j]
+    return out
 
 
 def _str_field(v: Any) -> Any:
