@@ -623,6 +623,12 @@ class SessionState:
         Once ``limits.max_events`` events are kept, the rest of a list is counted as over the limit
         without being read (so a 100,000-event replay costs what ``max_events`` events cost).
         """
+        if isinstance(events, (str, bytes, bytearray, Mapping)) or not hasattr(events, "__iter__"):
+            # not a sequence of events (a 1 MB string would otherwise be a million malformed events)
+            if self.strict:
+                raise ValidationError(f"events must be a list of event dicts, got {excerpt(events)}")
+            self.n_malformed += 1
+            return self
         if not self.strict and isinstance(events, (list, tuple)):
             for i, e in enumerate(events):
                 if self._n_kept >= self._max_events:

@@ -107,6 +107,13 @@ def _about_the_input(err: BaseException) -> bool:
     return last is None or not last.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
 
 
+def _event_list(events: Any) -> list[Any] | tuple[Any, ...]:
+    """The ``events`` of a replayed session: a list (or tuple) of event dicts, else malformed signals."""
+    if type(events) is not list and type(events) is not tuple:
+        raise ValidationError(f"session events must be a list of event dicts, got {excerpt(events)}")
+    return events
+
+
 def _short_message(err: BaseException, limit: int = 200) -> str:
     """``Type: message`` of an exception, cut and escaped; never raises (str() of its args may)."""
     try:
@@ -362,7 +369,7 @@ class Scorer:
                     part = "session"
                     state = SessionState(session.get("session_id"), strict=self.strict, channels=c.ms.policy.channels,
                                          limits=self.limits)
-                    state.update_many(session["events"])
+                    state.update_many(_event_list(session["events"]))
                     part = "now"
                     sid, now_ts = state.session_id, state._now(now)
                     if now_ts - now_ts != 0.0:
@@ -550,7 +557,7 @@ class Scorer:
         elif isinstance(session, Mapping) and "events" in session:
             st = SessionState(session.get("session_id"), strict=self.strict, channels=self._c.ms.policy.channels,
                               limits=self.limits)
-            st.update_many(session["events"])
+            st.update_many(_event_list(session["events"]))
         elif isinstance(session, Mapping):
             feats = {k: _feature_value(k, v) for k, v in session.items() if k in SESSION_FEATURES}
             sid = session.get("session_id")

@@ -453,3 +453,11 @@ def test_serialisation_keeps_bounds_catalogue_and_counters():
     _assert_same(r.features_one(), s.features_one(), "round trip")
     r.update({"session_id": "5", "ts": 9.0, "type": "click"})   # still over the limit after the round trip
     assert r.n_over_limit == 2 and r.features_one()["clicks"] == 0.0
+
+
+@pytest.mark.parametrize("events", ["x" * 1_000_000, b"abc", {"type": "click"}, 42, None])
+def test_update_many_refuses_what_is_not_a_list_of_events(events):
+    s = SessionState("s").update_many(events)
+    assert s.n_malformed == 1 and s.features_one(now=1.0)["clicks"] == 0.0
+    with pytest.raises(ValidationError, match="events must be a list of event dicts"):
+        SessionState("s", strict=True).update_many(events)

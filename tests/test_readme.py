@@ -3,9 +3,12 @@
 The rule for blocks that need data (documented in the README's Development section): a block runs
 in a fresh namespace, in a temporary folder holding ``models/current`` and ``models/new`` (copies of
 the default bundle). A block preceded by ``<!-- readme-test: logs -->`` finds small simulated logs
-already defined (``events``, ``decisions``, ``customers``, ``contacts``, ``policy``); a block preceded
-by ``<!-- readme-test: replace "<text>" "<by>" -->`` runs with that text replaced (to run a big
-example at a small size). Any other marker fails the test, so a block can not be skipped silently.
+already defined (``events``, ``decisions``, ``customers``, ``contacts``, ``policy``);
+``weblogs`` gives it a ``logs/`` folder written by the reference service (60 small sessions);
+``replace "<text>" "<by>"`` runs it with that text replaced (to run a big example at a small size);
+``env NAME=value`` sets an environment variable; ``cwd repo`` runs it in the repository's root (for
+examples that read the test fixtures). Markers combine with ``;``. Any other marker fails the test,
+so a block can not be skipped silently.
 """
 
 import re
@@ -34,6 +37,40 @@ def small_logs():
             "contacts": sim.contacts, "policy": PolicyConfig.from_sim(SimConfig())}
 
 
+def _service_logs(folder: Path) -> None:
+    """A logs/ folder as the reference service writes it: 60 short sessions, offers and outcomes."""
+    import dataclasses
+
+    import numpy as np
+    from starlette.testclient import TestClient
+
+    from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet
+    from nextchannel.scorer import Scorer
+    from nextchannel.web import DecisionLog, create_app
+
+    ms = ModelSet.load(DEFAULT_BUNDLE)
+    ms.policy = dataclasses.replace(ms.policy, exploration="epsilon", epsilon=0.6)
+    client = TestClient(create_app(Scorer(ms, seed=1), log=DecisionLog(folder)))
+    rng = np.random.default_rng(0)
+    pages = [("/", "home"), ("/cart", "cart"), ("/checkout", "checkout"), ("/help", "help")]
+    t = 1_767_225_600.0
+    for k in range(60):
+        t += 500
+        batches = [[{"ts": t, "type": "session_start", "device": ["desktop", "mobile"][k % 2], "language": "en"}]]
+        for j in range(3):
+            page, ptype = pages[int(rng.integers(len(pages)))]
+            batches.append([{"ts": t + 20 * j + 1, "type": "page_view", "page": page, "page_type": ptype},
+                            {"ts": t + 20 * j + 15, "type": "idle", "duration_s": float(rng.integers(5, 60))}])
+        for b in batches:
+            d = client.post("/v1/events", json={"session_id": f"v{k}", "events": b}).json()["decision"]
+            if d["offer"]:
+                outcome = "accepted" if rng.random() < 0.4 else "dismissed"
+                client.post("/v1/outcome", json={"decision_id": d["decision_id"], "outcome": outcome,
+                                                 "session_id": f"v{k}", "channel": d["channel"], "ts": b[-1]["ts"]})
+                if outcome == "accepted" and rng.random() < 0.7:
+                    client.post("/v1/outcome", json={"decision_id": d["decision_id"], "outcome": "solved"})
+
+
 def _run(code: str, marker: str, tmp_path, monkeypatch, small_logs) -> dict:
     from nextchannel.modelset import DEFAULT_BUNDLE
 
@@ -45,11 +82,18 @@ def _run(code: str, marker: str, tmp_path, monkeypatch, small_logs) -> dict:
         words = shlex.split(part)
         if words == ["logs"]:
             env.update(small_logs)
+        elif words == ["weblogs"]:
+            _service_logs(tmp_path / "logs")
+        elif words == ["cwd", "repo"]:
+            monkeypatch.chdir(README.parent)
+        elif len(words) == 2 and words[0] == "env" and "=" in words[1]:
+            monkeypatch.setenv(*words[1].split("=", 1))
         elif len(words) == 3 and words[0] == "replace":
             assert words[1] in code, f"readme-test marker replaces {words[1]!r}, which the block does not hold"
             code = code.replace(words[1], words[2])
         else:
-            raise AssertionError(f"unknown readme-test marker {part!r} (known: logs; replace \"a\" \"b\")")
+            raise AssertionError(f"unknown readme-test marker {part!r} (known: logs; weblogs; cwd repo; "
+                                 "env NAME=value; replace \"a\" \"b\")")
     exec(compile(code, str(README), "exec"), env)
     return env
 
