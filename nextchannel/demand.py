@@ -116,8 +116,8 @@ class ChannelDemand:
     ----------
     by_hour : DataFrame
         Index (weekday, hour) on the service clock; ``decision_points``, ``offer_worthy`` and
-        ``open_<ch>`` (share of the offer-worthy decision points at which the channel was open;
-        NaN where there were none).
+        ``open_<ch>`` (share of the decision points at which the channel was open: its opening
+        hours as the logs saw them; NaN in an hour without decision points).
     unserved : DataFrame
         One row per (channel, reason): ``decision_points``, ``share`` (of all decision points),
         ``value_lost`` (sum of the best channel's EV minus the best available action's) and
@@ -209,7 +209,7 @@ def channel_demand(decisions: pd.DataFrame, model_set: Any, X: pd.DataFrame, *, 
     hour, wday = service_clock(pd.to_numeric(decisions["ts"]).to_numpy(dtype=float), utc_offset_s)
     frame = pd.DataFrame({"weekday": wday, "hour": hour, "decision_points": 1, "offer_worthy": worthy.astype(int)})
     for ch in names:
-        frame[f"open_{ch}"] = np.where(worthy, C[f"open_{ch}"].to_numpy() > 0, np.nan)
+        frame[f"open_{ch}"] = (C[f"open_{ch}"].to_numpy() > 0).astype(float)
     agg = {"decision_points": "sum", "offer_worthy": "sum", **{f"open_{ch}": "mean" for ch in names}}
     full = pd.MultiIndex.from_product([range(7), range(24)], names=["weekday", "hour"])
     by_hour = frame.groupby(["weekday", "hour"]).agg(agg).reindex(full)

@@ -526,7 +526,8 @@ def plot_learning_loop(weeks: pd.DataFrame, references: pd.DataFrame | None = No
 # Channel demand (nextchannel.demand)
 # ---------------------------------------------------------------------------------------------
 def plot_demand_by_hour(by_hour: pd.DataFrame, channels: Sequence[str] | None = None) -> "Figure":
-    """Offer-worthy demand per hour of day (bars) against each channel's share open (lines).
+    """Offer-worthy demand per hour of day (bars) against each channel's opening (lines: the share of the
+    hour's decision points, over all weekdays, at which the channel was open).
 
     Parameters
     ----------
@@ -564,12 +565,12 @@ def plot_demand_by_hour(by_hour: pd.DataFrame, channels: Sequence[str] | None = 
         col = f"open_{ch}"
         if col not in by_hour.columns:
             continue
-        w = by_hour["offer_worthy"].to_numpy(dtype=float)
+        w = by_hour["decision_points"].to_numpy(dtype=float)
         share = (by_hour[col].fillna(0) * w).groupby(level="hour").sum().reindex(range(24), fill_value=0) \
-            / np.maximum(worthy, 1)
+            / np.maximum(points, 1)
         ax2.step(np.arange(24), share.to_numpy(), where="mid", color=_color(ch, i), lw=2, label=f"{ch} open")
     ax2.set_ylim(0, 1.05)
-    ax2.set_ylabel("share of offer-worthy points with the channel open")
+    ax2.set_ylabel("channel open (share of the hour's decision points)", fontsize=8)
     handles = ax.get_legend_handles_labels()
     h2 = ax2.get_legend_handles_labels()
     fig.legend(handles[0] + h2[0], handles[1] + h2[1], loc="outside lower center", ncol=4, frameon=False, fontsize=8)

@@ -75,7 +75,7 @@ def test_unserved_demand_is_attributed_in_order_and_valued():
     # every point is offer-worthy; chat's open share per hour follows its hours
     assert res.by_hour["offer_worthy"].sum() == len(d)
     by_hour = res.by_hour.groupby(level="hour")["open_chat"].mean()
-    assert by_hour.loc[8:19].eq(1).all() and by_hour.loc[[0, 7, 20, 23]].eq(0).all()
+    assert by_hour.loc[8:19].eq(1).all() and by_hour.loc[[0, 7, 20, 23]].eq(0).all()  # its hours
     assert res.languages.loc["en", "served_chat"] == 1.0 and res.languages.loc["pl", "served_chat"] == 0.0
 
 
