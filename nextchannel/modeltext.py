@@ -14,7 +14,8 @@ agree with each other and with the caller's feature names; ``tree_sizes`` matche
 byte for byte; every field of every tree is known, appears once, has the exact length and only
 finite decimal numbers; split features are within the model's features; decision types are
 known; categorical splits index their bitsets in range; child indices form one proper binary
-tree from the root that reaches every leaf exactly once (no cycle, no orphan, bounded depth);
+tree from the root that reaches every leaf exactly once (each child numbered after its parent, as
+LightGBM numbers them, so no cycle; no orphan; bounded depth);
 data counts are positive and add up from the leaves to the root. An error names the file, the
 tree and the field. It also returns each output's possible range (the sums of the trees'
 smallest and largest leaves), which bounds every prediction the model can make.
@@ -398,12 +399,17 @@ def _numbers(fields: dict[str, str], key: str, n: int, kind: str, tree: int, wha
     return out
 
 
-def _field_arrays(trees: list[dict[str, str]], index: list[int], key: str, lengths: list[int], kind: str,
-                  what: str) -> list[np.ndarray]:
-    """Field ``key`` of the trees ``index`` (of ``lengths`` numbers each), parsed in one pass over all of them.
+# A decimal token that may overflow a double: an exponent of three digits, or a very long token.
+_MAY_OVERFLOW_RE = re.compile(r"[eE][-+]?[0-9]{3}|[^ ]{31}")
 
-    The fast path matches and converts the joined text once; on any failure the per-tree parser finds
-    the tree at fault and says what is wrong with it.
+
+def _field_arrays(trees: list[dict[str, str]], index: list[int], key: str, lengths: list[int], kind: str,
+                  what: str, convert: bool = True) -> list[np.ndarray]:
+    """Field ``key`` of the trees ``index`` (of ``lengths`` numbers each), checked in one pass over all of them.
+
+    The fast path matches and converts the joined text once (``convert=False``: only checks it; a
+    token of at most 30 characters with a two-digit exponent is always a finite double); on any
+    failure the per-tree parser finds the tree at fault and says what is wrong with it.
     """
     values = [trees[i].get(key) for i in index]
     if not values:
@@ -413,9 +419,16 @@ def _field_arrays(trees: list[dict[str, str]], index: list[int], key: str, lengt
         joined = " ".join(values)
         counts = [v.count(" ") + 1 for v in values]
         if "" not in values and counts == lengths and pattern.fullmatch(joined):
-            arr = np.array(joined.split(" "), dtype=_DTYPES[kind])
+            may_overflow = kind == "float" and _MAY_OVERFLOW_RE.search(joined) is not None
+            if not convert and not may_overflow:
+                return []
+            if kind == "int":  # integers: numpy's C parser (already matched, so nothing is skipped)
+                arr = np.fromstring(joined, dtype=np.int64, sep=" ")
+            else:
+                arr = np.array(joined.split(" "), dtype=np.float64)
             if kind != "float" or np.isfinite(arr).all():
-                return np.split(arr, np.cumsum(counts)[:-1])
+                ends = np.cumsum(counts).tolist()
+                return [arr[a:b] for a, b in zip([0, *ends[:-1]], ends)]
     for i, n in zip(index, lengths):
         _numbers(trees[i], key, n, kind, i, what)
     raise AssertionError("unreachable: the per-tree parser accepts what the batch parser refused")  # pragma: no cover
@@ -462,10 +475,10 @@ def _check_trees(trees: list[dict[str, str]], n_features: int) -> list[np.ndarra
     leaves = [num_leaves[i] for i in split]
     arrays = {k: _field_arrays(trees, split, k, nodes, "int", "num_leaves - 1") for k in _NODE_INT}
     for k in _NODE_FLOAT:
-        _field_arrays(trees, split, k, nodes, "float", "num_leaves - 1")
-    arrays["threshold"] = _field_arrays(trees, split, "threshold", nodes, "threshold", "num_leaves - 1")
+        _field_arrays(trees, split, k, nodes, "float", "num_leaves - 1", convert=False)
+    _field_arrays(trees, split, "threshold", nodes, "threshold", "num_leaves - 1", convert=False)
     arrays["leaf_count"] = _field_arrays(trees, split, "leaf_count", leaves, "int", "num_leaves")
-    _field_arrays(trees, split, "leaf_weight", leaves, "float", "num_leaves")
+    _field_arrays(trees, split, "leaf_weight", leaves, "float", "num_leaves", convert=False)
     for j, i in enumerate(split):
         _check_tree(trees[i], {k: v[j] for k, v in arrays.items()}, i, n_features)
     return leaf_values
@@ -483,7 +496,7 @@ def _check_tree(fields: dict[str, str], a: dict[str, np.ndarray], i: int, n_feat
     if dt.min() < 0 or dt.max() > 11 or ((dt >> 2) & 3).max() > 2:
         bad = int(dt[(dt < 0) | (dt > 11) | (((dt >> 2) & 3) > 2)][0])
         raise _Refuse(f"tree {i}: field 'decision_type' has unknown decision type {bad}")
-    _check_categorical(fields, dt, a["threshold"], int(fields["num_cat"]), i)
+    _check_categorical(fields, dt, int(fields["num_cat"]), i)
     _check_structure(a["left_child"], a["right_child"], num_leaves, i)
     _check_counts(a["internal_count"], a["leaf_count"], a["left_child"], a["right_child"], i)
 
@@ -497,7 +510,7 @@ def _scalar_int(fields: dict[str, str], key: str, lo: int, hi: int, tree: int) -
     return int(value)
 
 
-def _check_categorical(fields: dict[str, str], dt: np.ndarray, threshold: np.ndarray, num_cat: int, i: int) -> None:
+def _check_categorical(fields: dict[str, str], dt: np.ndarray, num_cat: int, i: int) -> None:
     is_cat = (dt & 1).astype(bool)
     if int(is_cat.sum()) != num_cat:
         raise _Refuse(f"tree {i}: field 'num_cat' is {num_cat}, but {int(is_cat.sum())} splits are categorical")
@@ -506,6 +519,7 @@ def _check_categorical(fields: dict[str, str], dt: np.ndarray, threshold: np.nda
             if fields.get(key):
                 raise _Refuse(f"tree {i}: field {key!r} must be absent when num_cat is 0")
         return
+    threshold = _numbers(fields, "threshold", len(dt), "threshold", i, "num_leaves - 1")
     cat_index = threshold[is_cat]
     if not np.array_equal(np.sort(cat_index), np.arange(num_cat)):
         raise _Refuse(f"tree {i}: field 'threshold' of the categorical splits must number them 0..{num_cat - 1}, "
@@ -527,29 +541,30 @@ def _check_structure(left: np.ndarray, right: np.ndarray, num_leaves: int, i: in
         field = "left_child" if int(bad[0]) in left.tolist() else "right_child"
         raise _Refuse(f"tree {i}: field {field!r} names child {int(bad[0])}, but the tree has {n_nodes} nodes "
                       f"(0..{n_nodes - 1}) and {num_leaves} leaves (-1..-{num_leaves})")
+    # LightGBM numbers nodes in the order it creates them, so a child node's index is always greater
+    # than its parent's. Requiring that rules out every cycle (indices rise along any path).
+    idx = np.arange(n_nodes)
+    for field, c in (("left_child", left), ("right_child", right)):
+        back = (c >= 0) & (c <= idx)
+        if back.any():
+            j = int(np.flatnonzero(back)[0])
+            raise _Refuse(f"tree {i}: field {field!r} of node {j} points at node {int(c[j])}, not a later node "
+                          f"(a cycle, or a pointer back at the root)")
     nodes = children[children >= 0]
     leaves = ~children[children < 0]
-    if (nodes == 0).any():
-        raise _Refuse(f"tree {i}: fields 'left_child'/'right_child' point back at the root (a cycle)")
     if np.bincount(nodes, minlength=n_nodes)[1:].tolist() != [1] * (n_nodes - 1) or \
             np.bincount(leaves, minlength=num_leaves).tolist() != [1] * num_leaves:
         raise _Refuse(f"tree {i}: fields 'left_child'/'right_child' must reach every node and every leaf exactly "
                       f"once (a node or leaf is shared or orphaned)")
-    # Every node now has one parent; walk from the root to rule out cycles detached from it.
-    depth = {0: 0}
-    stack = [0]
-    lt, rt = left.tolist(), right.tolist()
-    while stack:
-        node = stack.pop()
-        d = depth[node] + 1
-        if d > MAX_TREE_DEPTH:
+    # Now every node but the root has one parent, of a smaller index: all are reachable from the root.
+    if n_nodes > MAX_TREE_DEPTH:  # only then can the tree be too deep
+        depth = [0] * n_nodes
+        for node, (lc, rc) in enumerate(zip(left.tolist(), right.tolist())):
+            for child in (lc, rc):
+                if child >= 0:
+                    depth[child] = depth[node] + 1
+        if max(depth) + 1 > MAX_TREE_DEPTH:
             raise _Refuse(f"tree {i}: is deeper than {MAX_TREE_DEPTH} levels")
-        for child in (lt[node], rt[node]):
-            if child >= 0:
-                depth[child] = d
-                stack.append(child)
-    if len(depth) != n_nodes:
-        raise _Refuse(f"tree {i}: fields 'left_child'/'right_child' hold a cycle not reachable from the root")
 
 
 def _check_counts(internal: np.ndarray, leaf: np.ndarray, left: np.ndarray, right: np.ndarray, i: int) -> None:

@@ -316,7 +316,7 @@ def load_all(paths: dict[str, pathlib.Path], batch: int = 40, timeout_s: float =
         chunk = ids[pos:pos + batch]
         # cwd: the variants' folder, so that the package comes from the install (or $PYTHONPATH), not the cwd
         proc = subprocess.Popen([sys.executable, "-c", _BATCH_CODE, *(str(paths[i]) for i in chunk)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
                                 cwd=os.path.commonpath([str(p) for p in paths.values()]))
         try:
             out, err = proc.communicate(timeout=timeout_s)

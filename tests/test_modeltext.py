@@ -88,7 +88,7 @@ BAD = [
     (lambda t: _tree_field(t, 0, "num_leaves", lambda v: "6"), r"tree 0: field 'leaf_value' must hold 6 numbers"),
     (lambda t: _tree_field(t, 0, "left_child", _first("9999")), r"tree 0: field 'left_child' names child 9999"),
     (lambda t: _tree_field(t, 0, "right_child", _first("-99")), r"tree 0: field 'right_child' names child -99"),
-    (lambda t: _tree_field(t, 0, "left_child", _first("0")), r"point back at the root"),
+    (lambda t: _tree_field(t, 0, "left_child", _first("0")), r"node 0 points at node 0, not a later node"),
     (lambda t: _tree_field(t, 0, "split_feature", _first("100000")), r"tree 0: .*feature 100000, but the model has 4"),
     (lambda t: _tree_field(t, 0, "decision_type", _first("12")), r"tree 0: field 'decision_type' has unknown .* 12"),
     (lambda t: _tree_field(t, 0, "internal_count", _first("1")), r"'internal_count' must equal the sum"),
