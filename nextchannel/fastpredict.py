@@ -13,7 +13,7 @@ that parses the configuration once and keeps the predictor. We call it through `
 on the very library the ``lightgbm`` package ships, so the trees are walked by the same
 compiled code and the outputs are bit-for-bit those of ``Booster.predict``.
 
-Rules this module keeps (see DESIGN.md §5):
+Rules this module keeps:
 
 * every numpy buffer whose address is handed to C is referenced by the Python object
   that hands it over (a ``ctypes`` pointer does not keep an array alive);

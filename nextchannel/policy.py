@@ -2,7 +2,7 @@
 
 Where it sits: features → models → **policy → decision** → logs. The models give, per action, the
 probabilities of acceptance, success and leaving; the policy turns them into expected values with
-the business's own numbers (DESIGN.md §3)::
+the business's own numbers::
 
     EV(a) = value_success·P(success | a) − cost(a)·P(accept | a) − annoyance·P(dismiss | a)
             − leave_cost·P(leave | a)

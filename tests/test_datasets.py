@@ -112,7 +112,7 @@ def test_nothing_reads_shared_data_outside_the_repo() -> None:
               *ROOT.joinpath("benchmarks").rglob("*.py"),
               *ROOT.joinpath("notebooks").glob("*.ipynb")]:
         text = p.read_text("utf-8")
-        if "shared/data" in text.replace("\\", "/") and p.name != Path(__file__).name:
+        if "shared" "/data" in text.replace("\\", "/") and p.name != Path(__file__).name:
             offenders.append(str(p.relative_to(ROOT)))
     assert offenders == []
 
