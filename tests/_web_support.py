@@ -68,3 +68,45 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+#: The pages the logged test sessions move between (path, page type).
+SHOP_PAGES = (("/", "home"), ("/p/1", "product"), ("/cart", "cart"), ("/checkout", "checkout"), ("/help", "help"))
+
+
+def write_service_logs(folder: Path, n_sessions: int = 60) -> None:
+    """A logs/ folder as the reference service writes it: short sessions, offers and their outcomes.
+
+    The default bundle decides with epsilon-greedy exploration (so the logs hold randomised offers
+    to learn from); 40% of offers are accepted, 70% of accepted ones solved. Deterministic.
+    """
+    import dataclasses
+
+    import numpy as np
+    from starlette.testclient import TestClient
+
+    from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet
+    from nextchannel.scorer import Scorer
+    from nextchannel.web import DecisionLog, create_app
+
+    ms = ModelSet.load(DEFAULT_BUNDLE)
+    ms.policy = dataclasses.replace(ms.policy, exploration="epsilon", epsilon=0.6)
+    client = TestClient(create_app(Scorer(ms, seed=1), log=DecisionLog(folder)))
+    rng = np.random.default_rng(0)
+    t = 1_767_225_600.0
+    for k in range(n_sessions):
+        sid = f"v{k}"
+        t += 500
+        batches = [[{"ts": t, "type": "session_start", "device": ["desktop", "mobile"][k % 2], "language": "en"}]]
+        for j in range(3):
+            page, ptype = SHOP_PAGES[int(rng.integers(len(SHOP_PAGES)))]
+            batches.append([{"ts": t + 20 * j + 1, "type": "page_view", "page": page, "page_type": ptype},
+                            {"ts": t + 20 * j + 15, "type": "idle", "duration_s": float(rng.integers(5, 60))}])
+        for b in batches:
+            d = client.post("/v1/events", json={"session_id": sid, "events": b}).json()["decision"]
+            if d["offer"]:
+                outcome = "accepted" if rng.random() < 0.4 else "dismissed"
+                client.post("/v1/outcome", json={"decision_id": d["decision_id"], "outcome": outcome,
+                                                 "session_id": sid, "channel": d["channel"], "ts": b[-1]["ts"]})
+                if outcome == "accepted" and rng.random() < 0.7:
+                    client.post("/v1/outcome", json={"decision_id": d["decision_id"], "outcome": "solved"})

@@ -39,36 +39,9 @@ def small_logs():
 
 def _service_logs(folder: Path) -> None:
     """A logs/ folder as the reference service writes it: 60 short sessions, offers and outcomes."""
-    import dataclasses
+    from _web_support import write_service_logs
 
-    import numpy as np
-    from starlette.testclient import TestClient
-
-    from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet
-    from nextchannel.scorer import Scorer
-    from nextchannel.web import DecisionLog, create_app
-
-    ms = ModelSet.load(DEFAULT_BUNDLE)
-    ms.policy = dataclasses.replace(ms.policy, exploration="epsilon", epsilon=0.6)
-    client = TestClient(create_app(Scorer(ms, seed=1), log=DecisionLog(folder)))
-    rng = np.random.default_rng(0)
-    pages = [("/", "home"), ("/cart", "cart"), ("/checkout", "checkout"), ("/help", "help")]
-    t = 1_767_225_600.0
-    for k in range(60):
-        t += 500
-        batches = [[{"ts": t, "type": "session_start", "device": ["desktop", "mobile"][k % 2], "language": "en"}]]
-        for j in range(3):
-            page, ptype = pages[int(rng.integers(len(pages)))]
-            batches.append([{"ts": t + 20 * j + 1, "type": "page_view", "page": page, "page_type": ptype},
-                            {"ts": t + 20 * j + 15, "type": "idle", "duration_s": float(rng.integers(5, 60))}])
-        for b in batches:
-            d = client.post("/v1/events", json={"session_id": f"v{k}", "events": b}).json()["decision"]
-            if d["offer"]:
-                outcome = "accepted" if rng.random() < 0.4 else "dismissed"
-                client.post("/v1/outcome", json={"decision_id": d["decision_id"], "outcome": outcome,
-                                                 "session_id": f"v{k}", "channel": d["channel"], "ts": b[-1]["ts"]})
-                if outcome == "accepted" and rng.random() < 0.7:
-                    client.post("/v1/outcome", json={"decision_id": d["decision_id"], "outcome": "solved"})
+    write_service_logs(folder)
 
 
 def _run(code: str, marker: str, tmp_path, monkeypatch, small_logs) -> dict:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from _web_support import write_service_logs
 from starlette.testclient import TestClient
 
 from nextchannel import ModelSet, Scorer, TrainConfig, train
@@ -163,30 +163,7 @@ def test_cors_only_for_configured_origins(scorer):
 
 
 def test_a_bundle_trains_from_the_logs_the_service_wrote(tmp_path):
-    base = ModelSet.load(DEFAULT_BUNDLE)
-    ms = ModelSet(base.channel_model, base.value_model, base.offer_model,  # logged offers to learn from
-                  replace(base.policy, exploration="epsilon", epsilon=0.6), base.profile_config, meta=base.meta)
-    sc = Scorer(ms, seed=1)
-    client = TestClient(create_app(sc, log=DecisionLog(tmp_path)))
-    rng = np.random.default_rng(0)
-    pages = [("/", "home"), ("/p/1", "product"), ("/cart", "cart"), ("/checkout", "checkout"), ("/help", "help")]
-    t = 1_767_225_600.0
-    for k in range(60):
-        sid = f"v{k}"
-        t += 500
-        batches = [[{"ts": t, "type": "session_start", "device": ["desktop", "mobile"][k % 2], "language": "en"}]]
-        for j in range(3):
-            page, ptype = pages[int(rng.integers(len(pages)))]
-            batches.append([{"ts": t + 20 * j + 1, "type": "page_view", "page": page, "page_type": ptype},
-                            {"ts": t + 20 * j + 15, "type": "idle", "duration_s": float(rng.integers(5, 60))}])
-        for b in batches:
-            d = client.post("/v1/events", json={"session_id": sid, "events": b}).json()["decision"]
-            if d["offer"]:
-                outcome = "accepted" if rng.random() < 0.4 else "dismissed"
-                client.post("/v1/outcome", json={"decision_id": d["decision_id"], "outcome": outcome,
-                                                 "session_id": sid, "channel": d["channel"], "ts": b[-1]["ts"]})
-                if outcome == "accepted" and rng.random() < 0.7:
-                    client.post("/v1/outcome", json={"decision_id": d["decision_id"], "outcome": "solved"})
+    write_service_logs(tmp_path)
     frames = read_logs(tmp_path)
     assert len(frames.decisions) == 240 and frames.decisions["accepted"].any() and frames.decisions["success"].any()
     assert ((frames.decisions["propensity"] > 0) & (frames.decisions["propensity"] <= 1)).all()
