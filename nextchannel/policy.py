@@ -26,15 +26,18 @@ from __future__ import annotations
 
 import json
 import math
+import operator
+import threading
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from nextchannel.errors import ConfigError
-from nextchannel.schema import DEVICES, NONE_ACTION, ChannelCatalogue
+from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION, ChannelCatalogue
 
-__all__ = ["PolicyConfig", "Decision", "eligibility", "eligibility_many", "choose", "greedy_many", "eligibility_frame", "expected_values"]
+__all__ = ["PolicyConfig", "Decision", "EligibilityRules", "eligibility", "eligibility_many", "eligibility_frame", "choose",
+           "choose_many", "greedy_one", "greedy_many", "runner_up_many", "expected_values", "code_name"]
 
 _DEFAULT_COST = {"chat": 3.0, "callback": 3.5, "phone": 6.0, "email": 1.5, "messaging": 2.0, "self_service": 0.1}
 _DEFAULT_WAIT_LIMIT = {"chat": 300.0, "callback": 1800.0, "phone": 600.0}
@@ -200,6 +203,35 @@ class PolicyConfig:
         return cls(**base)
 
 
+class _LazyReasons:
+    """The ``reasons`` field of :class:`Decision`: a tuple, or a function computing it on first read.
+
+    A data descriptor, so that the dataclass's ``__init__`` stores through it. The function runs
+    at most once per decision (under a lock; threads reading at once get the same tuple), and
+    must depend only on what it captured — the scorer captures a copy of the row it decided on.
+    """
+
+    _lock = threading.Lock()
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return ()  # the field's default
+        value = obj.__dict__[self.slot]
+        if type(value) is not tuple:
+            with self._lock:
+                value = obj.__dict__[self.slot]
+                if type(value) is not tuple:
+                    value = tuple(value())
+                    obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value if callable(value) else tuple(value)
+
+
 @dataclass(frozen=True)
 class Decision:
     """The scorer's answer for one decision point.
@@ -219,7 +251,9 @@ class Decision:
         Probability with which the policy chose ``action`` (1.0 without exploration).
     model_version : str
     reasons : tuple of str
-        The few signals that drove the decision, in words.
+        The few signals that drove the decision, in words. The scorer computes them when they are
+        first read (from a copy of the row it decided on), so a caller that never reads them does
+        not pay for them; pass a tuple, or a function returning the phrases.
     why_not : tuple of str
         Why each channel that was not eligible was not (``"phone: closed"``), and contact rules
         that blocked every offer (``"all: cooldown after a dismissal 20 s ago"``).
@@ -234,7 +268,7 @@ class Decision:
     offer_score: float
     propensity: float
     model_version: str
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = _LazyReasons()  # type: ignore[assignment]
     why_not: tuple[str, ...] = ()
     fallback: str | None = None
 
@@ -247,18 +281,191 @@ class Decision:
         return d
 
 
-def _fmt_s(x: float) -> str:
-    return f"{x:,.0f} s"
+# -- the policy step, written once ---------------------------------------------------------------
+# Eligibility is data: contact rules that block every offer (the first that holds names the block),
+# then per-channel rules (the first that holds says why that channel is not offered). A rule reads
+# one input, compares it with a limit taken from the config (no limit: the rule is off), and
+# renders a why-not text. ``_OPS`` holds each comparison twice, for Python floats and for numpy
+# arrays; :class:`EligibilityRules` runs the same compiled rules per request (``one``) and per
+# batch (``many``). Inputs are numbers: device and language as codes (index in ``schema.DEVICES`` /
+# ``schema.LANGUAGES``, -1 or NaN unknown), open / language served as 1 or 0, opt-outs as the
+# profile's ``prof_optout_<ch>`` value.
+_OPS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {
+    ">": (operator.gt, np.greater),
+    ">=": (operator.ge, np.greater_equal),
+    "<": (operator.lt, np.less),
+    "is not": (lambda x, _: not x > 0, lambda x, _: ~(np.asarray(x) > 0)),   # NaN counts as "not"
+    "in": (lambda x, codes: x in codes, lambda x, codes: np.isin(x, codes)),
+}
+
+
+def code_name(vocab: Sequence[str], code: float) -> str | None:
+    """The name of a category code (index into ``vocab``), None for unknown or NaN."""
+    i = int(code) if code == code else -1
+    return vocab[i] if 0 <= i < len(vocab) else None
+
+
+@dataclass(frozen=True)
+class _Rule:
+    field: str              # the input it reads
+    op: str                 # a key of _OPS
+    limit: Callable[[PolicyConfig, str], Any]     # (config, channel) -> the limit, None: rule off
+    text: Callable[[str, float, Any, float, float], str]   # (channel, value, limit, language, device)
+
+
+_fmt_s = "{:,.0f} s".format
+
+_BLOCKING_RULES: tuple[_Rule, ...] = (
+    _Rule("contacts_started", ">", lambda cfg, ch: 0.0 if cfg.no_offer_after_contact else None,
+          lambda ch, v, lim, lang, dev: "all: a contact has already started in this session"),
+    _Rule("offers_shown", ">=", lambda cfg, ch: cfg.max_offers_per_session,
+          lambda ch, v, lim, lang, dev: f"all: {v:.0f} offers already shown (max {lim} per session)"),
+    _Rule("time_since_dismiss_s", "<", lambda cfg, ch: cfg.cooldown_after_dismiss_s,
+          lambda ch, v, lim, lang, dev: f"all: cooldown after a dismissal {_fmt_s(v)} ago"),
+)
+_CHANNEL_RULES: tuple[_Rule, ...] = (
+    _Rule("open", "is not", lambda cfg, ch: True, lambda ch, v, lim, lang, dev: f"{ch}: closed"),
+    _Rule("opted_out", ">=", lambda cfg, ch: 1.0, lambda ch, v, lim, lang, dev: f"{ch}: customer opted out"),
+    _Rule("lang_ok", "is not", lambda cfg, ch: True,
+          lambda ch, v, lim, lang, dev: f"{ch}: language {code_name(LANGUAGES, lang)!r} not served"),
+    _Rule("device", "in", lambda cfg, ch: tuple(float(DEVICES.index(d)) for d in cfg.unsuitable_devices.get(ch, ()))
+          or None, lambda ch, v, lim, lang, dev: f"{ch}: not offered on {code_name(DEVICES, dev)}"),
+    _Rule("wait_s", ">", lambda cfg, ch: cfg.wait_limit_s.get(ch),
+          lambda ch, v, lim, lang, dev: f"{ch}: wait {_fmt_s(v)} over the {_fmt_s(lim)} limit"),
+)
+_PER_CHANNEL = ("open", "wait_s", "lang_ok", "opted_out")
+
+
+class EligibilityRules:
+    """The eligibility rules of one policy, compiled once; a per-request and a vectorised executor.
+
+    Parameters
+    ----------
+    cfg : PolicyConfig
+
+    Examples
+    --------
+    >>> rules = EligibilityRules(PolicyConfig(wait_limit_s={"chat": 60}))
+    >>> ok, why = rules.one(device=0, language=0, offers_shown=0, time_since_dismiss_s=float("nan"),
+    ...                     contacts_started=0, open_=[1, 0, 1, 1, 1, 1], wait_s=[90, 0, 0, 0, 0, 0],
+    ...                     lang_ok=[1] * 6, opted_out=[0] * 6)
+    >>> ok, why
+    ([True, False, False, True, True, True, True], ['chat: wait 90 s over the 60 s limit', 'callback: closed'])
+    >>> n = np.ones(2)
+    >>> mask, texts = rules.many(device=0 * n, language=0 * n, offers_shown=0 * n, time_since_dismiss_s=np.nan * n,
+    ...                          contacts_started=np.array([0, 1]), open_=np.ones((2, 6)), wait_s=np.zeros((2, 6)),
+    ...                          lang_ok=np.ones((2, 6)), opted_out=np.zeros((2, 6)))
+    >>> mask.sum(axis=1).tolist(), texts.tolist()
+    ([7, 1], ['', 'all: a contact has already started in this session'])
+    """
+
+    def __init__(self, cfg: PolicyConfig) -> None:
+        self.cfg = cfg
+        self.channels = cfg.channels.names
+
+        def compiled(rules: tuple[_Rule, ...], ch: str) -> tuple[tuple[_Rule, Any, Any, Any], ...]:
+            out = []
+            for r in rules:
+                lim = r.limit(cfg, ch)
+                if lim is not None:
+                    out.append((r, lim, *_OPS[r.op]))
+            return tuple(out)
+
+        self.blocking = compiled(_BLOCKING_RULES, "")
+        self.per_channel = tuple(compiled(_CHANNEL_RULES, ch) for ch in self.channels)
+
+    def one(self, *, device: float, language: float, offers_shown: float, time_since_dismiss_s: float,
+            contacts_started: float, open_: Sequence[float], wait_s: Sequence[float], lang_ok: Sequence[float],
+            opted_out: Sequence[float]) -> tuple[list[bool], list[str]]:
+        """One request: eligibility over ``cfg.actions`` (``none`` first, always True) and the why-not texts."""
+        session = {"contacts_started": contacts_started, "offers_shown": offers_shown,
+                   "time_since_dismiss_s": time_since_dismiss_s}
+        for r, lim, op, _ in self.blocking:
+            v = session[r.field]
+            if op(v, lim):
+                return [True] + [False] * len(self.channels), [r.text("", v, lim, language, device)]
+        ok = [True]
+        why: list[str] = []
+        for j, (ch, rules) in enumerate(zip(self.channels, self.per_channel)):
+            values = {"open": open_[j], "wait_s": wait_s[j], "lang_ok": lang_ok[j], "opted_out": opted_out[j],
+                      "device": device}
+            for r, lim, op, _ in rules:
+                v = values[r.field]
+                if op(v, lim):
+                    why.append(r.text(ch, v, lim, language, device))
+                    ok.append(False)
+                    break
+            else:
+                ok.append(True)
+        return ok, why
+
+    def many(self, *, device: np.ndarray, language: np.ndarray, offers_shown: np.ndarray,
+             time_since_dismiss_s: np.ndarray, contacts_started: np.ndarray, open_: np.ndarray, wait_s: np.ndarray,
+             lang_ok: np.ndarray, opted_out: np.ndarray, texts: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Many requests: the mask ``(n, n_actions)`` and the why-not texts joined by " | " (or None)."""
+        n = len(offers_shown)
+        session = {"contacts_started": np.asarray(contacts_started, dtype=float),
+                   "offers_shown": np.asarray(offers_shown, dtype=float),
+                   "time_since_dismiss_s": np.asarray(time_since_dismiss_s, dtype=float)}
+        device, language = np.asarray(device, dtype=float), np.asarray(language, dtype=float)
+        free = np.ones(n, dtype=bool)
+        block_text = np.full(n, "", dtype=object) if texts else None
+        with np.errstate(invalid="ignore"):
+            for r, lim, _, vop in self.blocking:
+                v = session[r.field]
+                hit = free & vop(v, lim)
+                if texts and hit.any():
+                    block_text[hit] = [r.text("", x, lim, 0.0, 0.0) for x in v[hit]]
+                free &= ~hit
+            ok = np.ones((n, len(self.channels) + 1), dtype=bool)
+            ok[:, 1:] = free[:, None]
+            chan_texts = []
+            per = {"open": open_, "wait_s": wait_s, "lang_ok": lang_ok, "opted_out": opted_out}
+            for j, (ch, rules) in enumerate(zip(self.channels, self.per_channel)):
+                todo = free.copy()
+                text = np.full(n, "", dtype=object) if texts else None
+                for r, lim, _, vop in rules:
+                    v = device if r.field == "device" else np.asarray(per[r.field][:, j], dtype=float)
+                    hit = todo & vop(v, lim)
+                    if texts and hit.any():
+                        text[hit] = [r.text(ch, x, lim, la, de) for x, la, de in zip(v[hit], language[hit], device[hit])]
+                    todo &= ~hit
+                ok[:, j + 1] = todo
+                chan_texts.append(text)
+        if not texts:
+            return ok, None
+        why = block_text
+        rows = np.flatnonzero(free & ~ok[:, 1:].all(axis=1))
+        if len(rows):
+            why[rows] = [" | ".join(p for p in parts if p) for parts in zip(*(t[rows] for t in chan_texts))]
+        return ok, why
+
+    def frame(self, X: Any, C: Any, *, texts: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`many` from a feature frame (built-in features, ``prof_optout_<ch>``) and a context frame."""
+        names = self.channels
+
+        def col(frame: Any, name: str, default: float) -> np.ndarray:
+            return frame[name].to_numpy(dtype=float) if name in frame.columns else np.full(len(frame), default)
+
+        def chans(frame: Any, fmt: str, default: float) -> np.ndarray:
+            return np.column_stack([col(frame, fmt.format(c), default) for c in names]) if names \
+                else np.zeros((len(frame), 0))
+
+        return self.many(device=col(X, "device", -1), language=col(X, "language", -1),
+                         offers_shown=col(X, "offers_shown", 0), time_since_dismiss_s=col(X, "time_since_dismiss_s", np.nan),
+                         contacts_started=col(X, "contacts_started", 0), open_=chans(C, "open_{}", 1),
+                         wait_s=chans(C, "wait_{}_s", 0), lang_ok=chans(C, "lang_ok_{}", 1),
+                         opted_out=chans(X, "prof_optout_{}", 0), texts=texts)
 
 
 def eligibility(cfg: PolicyConfig, *, device: str | None, language: str | None,
                 offers_shown: float, time_since_dismiss_s: float, contacts_started: float,
                 open_: Sequence[bool], wait_s: Sequence[float], lang_ok: Sequence[bool],
                 opted_out: Sequence[bool]) -> tuple[list[bool], list[str]]:
-    """Which actions may be taken now, and why not for the others.
+    """Which actions may be taken now, and why not for the others (device and language by name).
 
-    Returns a list of booleans over ``cfg.actions`` (``none`` always True) and the why-not texts.
-    Plain Python: it runs on every web request (:func:`eligibility_many` is the vectorised twin).
+    Returns a list of booleans over ``cfg.actions`` (``none`` always True) and the why-not texts;
+    :meth:`EligibilityRules.one` on the codes (the scorer compiles the rules once per model set).
 
     Examples
     --------
@@ -269,36 +476,14 @@ def eligibility(cfg: PolicyConfig, *, device: str | None, language: str | None,
     >>> ok, why
     ([True, False, False, False, False, False, False], ['all: cooldown after a dismissal 20 s ago'])
     """
-    names = cfg.channels.names
-    blocked = None
-    if cfg.no_offer_after_contact and contacts_started > 0:
-        blocked = "all: a contact has already started in this session"
-    elif offers_shown >= cfg.max_offers_per_session:
-        blocked = f"all: {offers_shown:.0f} offers already shown (max {cfg.max_offers_per_session} per session)"
-    elif time_since_dismiss_s == time_since_dismiss_s and time_since_dismiss_s < cfg.cooldown_after_dismiss_s:
-        blocked = f"all: cooldown after a dismissal {_fmt_s(time_since_dismiss_s)} ago"
-    if blocked:
-        return [True] + [False] * len(names), [blocked]
-    ok = [True]
-    why: list[str] = []
-    limits, unsuitable = cfg.wait_limit_s, cfg.unsuitable_devices
-    for i, ch in enumerate(names):
-        limit = limits.get(ch)
-        if not open_[i]:
-            why.append(f"{ch}: closed")
-        elif opted_out[i]:
-            why.append(f"{ch}: customer opted out")
-        elif not lang_ok[i]:
-            why.append(f"{ch}: language {language!r} not served")
-        elif device is not None and device in unsuitable.get(ch, ()):
-            why.append(f"{ch}: not offered on {device}")
-        elif limit is not None and wait_s[i] > limit:
-            why.append(f"{ch}: wait {_fmt_s(wait_s[i])} over the {_fmt_s(limit)} limit")
-        else:
-            ok.append(True)
-            continue
-        ok.append(False)
-    return ok, why
+    return EligibilityRules(cfg).one(
+        device=_code(DEVICES, device), language=_code(LANGUAGES, language), offers_shown=offers_shown,
+        time_since_dismiss_s=time_since_dismiss_s, contacts_started=contacts_started, open_=open_, wait_s=wait_s,
+        lang_ok=lang_ok, opted_out=[1.0 if x else 0.0 for x in opted_out])
+
+
+def _code(vocab: Sequence[str], name: str | None) -> float:
+    return float(vocab.index(name)) if name in vocab else -1.0
 
 
 def expected_values(cfg: PolicyConfig, p_accept: np.ndarray, p_success: np.ndarray,
@@ -321,6 +506,81 @@ def expected_values(cfg: PolicyConfig, p_accept: np.ndarray, p_success: np.ndarr
             - cfg.leave_cost * p_leave)
 
 
+def greedy_one(margin: float, ev: Sequence[float], eligible: Sequence[bool], fixed: int | None = None) -> int:
+    """The greedy action of one request (plain Python; :func:`greedy_many` is the vectorised executor).
+
+    The best eligible channel (ties: catalogue order) if its EV beats ``none``'s by more than
+    ``margin``, else ``none``; with ``fixed`` (a constant policy) that action where eligible.
+
+    Examples
+    --------
+    >>> greedy_one(0.5, [1.0, 1.4, 2.0, 2.0], [True, True, True, True]), greedy_one(1.5, [1.0, 2.0], [True, True])
+    (2, 0)
+    """
+    if fixed is not None:
+        return fixed if eligible[fixed] else 0
+    ev0 = ev[0]
+    best, best_gain = 0, -math.inf
+    for j in range(1, len(ev)):
+        if eligible[j]:
+            g = ev[j] - ev0
+            if g > best_gain:
+                best, best_gain = j, g
+    return best if best and best_gain > margin else 0
+
+
+def greedy_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, margin: float | None = None,
+                fixed: int | None = None) -> np.ndarray:
+    """Greedy action index per row (:func:`greedy_one`'s rule), vectorised; ``margin`` default ``cfg.offer_margin``."""
+    n = len(ev)
+    if fixed is not None:
+        return np.where(eligible[:, fixed], fixed, 0)
+    m = cfg.offer_margin if margin is None else margin
+    if ev.shape[1] < 2:
+        return np.zeros(n, dtype=int)
+    gain = np.where(eligible[:, 1:], ev[:, 1:] - ev[:, :1], -np.inf)
+    best = 1 + np.argmax(gain, axis=1)
+    return np.where(gain[np.arange(n), best - 1] > m, best, 0)
+
+
+def choose_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: np.ndarray,
+                fixed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`choose` for many rows at once: (action index, propensity, probabilities) per row.
+
+    ``ev`` and ``eligible`` of shape ``(n, n_actions)``, ``u`` of shape ``(n,)``; :func:`choose`
+    is this function on one row, so the two agree bit for bit.
+    """
+    ev = np.asarray(ev, dtype=float)
+    eligible = np.asarray(eligible, dtype=bool)
+    n, k = ev.shape
+    greedy = greedy_many(cfg, ev, eligible, fixed=fixed)
+    rows = np.arange(n)
+    if cfg.exploration == "none":
+        probs = np.zeros((n, k))
+        probs[rows, greedy] = 1.0
+    elif cfg.exploration == "epsilon":
+        n_ok = eligible.sum(axis=1, keepdims=True)
+        probs = np.where(eligible, cfg.epsilon / n_ok, 0.0)
+        probs[rows, greedy] += 1.0 - cfg.epsilon
+    else:
+        if fixed is None:
+            gain = np.where(eligible, ev - ev[:, :1], -np.inf)
+            gain[:, 0] = cfg.offer_margin
+        else:
+            gain = np.where(eligible, 0.0, -np.inf)
+            gain[rows, greedy] = 1.0
+        z = np.where(eligible, gain / cfg.temperature, -np.inf)
+        z = z - z.max(axis=1, keepdims=True)
+        w = np.exp(z)
+        probs = w / w.sum(axis=1, keepdims=True)
+    cum = np.cumsum(probs, axis=1)
+    idx = np.minimum((cum <= (np.asarray(u, dtype=float) * cum[:, -1])[:, None]).sum(axis=1), k - 1)
+    # float edges may land on a zero-probability action: take the last positive one before it
+    cols = np.arange(k)
+    idx = np.where(probs[rows, idx] > 0, idx, np.where((probs > 0) & (cols <= idx[:, None]), cols, 0).max(axis=1))
+    return idx, probs[rows, idx], probs
+
+
 def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float,
            fixed: int | None = None) -> tuple[int, float, np.ndarray]:
     """Pick an action index from expected values, with its exact probability.
@@ -341,37 +601,36 @@ def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float,
     Returns
     -------
     (index, propensity, probabilities over all actions)
+        Greedy: :func:`greedy_one`'s action; ``epsilon``: with probability ``epsilon`` a uniformly
+        random eligible action (``none`` included); ``softmax``: eligible actions weighted by
+        ``exp(gain / temperature)`` with ``none``'s gain ``offer_margin``.
     """
+    idx, prop, probs = choose_many(cfg, np.asarray(ev, dtype=float)[None, :], np.asarray(eligible, dtype=bool)[None, :],
+                                   np.array([u], dtype=float), fixed)
+    return int(idx[0]), float(prop[0]), probs[0]
+
+
+def runner_up_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """The action each decision was taken against: the best other eligible action, -1 if there is none.
+
+    Ranked as the greedy rule ranks them: a channel by its gain over ``none``, ``none`` by the
+    margin a channel must beat (ties: catalogue order). For an offer it is the closest competitor
+    (``none`` or another channel); for no offer, the channel that would have been offered.
+    Reasons explain ``EV(chosen) − EV(runner-up)``.
+
+    Examples
+    --------
+    >>> cfg = PolicyConfig(channels=["chat", "email"], offer_margin=0.5)
+    >>> runner_up_many(cfg, np.array([[0.0, 2.0, 0.2], [0.0, 0.3, 0.1]]), np.ones((2, 3), bool), np.array([1, 0])).tolist()
+    [0, 1]
+    """
+    ev = np.asarray(ev, dtype=float)
     n = len(ev)
-    eligible = np.asarray(eligible, dtype=bool)
-    if fixed is None:
-        gain = np.where(eligible, ev - ev[0], -np.inf)
-        gain[0] = cfg.offer_margin
-        # greedy: the best eligible channel if it beats none by the margin (ties: catalogue order)
-        best = int(np.argmax(gain))
-        greedy = best if best != 0 and gain[best] > cfg.offer_margin else 0
-    else:
-        greedy = fixed if eligible[fixed] else 0
-        gain = np.where(eligible, 0.0, -np.inf)
-        gain[greedy] = 1.0
-    if cfg.exploration == "none":
-        probs = np.zeros(n)
-        probs[greedy] = 1.0
-    elif cfg.exploration == "epsilon":
-        k = int(eligible.sum())
-        probs = np.where(eligible, cfg.epsilon / k, 0.0)
-        probs[greedy] += 1.0 - cfg.epsilon
-    else:
-        z = np.where(eligible, gain / cfg.temperature, -np.inf)
-        z = z - z.max()
-        w = np.exp(z)
-        probs = w / w.sum()
-    cum = np.cumsum(probs)
-    idx = int(np.searchsorted(cum, u * cum[-1], side="right"))
-    idx = min(idx, n - 1)
-    while probs[idx] == 0.0:  # guard against float edges landing on a zero-probability action
-        idx -= 1
-    return idx, float(probs[idx]), probs
+    gain = np.where(eligible, ev - ev[:, :1], -np.inf)
+    gain[:, 0] = cfg.offer_margin
+    gain[np.arange(n), np.asarray(chosen, dtype=int)] = -np.inf
+    best = np.argmax(gain, axis=1)
+    return np.where(np.isneginf(gain[np.arange(n), best]), -1, best)
 
 
 def eligibility_many(cfg: PolicyConfig, *, device: np.ndarray, language: np.ndarray, offers_shown: np.ndarray,
@@ -379,50 +638,15 @@ def eligibility_many(cfg: PolicyConfig, *, device: np.ndarray, language: np.ndar
                      wait_s: np.ndarray, lang_ok: np.ndarray, opted_out: np.ndarray) -> np.ndarray:
     """Vectorised :func:`eligibility` (the mask only): arrays of n rows, per-channel ones of shape (n, k).
 
-    ``device`` and ``language`` are code arrays (index in ``schema.DEVICES`` / ``LANGUAGES``, -1 unknown).
-    A property test holds it equal to :func:`eligibility` row by row.
+    ``device`` and ``language`` are code arrays (index in ``schema.DEVICES`` / ``LANGUAGES``, -1 unknown);
+    :meth:`EligibilityRules.many` without the texts.
     """
-    n, k = open_.shape
-    blocked = offers_shown >= cfg.max_offers_per_session
-    if cfg.no_offer_after_contact:
-        blocked |= contacts_started > 0
-    with np.errstate(invalid="ignore"):
-        blocked |= ~np.isnan(time_since_dismiss_s) & (time_since_dismiss_s < cfg.cooldown_after_dismiss_s)
-    ok = (open_ > 0) & ~(opted_out > 0) & (lang_ok > 0) & ~blocked[:, None]
-    for j, ch in enumerate(cfg.channels.names):
-        bad_devices = [DEVICES.index(d) for d in cfg.unsuitable_devices.get(ch, ())]
-        if bad_devices:
-            ok[:, j] &= ~np.isin(device, bad_devices)
-        limit = cfg.wait_limit_s.get(ch)
-        if limit is not None:
-            ok[:, j] &= ~(wait_s[:, j] > limit)
-    return np.column_stack([np.ones(n, dtype=bool), ok])
-
-
-def greedy_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, margin: float | None = None,
-                fixed: int | None = None) -> np.ndarray:
-    """Greedy action index per row (the :func:`choose` rule without exploration), vectorised."""
-    if fixed is not None:
-        return np.where(eligible[:, fixed], fixed, 0)
-    m = cfg.offer_margin if margin is None else margin
-    gain = np.where(eligible[:, 1:], ev[:, 1:] - ev[:, :1], -np.inf)
-    best = 1 + np.argmax(gain, axis=1)
-    return np.where(gain[np.arange(len(ev)), best - 1] > m, best, 0)
+    return EligibilityRules(cfg).many(device=device, language=language, offers_shown=offers_shown,
+                                      time_since_dismiss_s=time_since_dismiss_s, contacts_started=contacts_started,
+                                      open_=open_, wait_s=wait_s, lang_ok=lang_ok, opted_out=opted_out, texts=False)[0]
 
 
 def eligibility_frame(cfg: PolicyConfig, X: Any, C: Any) -> np.ndarray:
     """:func:`eligibility_many` from a feature frame ``X`` (features of :mod:`nextchannel.features`,
     ``prof_optout_<ch>``) and a channel-context frame ``C`` (``open_<ch>``, ``wait_<ch>_s``, ``lang_ok_<ch>``)."""
-    names = cfg.channels.names
-
-    def col(frame: Any, name: str, default: float) -> np.ndarray:
-        return frame[name].to_numpy(dtype=float) if name in frame.columns else np.full(len(frame), default)
-
-    def chans(frame: Any, fmt: str, default: float) -> np.ndarray:
-        return np.column_stack([col(frame, fmt.format(c), default) for c in names])
-
-    return eligibility_many(
-        cfg, device=col(X, "device", -1).astype(int), language=col(X, "language", -1).astype(int),
-        offers_shown=col(X, "offers_shown", 0), time_since_dismiss_s=col(X, "time_since_dismiss_s", np.nan),
-        contacts_started=col(X, "contacts_started", 0), open_=chans(C, "open_{}", 1),
-        wait_s=chans(C, "wait_{}_s", 0), lang_ok=chans(C, "lang_ok_{}", 1), opted_out=chans(X, "prof_optout_{}", 0))
+    return EligibilityRules(cfg).frame(X, C, texts=False)[0]

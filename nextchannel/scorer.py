@@ -28,6 +28,7 @@ matplotlib, Dask or the simulator.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -41,11 +42,12 @@ import pandas as pd
 
 from nextchannel.context import context_spec
 from nextchannel.errors import NextChannelError, ValidationError, excerpt
-from nextchannel.fastpredict import FastBooster
-from nextchannel.explain import phrase, top_reasons, top_reasons_many
+from nextchannel.explain import PathContributions, phrase, top_reasons_many
+from nextchannel.fastpredict import ModelStack
 from nextchannel.features import SESSION_FEATURES, SessionState, features_many
 from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet, guard_phrase
-from nextchannel.policy import Decision, choose, eligibility, eligibility_frame, greedy_many
+from nextchannel.policy import (Decision, EligibilityRules, choose, choose_many, code_name, greedy_many, greedy_one,
+                                runner_up_many)
 from nextchannel.profile import profile_into, profile_one
 from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION, Limits, canonical_id
 
@@ -126,11 +128,16 @@ def _short_message(err: BaseException, limit: int = 200) -> str:
 
 
 class _Compiled:
-    """A model set prepared for the per-request path: fast boosters, layouts, policy constants.
+    """A model set prepared for the per-request path: one model stack, layouts, policy rules.
 
     Immutable once built; the scorer swaps a whole ``_Compiled`` on reload, so a request that
     took a reference sees one model set from start to end. Per-thread buffers and predictors live
     in ``self.local`` (a FastConfig handle serialises calls, so each thread gets its own).
+
+    The value models (one per action) and the offer model are evaluated as one
+    :class:`~nextchannel.fastpredict.ModelStack`: one C call per request, one per batch. The row
+    is [built-in session + profile features] [the user's columns] [channel context]; the offer
+    model reads its prefix.
     """
 
     def __init__(self, ms: ModelSet) -> None:
@@ -138,11 +145,11 @@ class _Compiled:
         names = list(ms.feature_names)
         spec = ms.feature_spec
         n_sess = len(SESSION_FEATURES)
-        # Row layout: [built-in session + profile features] [the user's columns] [channel context]
         self.web = bool(spec.builtin)
         if self.web and tuple(names[:n_sess]) != SESSION_FEATURES:
             raise ValidationError("the bundle's built-in features do not start with this library's session features; "
                                   "retrain the bundle with this version")
+        self.names = names
         self.n_features = len(names)
         self.n_builtin = len(spec.builtin)
         self.n_session = n_sess if self.web else 0
@@ -153,19 +160,21 @@ class _Compiled:
         self.phrase = spec.phraser(phrase)
         vm = ms.value_model
         self.ctx_names = list(vm.context_features_)
-        self.n_row = len(names) + len(self.ctx_names)
+        self.row_names = names + self.ctx_names       # what the value models read, in order
+        self.n_row = len(self.row_names)
         self.index = {n: i for i, n in enumerate(names)}
         pol = ms.policy
+        self.policy = pol
         self.actions = pol.actions
+        self.n_actions = len(self.actions)
         self.channels = pol.channels.names
         self.constant = None if ms.constant_action is None else self.actions.index(ms.constant_action)
         self.constant_reasons = () if ms.constant_action is None else (guard_phrase(ms.constant_action),)
-        self.value = [FastBooster(b.model_to_string()) for b in vm.boosters_]
-        self.offer = FastBooster(ms.offer_model.booster_.model_to_string())
-        self.offer_contrib = FastBooster(ms.offer_model.booster_.model_to_string(), predict_type="contrib")
-        self.offer_features = list(ms.offer_model.feature_names_)
-        if self.offer_features != names:
+        if list(ms.offer_model.feature_names_) != names:
             raise ValidationError("the offer model's features differ from the value model's")
+        self.stack = ModelStack([b.model_to_string() for b in vm.boosters_] + [ms.offer_model.booster_.model_to_string()])
+        self.paths = PathContributions(self.stack.text, self.stack.num_models, self.n_row)
+        self.rules = EligibilityRules(pol)
         if self.web:
             self.i_device, self.i_language = self.index["device"], self.index["language"]
             self.i_shown, self.i_since_dismiss = self.index["offers_shown"], self.index["time_since_dismiss_s"]
@@ -180,7 +189,7 @@ class _Compiled:
         self.default_lists = ([True] * len(self.channels), [0.0] * len(self.channels), [True] * len(self.channels))
         self.local = threading.local()
 
-    def buffers(self) -> Any:
+    def buffers(self) -> "_ThreadState":
         """This thread's row buffer and predictors (created on first use in the thread)."""
         loc = self.local
         st = getattr(loc, "st", None)
@@ -189,16 +198,63 @@ class _Compiled:
             loc.st = st
         return st
 
+    def matrix(self, X: pd.DataFrame, C: pd.DataFrame) -> np.ndarray:
+        """The batch rows: features then the channel context, float64, C order."""
+        M = np.empty((len(X), self.n_row))
+        M[:, :self.n_features] = X[self.names].to_numpy(dtype=float, na_value=np.nan)
+        M[:, self.n_features:] = C[self.ctx_names].to_numpy(dtype=float, na_value=np.nan)
+        return M
+
+    def reasons_many(self, M: np.ndarray, ev: np.ndarray, eligible: np.ndarray, chosen: np.ndarray, k: int,
+                     leaves: np.ndarray | None = None) -> list[list[str]]:
+        """The reasons of decisions (rows of ``M``): the value models' path contributions to
+        ``EV(chosen) − EV(runner-up)`` (:func:`~nextchannel.policy.runner_up_many`), in words.
+
+        One definition for both executors: ``decide_many`` calls it on its rows, a lazy
+        ``Decision.reasons`` on the one row its decision was made on.
+        """
+        out: list[list[str]] = [[] for _ in range(len(M))]
+        rival = runner_up_many(self.policy, ev, eligible, chosen)
+        rows = np.flatnonzero(rival >= 0)
+        if not len(rows) or not k:
+            return out
+        if leaves is None:
+            leaves = self.stack.leaf.predict_many(M[rows])
+        else:
+            leaves = leaves[rows]
+        contrib = self.paths.difference(leaves.astype(np.int64), chosen[rows], rival[rows])
+        texts = top_reasons_many(self.row_names, M[rows], contrib, np.ones(len(rows), dtype=bool), k=k,
+                                 phrase_fn=self.phrase)
+        for i, t in zip(rows, texts):
+            out[i] = t
+        return out
+
+    def explain_one(self, row: np.ndarray, ev: list[float], eligible: list[bool], chosen: int, k: int) -> list[str]:
+        """A lazy ``Decision.reasons``: :meth:`reasons_many` on the decision's own row.
+
+        Runs in the thread that reads the reasons, with that thread's leaf predictor. It never
+        raises into the caller (the web path): a failure is logged and gives no reasons.
+        """
+        try:
+            st = self.buffers()
+            st.leaf_row[:] = row
+            leaves = st.leaf_predict(self.stack)
+            return self.reasons_many(row[None, :], np.array([ev]), np.array([eligible], dtype=bool),
+                                     np.array([chosen]), k, leaves=leaves[None, :])[0]
+        except Exception:
+            logger.error("could not compute a decision's reasons; giving none", exc_info=True)
+            return []
+
     def close(self) -> None:
-        for fb in (*getattr(self, "value", ()), getattr(self, "offer", None), getattr(self, "offer_contrib", None)):
-            if fb is not None:
-                fb.close()
+        stack = getattr(self, "stack", None)
+        if stack is not None:
+            stack.close()
 
     def __del__(self) -> None:
-        # Reached when the last request holding this model set has finished after a reload (nothing
-        # here refers back to self): free the LightGBM handles now. Left to themselves they would
-        # wait for a full garbage-collector pass, as each FastBooster sits in a reference cycle
-        # through its per-thread state.
+        # Reached when the last request (or lazy reasons) holding this model set has finished after a
+        # reload (nothing here refers back to self): free the LightGBM handles now. Left to themselves
+        # they would wait for a full garbage-collector pass, as each FastBooster sits in a reference
+        # cycle through its per-thread state.
         try:
             self.close()
         except Exception:  # interpreter shutdown  # pragma: no cover
@@ -206,33 +262,167 @@ class _Compiled:
 
 
 class _ThreadState:
-    __slots__ = ("row", "feat", "session_view", "ev_out", "value_p", "offer_out", "offer_p", "contrib_out",
-                 "contrib_p")
+    __slots__ = ("row", "session_view", "out", "stack_p", "_leaf_p", "leaf_row", "leaf_out")
 
     def __init__(self, c: _Compiled) -> None:
+        # no reference back to c: the per-thread state must not keep a replaced model set alive
         self.row = np.full(c.n_row, np.nan)
-        self.feat = self.row[: c.n_features]            # a view: the offer model reads the prefix
         self.session_view = self.row[: c.n_session]     # a view: the session features
-        self.ev_out = [np.zeros(1) for _ in c.value]
-        self.value_p = [fb.bind(self.row, o).predict for fb, o in zip(c.value, self.ev_out)]
-        self.offer_out = np.zeros(1)
-        self.offer_p = c.offer.bind(self.feat, self.offer_out).predict
-        self.contrib_out = np.zeros(c.n_features + 1)
-        self.contrib_p = c.offer_contrib.bind(self.feat, self.contrib_out).predict
+        self.out = np.zeros(c.stack.num_models)
+        self.stack_p = c.stack.raw.bind(self.row, self.out).predict
+        self._leaf_p = None
+        self.leaf_row = np.full(c.n_row, np.nan)
+        self.leaf_out = None
+
+    def leaf_predict(self, stack: ModelStack) -> np.ndarray:
+        """Leaf indices of every tree of ``stack`` for :attr:`leaf_row` (predictor made on first use)."""
+        if self._leaf_p is None:
+            leaf = stack.leaf
+            self.leaf_out = np.zeros(leaf.num_outputs)
+            self._leaf_p = leaf.bind(self.leaf_row, self.leaf_out).predict
+        return self._leaf_p()
 
 
-def _greedy_fast(margin: float, ev: list[float], ok: list[bool]) -> tuple[int, float]:
-    """Pure-Python twin of :func:`nextchannel.policy.choose` without exploration (same action)."""
-    n = len(ev)
-    ev0 = ev[0]
-    best, best_gain = 0, -math.inf
-    for j in range(1, n):
-        if ok[j]:
-            g = ev[j] - ev0
-            if g > best_gain:
-                best, best_gain = j, g
-    greedy = best if best and best_gain > margin else 0
-    return greedy, 1.0
+class _Failed(Exception):
+    """A step of ``decide_one`` failed: which argument it was reading, and the error."""
+
+    def __init__(self, part: str, err: Exception) -> None:
+        super().__init__(part)
+        self.part, self.err = part, err
+
+
+def _step(part: str) -> Any:
+    """Name a step of ``decide_one`` by the argument it reads (named in fallbacks and strict errors)."""
+    def wrap(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def step(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except Exception as err:
+                raise _Failed(part, err) from None
+        return step
+    return wrap
+
+
+def _finite_now(now_ts: float, now: Any, what: str = "") -> float:
+    if now_ts - now_ts != 0.0:
+        raise ValidationError(f"now must be a finite number of seconds{what}, got {now!r}")
+    return now_ts
+
+
+@_step("session")
+def _session_source(scorer: "Scorer", c: _Compiled, session: Any) -> Any:
+    """The session as a SessionState (an events dict is replayed) or a feature dict."""
+    if isinstance(session, SessionState):
+        return session
+    if isinstance(session, Mapping) and "events" in session:
+        state = SessionState(session.get("session_id"), strict=scorer.strict, channels=c.ms.policy.channels,
+                             limits=scorer.limits)
+        state.update_many(_event_list(session["events"]))
+        return state
+    if isinstance(session, Mapping):
+        return session
+    raise ValidationError(f"session must be a SessionState or a dict, got {type(session).__name__}")
+
+
+@_step("now")
+def _session_time(src: Any, now: Any) -> tuple[Any, float]:
+    """(session id, decision time) of a SessionState or a feature dict."""
+    if isinstance(src, SessionState):
+        return src.session_id, _finite_now(src._now(now), now)
+    return src.get("session_id"), _finite_now(float(now if now is not None else src.get("ts", math.nan)), now,
+                                              " for a feature dict")
+
+
+@_step("session")
+def _write_session(c: _Compiled, st: _ThreadState, src: Any, now_ts: float) -> None:
+    row = st.row
+    if isinstance(src, SessionState):
+        src.features_into(row, now_ts, 0)
+        return
+    get = src.get
+    head = st.session_view
+    try:  # one conversion for the whole vector; the loop below only explains a failure
+        head[:] = [get(name, math.nan) for name in SESSION_FEATURES]
+        clean = not np.isinf(head).any()
+    except (TypeError, ValueError, OverflowError):
+        clean = False
+    if not clean:
+        for i, name in enumerate(SESSION_FEATURES):
+            row[i] = _feature_value(name, get(name, math.nan))
+
+
+@_step("customer")
+def _write_customer(scorer: "Scorer", c: _Compiled, row: np.ndarray, customer: Any, now_ts: float) -> None:
+    if customer is None:
+        row[c.profile_offset:c.n_builtin] = c.anon_profile
+    else:
+        profile_into(row, c.profile_offset, customer, now_ts, c.ms.profile_config, strict=scorer.strict,
+                     limits=scorer.limits)
+
+
+@_step("features")
+def _own_source(c: _Compiled, own: Any, now: Any) -> tuple[Any, float]:
+    """(session id, decision time) of a bundle without web features, from the user's feature dict."""
+    if not isinstance(own, Mapping):
+        raise ValidationError(f"features must be a dict of the bundle's columns (e.g. {c.user_names[:3]}), "
+                              f"got {type(own).__name__}")
+    return own.get("session_id"), _finite_now(float(now if now is not None else own.get("ts", 0.0)), now)
+
+
+@_step("features")
+def _write_own(c: _Compiled, row: np.ndarray, own: Any) -> None:
+    get = (own if own is not None else {}).get
+    off = c.user_offset
+    for i, (enc, name) in enumerate(zip(c.user_encoders, c.user_names)):
+        row[off + i] = enc(get(name))
+
+
+@_step("context")
+def _write_context(c: _Compiled, row: np.ndarray, context: Any) -> tuple[list[bool], list[float], list[bool]]:
+    """Parse the channel context into the row's tail; (open, wait_s, language served) per channel."""
+    base = c.n_features
+    if not context:
+        row[base:] = c.default_context
+        return c.default_lists
+    open_, wait, lang_ok = c.ctx_spec.parse_one(context, _lang_name(row[c.i_language]) if c.web else None)
+    for j in range(len(c.channels)):
+        row[base + 3 * j] = 1.0 if open_[j] else 0.0
+        row[base + 3 * j + 1] = wait[j]
+        row[base + 3 * j + 2] = 1.0 if lang_ok[j] else 0.0
+    return open_, wait, lang_ok
+
+
+@_step("models")
+def _evaluate(c: _Compiled, st: _ThreadState) -> list[float]:
+    """Every action's EV then the offer score, plain floats (one C call for all the models)."""
+    return c.stack.finish_one(st.stack_p())
+
+
+@_step("policy")
+def _eligible(c: _Compiled, row: np.ndarray, ctx: tuple[list[bool], list[float], list[bool]]
+              ) -> tuple[list[bool], list[str]]:
+    open_, wait, lang_ok = ctx
+    opted = [0.0 if j is None else row[j] for j in c.i_optout]
+    if c.web:
+        return c.rules.one(device=row[c.i_device], language=row[c.i_language], offers_shown=row[c.i_shown],
+                           time_since_dismiss_s=row[c.i_since_dismiss], contacts_started=row[c.i_contacts],
+                           open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
+    # no session: the contact rules have nothing to block on
+    return c.rules.one(device=-1.0, language=-1.0, offers_shown=0.0, time_since_dismiss_s=math.nan,
+                       contacts_started=0.0, open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
+
+
+@_step("policy")
+def _choose(scorer: "Scorer", c: _Compiled, ev: list[float], ok: list[bool], sid: Any, now_ts: float
+            ) -> tuple[int, float]:
+    pol = c.policy
+    if pol.exploration == "none":
+        return greedy_one(pol.offer_margin, ev, ok, c.constant), 1.0
+    # the vectorised choose() itself, so that the logged propensity is bit-identical to decide_many's
+    a, prop, _ = choose(pol, np.array(ev), ok, decision_uniform(scorer.seed, sid, now_ts), c.constant)
+    return a, prop
+
 
 
 class Scorer:
@@ -349,125 +539,55 @@ class Scorer:
         -------
         Decision
             Never raises on malformed signals unless ``strict``: a safe ``none`` decision whose
-            ``fallback`` says why (counted in :attr:`fallbacks`).
+            ``fallback`` says why (counted in :attr:`fallbacks`). Its ``reasons`` are computed when
+            first read.
+
+        Notes
+        -----
+        The steps, each named by the argument it reads (the name a fallback gives): the session
+        (features into the row buffer) and its time, the customer (profile), the user's own
+        columns, the channel context; then one evaluation of every model, the eligibility rules
+        and the choice. Reasons are left for later: the decision keeps a copy of its row.
         """
         c = self._c  # one reference for the whole request: reload cannot mix two model sets
-        part = "now"  # the argument being read, named in the fallback reason and the strict error
         try:
             st = c.buffers()
             row = st.row
             own = features
             if c.web:
-                if isinstance(session, SessionState):
-                    sid = session.session_id
-                    now_ts = session._now(now)
-                    if now_ts - now_ts != 0.0:
-                        raise ValidationError(f"now must be a finite number of seconds, got {now!r}")
-                    part = "session"
-                    session.features_into(row, now_ts, 0)
-                elif isinstance(session, Mapping) and "events" in session:
-                    part = "session"
-                    state = SessionState(session.get("session_id"), strict=self.strict, channels=c.ms.policy.channels,
-                                         limits=self.limits)
-                    state.update_many(_event_list(session["events"]))
-                    part = "now"
-                    sid, now_ts = state.session_id, state._now(now)
-                    if now_ts - now_ts != 0.0:
-                        raise ValidationError(f"now must be a finite number of seconds, got {now!r}")
-                    state.features_into(row, now_ts, 0)
-                elif isinstance(session, Mapping):
-                    sid = session.get("session_id")
-                    now_ts = float(now if now is not None else session.get("ts", math.nan))
-                    if now_ts - now_ts != 0.0:
-                        raise ValidationError(f"now must be a finite number of seconds for a feature dict, got {now!r}")
-                    part = "session"
-                    get = session.get
-                    head = st.session_view
-                    try:  # one conversion for the whole vector; the loop below only explains a failure
-                        head[:] = [get(name, math.nan) for name in SESSION_FEATURES]
-                        clean = not np.isinf(head).any()
-                    except (TypeError, ValueError, OverflowError):
-                        clean = False
-                    if not clean:
-                        for i, name in enumerate(SESSION_FEATURES):
-                            row[i] = _feature_value(name, get(name, math.nan))
-                else:
-                    part = "session"
-                    raise ValidationError(f"session must be a SessionState or a dict, got {type(session).__name__}")
-                part = "customer"
-                if customer is None:
-                    row[c.profile_offset:c.n_builtin] = c.anon_profile
-                else:
-                    profile_into(row, c.profile_offset, customer, now_ts, c.ms.profile_config, strict=self.strict,
-                                 limits=self.limits)
+                src = _session_source(self, c, session)
+                sid, now_ts = _session_time(src, now)
+                _write_session(c, st, src, now_ts)
+                _write_customer(self, c, row, customer, now_ts)
             else:
-                part = "features"
-                if own is None:
-                    own = session
-                if not isinstance(own, Mapping):
-                    raise ValidationError(f"features must be a dict of the bundle's columns (e.g. "
-                                          f"{c.user_names[:3]}), got {type(own).__name__}")
-                sid = own.get("session_id")
-                now_ts = float(now if now is not None else own.get("ts", 0.0))
-                if now_ts - now_ts != 0.0:
-                    raise ValidationError(f"now must be a finite number of seconds, got {now!r}")
+                own = session if own is None else own
+                sid, now_ts = _own_source(c, own, now)
             if c.user_encoders:
-                part = "features"
-                get = (own if own is not None else {}).get
-                off = c.user_offset
-                for i, (enc, name) in enumerate(zip(c.user_encoders, c.user_names)):
-                    row[off + i] = enc(get(name))
-            f = row  # feature values, read back as Python floats below
-            lang = _lang_name(f[c.i_language]) if c.web else None
-            part = "context"
-            base = c.n_features
-            if not context:
-                open_, wait, lang_ok = c.default_lists
-                row[base:] = c.default_context
-            else:
-                open_, wait, lang_ok = c.ctx_spec.parse_one(context, lang)
-                for j in range(len(c.channels)):
-                    row[base + 3 * j] = 1.0 if open_[j] else 0.0
-                    row[base + 3 * j + 1] = wait[j]
-                    row[base + 3 * j + 2] = 1.0 if lang_ok[j] else 0.0
-            part = "models"
-            ev = [float(p()[0]) for p in st.value_p]  # plain floats, as decide_one_plain gives
+                _write_own(c, row, own)
+            ctx = _write_context(c, row, context)
+            scores = _evaluate(c, st)
+            ev = scores[:c.n_actions]
             if not all(v - v == 0.0 for v in ev):  # NaN or infinite: never decide from such values
                 return self._fallback(c.ms, "non-finite expected values: " + ", ".join(
                     f"{name}={v!r}" for name, v in zip(c.actions, ev) if v - v != 0.0))
-            tau = st.offer_p()[0]
-            part = "policy"
-            pol = c.ms.policy
-            opted = [j is not None and f[j] >= 1 for j in c.i_optout]
-            if c.web:
-                ok, why = eligibility(pol, device=_dev_name(f[c.i_device]), language=lang, offers_shown=f[c.i_shown],
-                                      time_since_dismiss_s=f[c.i_since_dismiss], contacts_started=f[c.i_contacts],
-                                      open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
-            else:  # no session: the contact rules have nothing to block on
-                ok, why = eligibility(pol, device=None, language=None, offers_shown=0.0, time_since_dismiss_s=math.nan,
-                                      contacts_started=0.0, open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
-            reasons: tuple[str, ...] = ()
-            if c.constant is not None:  # the guard fell back: the constant action where eligible
-                if pol.exploration == "none":
-                    a, prop = (c.constant if ok[c.constant] else 0), 1.0
-                else:
-                    a, prop, _ = choose(pol, np.array(ev), ok, decision_uniform(self.seed, sid, now_ts), c.constant)
-                reasons = c.constant_reasons
-            elif pol.exploration == "none":
-                a, prop = _greedy_fast(pol.offer_margin, ev, ok)
-            else:  # numpy's choose() itself, so that the logged propensity is bit-identical to decide_many's
-                a, prop, _ = choose(pol, np.array(ev), ok, decision_uniform(self.seed, sid, now_ts))
-            if self.n_reasons and c.constant is None and (a != 0 or self.reasons == "all"):
-                part = "reasons"
-                contrib = st.contrib_p()
-                reasons = tuple(top_reasons(c.offer_features, st.feat.tolist(), contrib[:-1].tolist(), offer=a != 0,
-                                            k=self.n_reasons, phrase_fn=c.phrase))
-        except Exception as err:  # the web path contains every failure (see _contain)
-            return self._contain(c.ms, part, err)
+            ok, why = _eligible(c, row, ctx)
+            a, prop = _choose(self, c, ev, ok, sid, now_ts)
+        except _Failed as failed:  # the web path contains every failure (see _contain)
+            return self._contain(c.ms, failed.part, failed.err)
+        except Exception as err:  # pragma: no cover - outside every named step (the buffers)
+            return self._contain(c.ms, "request", err)
         action = c.actions[a]
         return Decision(action=action, offer=a != 0, channel=None if a == 0 else action,
-                        ev=dict(zip(c.actions, ev)), offer_score=float(tau), propensity=prop,
-                        model_version=c.ms.version, reasons=reasons, why_not=tuple(why))
+                        ev=dict(zip(c.actions, ev)), offer_score=scores[c.n_actions], propensity=prop,
+                        model_version=c.ms.version, reasons=self._reasons_of(c, row, ev, ok, a), why_not=tuple(why))
+
+    def _reasons_of(self, c: _Compiled, row: np.ndarray, ev: list[float], ok: list[bool], a: int) -> Any:
+        """A decision's reasons: the guard's phrase, none, or a function computing them when read."""
+        if c.constant is not None:
+            return c.constant_reasons
+        if not self.n_reasons or (a == 0 and self.reasons != "all"):
+            return ()
+        return functools.partial(c.explain_one, row.copy(), ev, ok, a, self.n_reasons)
 
     # -- per request ----------------------------------------------------------------------------
     def decide_one_plain(self, session: Any = None, customer: Mapping[str, Any] | None = None,
@@ -491,7 +611,8 @@ class Scorer:
         features : dict, optional
             The user's own columns (see :meth:`decide_one`).
         """
-        ms = self._c.ms
+        c = self._c
+        ms = c.ms
         try:
             spec = ms.feature_spec
             if spec.builtin:
@@ -515,7 +636,7 @@ class Scorer:
                    for k, v in ((f"open_{ch}", float(o[j])), (f"wait_{ch}_s", w[j]), (f"lang_ok_{ch}", float(lk[j])))}
             X = pd.DataFrame([[feats.get(n, math.nan) for n in ms.feature_names]], columns=list(ms.feature_names))
             C = pd.DataFrame([ctx])
-            r = self._decide_frame(ms, X, C, [sid], np.array([now_ts]), pd.RangeIndex(1)).iloc[0]
+            r = self._decide_frame(c, X, C, [sid], np.array([now_ts]), pd.RangeIndex(1)).iloc[0]
             return Decision(action=r["action"], offer=bool(r["offer"]), channel=r["channel"],
                             ev={a: float(r[f"ev_{a}"]) for a in ms.actions}, offer_score=float(r["offer_score"]),
                             propensity=float(r["propensity"]), model_version=ms.version,
@@ -598,7 +719,8 @@ class Scorer:
             " | "), ``ev_<action>`` and ``p_<action>`` (the policy's probability of each action).
             Row by row the same as :meth:`decide_one`.
         """
-        ms = self._c.ms
+        c = self._c
+        ms = c.ms
         if not isinstance(decisions, pd.DataFrame):
             raise ValidationError(f"decisions must be a pandas DataFrame, got {type(decisions).__name__}")
         spec = ms.feature_spec
@@ -623,47 +745,38 @@ class Scorer:
             parts.append(spec.transform(own).set_axis(decisions.index))
         X = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
         language = [_lang_name(x) for x in X["language"].to_numpy(dtype=float)] if "language" in X.columns else None
-        C = context_spec(ms.policy.channels).parse_many(decisions, language)
+        C = c.ctx_spec.parse_many(decisions, language)
         sids = decisions["session_id"].tolist() if "session_id" in decisions.columns else [None] * len(decisions)
         ts = pd.to_numeric(decisions["ts"]).to_numpy(dtype=float) if "ts" in decisions.columns else np.zeros(len(X))
-        return self._decide_frame(ms, X, C, sids, ts, decisions.index)
+        return self._decide_frame(c, X, C, sids, ts, decisions.index)
 
-    def _decide_frame(self, ms: ModelSet, X: pd.DataFrame, C: pd.DataFrame, session_ids: Sequence[Any],
+    def _decide_frame(self, c: _Compiled, X: pd.DataFrame, C: pd.DataFrame, session_ids: Sequence[Any],
                       ts: np.ndarray, index: pd.Index) -> pd.DataFrame:
-        """The batch core: the same rules as :meth:`decide_one`, on arrays."""
-        pol = ms.policy
-        actions = pol.actions
-        names = pol.channels.names
+        """The batch core: the same steps as :meth:`decide_one`, on arrays (one model evaluation)."""
+        ms, pol = c.ms, c.policy
+        actions = c.actions
         n = len(X)
-        ev = ms.expected_values(X, C)
-        tau = ms.offer_model.predict(X)
-        elig = eligibility_frame(pol, X, C)
-        fixed = None if ms.constant_action is None else actions.index(ms.constant_action)
+        M = c.matrix(X, C)
+        scores = c.stack.predict_many(M)
+        ev, tau = scores[:, :c.n_actions], scores[:, c.n_actions]
+        elig, why = c.rules.frame(X, C)
+        rows = np.arange(n)
         if pol.exploration == "none":
-            a = greedy_many(pol, ev, elig, fixed=fixed)
+            a = greedy_many(pol, ev, elig, fixed=c.constant)
             probs = np.zeros((n, len(actions)))
-            probs[np.arange(n), a] = 1.0
-        else:
-            a = np.zeros(n, dtype=int)
-            probs = np.zeros((n, len(actions)))
-            for i in range(n):  # the hash per decision point is per row anyway; choose() keeps it exact
-                a[i], _, probs[i] = choose(pol, ev[i], elig[i], decision_uniform(self.seed, session_ids[i], ts[i]),
-                                           fixed)
-        prop = probs[np.arange(n), a]
-        # reasons: contributions for the rows that get them only
+            probs[rows, a] = 1.0
+        else:  # the hash per decision point is per row; the draw is vectorised (choose() is its one-row case)
+            u = np.array([decision_uniform(self.seed, sid, t) for sid, t in zip(session_ids, ts.tolist())])
+            a, _, probs = choose_many(pol, ev, elig, u, c.constant)
+        prop = probs[rows, a]
         reasons = np.full(n, "", dtype=object)
-        rows = np.flatnonzero(a != 0) if self.reasons == "offers" else np.arange(n)
-        if fixed is not None:  # the guard fell back: every decision says so, and nothing else
-            reasons[:] = guard_phrase(ms.constant_action)
-        elif self.n_reasons and len(rows):
-            feat_names = list(ms.offer_model.feature_names_)
-            sub = X.iloc[rows]
-            contrib = ms.offer_model.contributions(sub)
-            vals = sub[feat_names].to_numpy(dtype=float)
-            for i, texts in zip(rows, top_reasons_many(feat_names, vals, contrib[:, :-1], a[rows] != 0,
-                                                       k=self.n_reasons, phrase_fn=ms.feature_spec.phraser(phrase))):
-                reasons[i] = " | ".join(texts)
-        why = _why_not_many(pol, X, C, elig)
+        if c.constant is not None:  # the guard fell back: every decision says so, and nothing else
+            reasons[:] = c.constant_reasons[0]
+        elif self.n_reasons:
+            todo = np.flatnonzero(a != 0) if self.reasons == "offers" else rows
+            if len(todo):
+                texts = c.reasons_many(M[todo], ev[todo], elig[todo], a[todo], self.n_reasons)
+                reasons[todo] = [" | ".join(t) for t in texts]
         act = np.asarray(actions, dtype=object)[a]
         out = {"action": act, "offer": a != 0, "channel": np.where(a != 0, act, None), "propensity": prop,
                "offer_score": tau, "model_version": ms.version, "reasons": reasons, "why_not": why}
@@ -672,69 +785,9 @@ class Scorer:
         return pd.DataFrame(out, index=index)
 
 
-def _why_not_many(pol: Any, X: pd.DataFrame, C: pd.DataFrame, elig: np.ndarray) -> np.ndarray:
-    """Why-not texts per row, vectorised: the texts :func:`~nextchannel.policy.eligibility` gives.
-
-    Rows whose every action is eligible get ""; the rest are built channel by channel with the same
-    rules in the same order (contact rules first, then closed, opted out, language, device, wait);
-    a property test holds the two equal.
-    """
-    n = len(X)
-    why = np.full(n, "", dtype=object)
-    todo = np.flatnonzero(~elig.all(axis=1))
-    if not len(todo):
-        return why
-    names = pol.channels.names
-    f = X.iloc[todo]
-    Cs = C.iloc[todo]
-    m = len(todo)
-
-    def col(frame: pd.DataFrame, name: str, default: float) -> np.ndarray:
-        return frame[name].to_numpy(dtype=float) if name in frame.columns else np.full(m, default)
-
-    shown, since = col(f, "offers_shown", 0), col(f, "time_since_dismiss_s", np.nan)
-    contacts = col(f, "contacts_started", 0)
-    parts: list[np.ndarray] = []
-    blocked = np.full(m, "", dtype=object)
-    contact = (contacts > 0) if pol.no_offer_after_contact else np.zeros(m, bool)
-    too_many = ~contact & (shown >= pol.max_offers_per_session)
-    with np.errstate(invalid="ignore"):
-        cooling = ~contact & ~too_many & ~np.isnan(since) & (since < pol.cooldown_after_dismiss_s)
-    blocked[contact] = "all: a contact has already started in this session"
-    blocked[too_many] = [f"all: {x:.0f} offers already shown (max {pol.max_offers_per_session} per session)"
-                         for x in shown[too_many]]
-    blocked[cooling] = [f"all: cooldown after a dismissal {x:,.0f} s ago" for x in since[cooling]]
-    free = ~(contact | too_many | cooling)
-    dev = col(f, "device", -1)
-    lang = col(f, "language", -1)
-    for ch in names:
-        text = np.full(m, "", dtype=object)
-        closed = ~(col(Cs, f"open_{ch}", 1) > 0)
-        opted = ~closed & (col(f, f"prof_optout_{ch}", 0) >= 1)
-        lang_bad = ~closed & ~opted & ~(col(Cs, f"lang_ok_{ch}", 1) > 0)
-        bad_dev = [DEVICES.index(d) for d in pol.unsuitable_devices.get(ch, ())]
-        dev_bad = ~closed & ~opted & ~lang_bad & np.isin(dev, bad_dev)
-        limit = pol.wait_limit_s.get(ch)
-        wait = col(Cs, f"wait_{ch}_s", 0)
-        wait_bad = ~closed & ~opted & ~lang_bad & ~dev_bad & ((wait > limit) if limit is not None else False)
-        text[closed] = f"{ch}: closed"
-        text[opted] = f"{ch}: customer opted out"
-        text[lang_bad] = [f"{ch}: language {_lang_name(x)!r} not served" for x in lang[lang_bad]]
-        text[dev_bad] = [f"{ch}: not offered on {_dev_name(x)}" for x in dev[dev_bad]]
-        if limit is not None:
-            text[wait_bad] = [f"{ch}: wait {x:,.0f} s over the {limit:,.0f} s limit" for x in wait[wait_bad]]
-        text[~free] = ""
-        parts.append(text)
-    joined = [" | ".join(p for p in row if p) for row in zip(*parts)]
-    why[todo] = np.where(free, np.asarray(joined, dtype=object), blocked)
-    return why
-
-
 def _dev_name(code: float) -> str | None:
-    i = int(code) if code == code else -1
-    return DEVICES[i] if 0 <= i < len(DEVICES) else None
+    return code_name(DEVICES, code)
 
 
 def _lang_name(code: float) -> str | None:
-    i = int(code) if code == code else -1
-    return LANGUAGES[i] if 0 <= i < len(LANGUAGES) else None
+    return code_name(LANGUAGES, code)

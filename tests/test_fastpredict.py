@@ -426,7 +426,7 @@ def test_prediction_failure_carries_lightgbm_message(binary_model):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"predict_type": "leaf"}, "predict_type must be one of"),
+        ({"predict_type": "leaves"}, "predict_type must be one of"),
         ({"predict_type": "probability"}, "got 'probability'"),
         ({"predict_type": ["normal"]}, "predict_type must be one of"),
         ({"num_threads": -1}, "num_threads must be an int >= 0, got -1"),
@@ -500,3 +500,53 @@ def test_repr_and_closed(binary_model):
     assert "predict_type='raw'" in repr(fb) and "40 iterations" in repr(fb) and not fb.closed
     fb.close()
     assert fb.closed and "closed" in repr(fb)
+
+
+def test_a_stack_of_models_equals_each_model_and_pads_short_ones():
+    """Models of different tree counts, objectives and widths in one stack: each output equals the
+    model's own Booster.predict (NaN, zeros and extremes included), batch and single-row."""
+    from nextchannel.fastpredict import ModelStack
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(2000, 5))
+    y = X[:, 0] - X[:, 1] + rng.normal(size=2000)
+    params = {"verbose": -1, "num_threads": 1}
+    models = [
+        lgb.train({**params, "objective": "regression"}, lgb.Dataset(X, y), 12),
+        lgb.train({**params, "objective": "binary"}, lgb.Dataset(X[:, :3], (y > 0).astype(int)), 5),
+        lgb.train({**params, "objective": "regression", "min_data_in_leaf": 10**6}, lgb.Dataset(X, y), 3),  # 1 tree
+        lgb.train({**params, "objective": "poisson"}, lgb.Dataset(X, np.exp(y / 4)), 4),
+    ]
+    assert models[2].num_trees() == 1
+    Z = rng.normal(size=(20_000, 5)) * 3
+    Z[rng.random(Z.shape) < 0.1] = np.nan
+    Z[rng.random(Z.shape) < 0.01] = 1e30
+    Z[rng.random(Z.shape) < 0.01] = 0.0
+    ref = np.column_stack([m.predict(Z[:, :m.num_feature()], num_threads=1) for m in models])
+    with ModelStack([m.model_to_string() for m in models]) as stack:
+        assert (stack.num_models, stack.num_features, stack.num_iterations) == (4, 5, 12)
+        assert np.max(np.abs(stack.predict_many(Z) - ref)) <= 1e-9
+        row, out = np.zeros(5), np.zeros(4)
+        p = stack.raw.bind(row, out)
+        for i in range(0, 20_000, 50):
+            row[:] = Z[i]
+            assert np.max(np.abs(np.array(stack.finish_one(p.predict())) - ref[i])) <= 1e-9, i
+        leaves = stack.leaf.predict_many(Z[:500]).reshape(500, 12, 4)
+        assert np.array_equal(leaves[:, :5, 1], models[1].predict(Z[:500, :3], pred_leaf=True))
+
+
+def test_a_stack_refuses_multi_output_models_and_rows_that_differ():
+    from nextchannel.errors import BundleError
+    from nextchannel.fastpredict import stack_model_texts
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(300, 3))
+    multi = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1},
+                      lgb.Dataset(X, rng.integers(0, 3, 300)), 2)
+    reg = lgb.train({"objective": "regression", "verbose": -1, "num_threads": 1}, lgb.Dataset(X, X[:, 0]), 2)
+    with pytest.raises(BundleError, match="must have one output"):
+        stack_model_texts([reg.model_to_string(), multi.model_to_string()])
+    other = lgb.train({"objective": "regression", "verbose": -1, "num_threads": 1},
+                      lgb.Dataset(X, X[:, 0], feature_name=["a", "b", "c"]), 2)
+    with pytest.raises(BundleError, match="not a prefix of the widest"):
+        stack_model_texts([reg.model_to_string(), other.model_to_string()])

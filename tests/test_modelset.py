@@ -432,12 +432,18 @@ def test_non_finite_expected_values_become_a_counted_fallback(monkeypatch):
 
     scorer = Scorer.load()
     st = scorer._c.buffers()
-    real = st.value_p[2]
-    st.value_p[2] = lambda: np.array([np.nan])
+    real = st.stack_p
+
+    def callback_nan() -> np.ndarray:  # the one evaluation of every model, with callback's EV broken
+        out = real().copy()
+        out[2] = np.nan
+        return out
+
+    st.stack_p = callback_nan
     try:
         d = scorer.decide_one({"session_id": "s", "ts": 5.0})
     finally:
-        st.value_p[2] = real
+        st.stack_p = real
     assert d.action == "none" and d.fallback.startswith("non-finite expected values: callback=nan")
     assert scorer.fallbacks["non-finite expected values"] == 1
     assert scorer.decide_one({"session_id": "s", "ts": 5.0}).fallback is None

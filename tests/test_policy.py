@@ -148,7 +148,7 @@ def test_decision_to_dict_is_json_ready():
 def test_vectorised_why_not_texts_equal_eligibility(data):
     import pandas as pd
 
-    from nextchannel.scorer import _dev_name, _lang_name, _why_not_many
+    from nextchannel.scorer import _dev_name, _lang_name
 
     cfg = PolicyConfig(unsuitable_devices={"phone": ["desktop"]}, max_offers_per_session=2)
     names = cfg.channels.names
@@ -163,10 +163,10 @@ def test_vectorised_why_not_texts_equal_eligibility(data):
     C = pd.DataFrame({**{f"open_{c}": draw(st.sampled_from([0.0, 1.0])) for c in names},
                       **{f"wait_{c}_s": draw(st.sampled_from([0.0, 250.0, 2000.0])) for c in names},
                       **{f"lang_ok_{c}": draw(st.sampled_from([0.0, 1.0])) for c in names}})
-    from nextchannel.policy import eligibility_frame
+    from nextchannel.policy import EligibilityRules, eligibility_frame
 
-    elig = eligibility_frame(cfg, X, C)
-    got = _why_not_many(cfg, X, C, elig)
+    elig, got = EligibilityRules(cfg).frame(X, C)
+    assert np.array_equal(elig, eligibility_frame(cfg, X, C))
     for i in range(n):
         r, c = X.iloc[i], C.iloc[i]
         _, why = eligibility(cfg, device=_dev_name(r["device"]), language=_lang_name(r["language"]),
@@ -175,6 +175,46 @@ def test_vectorised_why_not_texts_equal_eligibility(data):
                              wait_s=[c[f"wait_{x}_s"] for x in names], lang_ok=[c[f"lang_ok_{x}"] > 0 for x in names],
                              opted_out=[r[f"prof_optout_{x}"] >= 1 for x in names])
         assert got[i] == " | ".join(why)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_greedy_one_equals_greedy_many_ties_included(data):
+    """The greedy choice: one rule, a per-request and a vectorised executor (and choose() without
+    exploration), equal on values drawn from a few levels, so that ties are common."""
+    from nextchannel.policy import greedy_one
+
+    cfg = PolicyConfig(channels=["a", "b", "c", "d"], offer_margin=data.draw(st.sampled_from([0.0, 0.5, 1.0])))
+    n = 8
+    ev = np.array(data.draw(st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5]), min_size=5, max_size=5),
+                                     min_size=n, max_size=n)))
+    elig = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=5, max_size=5), min_size=n, max_size=n)))
+    elig[:, 0] = True
+    fixed = data.draw(st.sampled_from([None, 2]))
+    many = greedy_many(cfg, ev, elig, fixed=fixed)
+    for i in range(n):
+        assert greedy_one(cfg.offer_margin, ev[i].tolist(), elig[i].tolist(), fixed) == many[i], i
+        assert choose(cfg, ev[i], elig[i], 0.5, fixed)[0] == many[i], i
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_choose_equals_choose_many_row_by_row(data):
+    """Exploration: choose() (per request) = choose_many() (batch), action, propensity and probabilities."""
+    from nextchannel.policy import choose_many
+
+    kind = data.draw(st.sampled_from(["epsilon", "softmax"]))
+    cfg = PolicyConfig(channels=["a", "b", "c"], exploration=kind, epsilon=0.3, temperature=0.7)
+    n = 10
+    ev = np.array(data.draw(st.lists(st.lists(st.floats(-3, 3), min_size=4, max_size=4), min_size=n, max_size=n)))
+    elig = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=4, max_size=4), min_size=n, max_size=n)))
+    elig[:, 0] = True
+    u = np.array(data.draw(st.lists(st.floats(0, 1, exclude_max=True), min_size=n, max_size=n)))
+    fixed = data.draw(st.sampled_from([None, 1]))
+    idx, prop, probs = choose_many(cfg, ev, elig, u, fixed)
+    for i in range(n):
+        a, p, pr = choose(cfg, ev[i], elig[i], float(u[i]), fixed)
+        assert (a, p) == (idx[i], prop[i]) and np.array_equal(pr, probs[i]) and elig[i, a], i
 
 
 # ---------------------------------------------------------------------------------------------

@@ -200,33 +200,34 @@ def _random_rows(rng: np.random.Generator, n: int, p: int) -> np.ndarray:
     return X
 
 
-def test_fast_boosters_equal_lightgbm_predict(scorer, default_set):
+def test_the_model_stack_equals_lightgbm_predict(scorer, default_set):
+    """One evaluation of all the models (the stack) = each model's own Booster.predict, on 100k rows
+    with NaN, zeros, category codes and +-1e30; batch and single-row."""
     rng = np.random.default_rng(2024)
     c = scorer._c
-    pairs = [(fb, b, f"value_{a}") for fb, b, a in zip(c.value, default_set.value_model.boosters_, c.actions)]
-    pairs.append((c.offer, default_set.offer_model.booster_, "offer"))
-    assert len(pairs) == len(c.actions) + 1
-    mats: dict[int, np.ndarray] = {}
-    for fb, booster, name in pairs:
-        p = fb.num_features
-        assert p == booster.num_feature(), name
-        X = mats.setdefault(p, _random_rows(rng, 100_000, p))
-        ref = booster.predict(X, num_threads=1)
-        assert np.isfinite(ref).all()
-        got = fb.predict_many(X)
-        assert np.max(np.abs(got - ref)) <= TOL, name
-        pred = fb.predictor()
-        for i in range(0, 100_000, 40):  # 2,500 single rows
-            pred.row[:] = X[i]
-            assert abs(pred.predict()[0] - ref[i]) <= TOL, (name, i)
-    # contributions (the reasons) through the scorer's contrib booster
-    X = mats[c.offer_contrib.num_features][:3000]
-    ref = default_set.offer_model.booster_.predict(X, pred_contrib=True, num_threads=1)
-    assert np.max(np.abs(c.offer_contrib.predict_many(X) - ref)) <= TOL
-    pred = c.offer_contrib.predictor()
-    for i in range(0, 3000, 10):
-        pred.row[:] = X[i]
-        assert np.max(np.abs(pred.predict() - ref[i])) <= TOL
+    boosters = list(default_set.value_model.boosters_) + [default_set.offer_model.booster_]
+    assert c.stack.num_models == len(c.actions) + 1 and c.stack.num_features == c.n_row
+    X = _random_rows(rng, 100_000, c.n_row)
+    ref = np.column_stack([b.predict(X[:, :b.num_feature()], num_threads=1) for b in boosters])
+    assert np.isfinite(ref).all()
+    got = c.stack.predict_many(X)
+    assert np.max(np.abs(got - ref)) <= TOL
+    st = c.buffers()
+    for i in range(0, 100_000, 40):  # 2,500 single rows through the scorer's own per-thread predictor
+        st.row[:] = X[i]
+        assert np.max(np.abs(np.array(c.stack.finish_one(st.stack_p())) - ref[i])) <= TOL, i
+    # the leaves behind the reasons are LightGBM's, and their path contributions add up to the EV gaps
+    rows = X[:2000]
+    leaves = c.stack.leaf.predict_many(rows).astype(np.int64)
+    n_iter = c.stack.num_iterations
+    for k, b in enumerate(boosters):
+        own = b.predict(rows[:, :b.num_feature()], pred_leaf=True, num_threads=1).reshape(len(rows), -1)
+        assert np.array_equal(leaves.reshape(len(rows), n_iter, -1)[:, :own.shape[1], k], own)
+    first, second = rng.integers(0, len(c.actions), 2000), rng.integers(0, len(c.actions), 2000)
+    diff = c.paths.difference(leaves, first, second)
+    gap = ref[np.arange(2000), first] - ref[np.arange(2000), second]
+    root = c.paths.root[first] - c.paths.root[second]
+    assert np.max(np.abs(diff.sum(axis=1) + root - gap)) <= 1e-6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,7 +462,10 @@ def test_feature_dicts_refuse_infinite_values_and_take_huge_ones(default_set):
                 strict.decide_one({name: v, "ts": 100.0})
     assert sc.fallbacks["malformed signals"] == 4 * len(SESSION_FEATURES)
     for big in (1e300, -1e300):
-        d = sc.decide_one(dict.fromkeys(SESSION_FEATURES, big) | {"ts": 100.0}, context={"wait_chat_s": 1e300})
+        # no contact rule blocking every channel: with nothing else eligible there is no runner-up to explain
+        unblocked = {"contacts_started": 0.0, "offers_shown": 0.0, "time_since_dismiss_s": math.nan}
+        d = sc.decide_one(dict.fromkeys(SESSION_FEATURES, big) | unblocked | {"ts": 100.0},
+                          context={"wait_chat_s": 1e300})
         assert d.fallback is None and d.reasons and all(math.isfinite(v) for v in d.ev.values())
 
 
