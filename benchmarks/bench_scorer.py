@@ -13,11 +13,14 @@ requests (decision points of a fresh simulation, not one repeated row), after wa
 (b) the naive path: same features and policy, every model through LightGBM's scikit-learn API
     (``predict`` on a one-row DataFrame) — measured on every 10th request, it is slow;
 (c) the same with ``Booster.predict`` on one-row numpy arrays;
-(d) the bare model evaluation of the same models through the C API single-row fast path, with no
-    features or policy: the floor of this technique.
+(d) the bare model evaluation of the same models as the scorer holds them — one stacked model
+    (every value model and the offer model in LightGBM's multiclass layout) through the C API
+    single-row fast path, one call, with no features or policy: the floor of this technique;
+(e) reading ``Decision.reasons`` of an offer (computed lazily, off the decision's path).
 
-Also ``decide_many`` rows/s against ``Booster.predict`` of the same models on the same rows, the
-import time of the scorer, and resident memory after loading and after ``--memory-calls`` calls.
+Also ``decide_many`` rows/s against ``Booster.predict`` of the same models on the same rows (both on
+one thread), the import time of the scorer, and resident memory after loading and after
+``--memory-calls`` calls. The machine's load average is printed with the figures.
 Prints a table and writes it with the machine's description to ``benchmarks/results/``.
 """
 
@@ -136,7 +139,7 @@ class NaivePaths:
 
 
 def bare_models(scorer: Scorer, reqs: list[tuple]) -> tuple:
-    """(d): the scorer's own fast predictors on prefilled rows (no features, no policy)."""
+    """(d): the scorer's own stacked predictor on prefilled rows (no features, no policy)."""
     c = scorer._c
     st = c.buffers()
     rows = []
@@ -155,8 +158,9 @@ def pct(xs: list[float]) -> dict[str, float]:
 def latency(scorer: Scorer, reqs: list[tuple], calls: int) -> dict[str, dict]:
     naive = NaivePaths(scorer)
     st, rows = bare_models(scorer, reqs)
-    value_p, offer_p, row = st.value_p, st.offer_p, st.row
-    t = {"a": [], "a_state": [], "b": [], "c": [], "d": []}
+    stack_p, row = st.stack_p, st.row
+    offers = [r for r in reqs if scorer.decide_one(r[0], r[2], r[3], now=r[4]).offer] or reqs
+    t = {"a": [], "a_state": [], "b": [], "c": [], "d": [], "e": []}
     pc = time.perf_counter_ns
     n = len(reqs)
     for i in range(300):  # warm-up
@@ -175,16 +179,19 @@ def latency(scorer: Scorer, reqs: list[tuple], calls: int) -> dict[str, dict]:
     def run_d(s, state, cust, ctx, now, i):
         row[:] = rows[i % n]
         t0 = pc()
-        for p in value_p:
-            p()
-        offer_p()
+        stack_p()
         t["d"].append(pc() - t0)
+
+    def run_e(s, state, cust, ctx, now, i):
+        s, state, cust, ctx, now = offers[i % len(offers)]
+        d = scorer.decide_one(s, cust, ctx, now=now)
+        t0 = pc(); d.reasons; t["e"].append(pc() - t0)
 
     def run_b(s, state, cust, ctx, now, i):
         if i % 10 == 0:
             t0 = pc(); naive.sklearn_path(s, cust, ctx, now); t["b"].append(pc() - t0)
 
-    paths = [run_a, run_a_state, run_b, run_c, run_d]
+    paths = [run_a, run_a_state, run_b, run_c, run_d, run_e]
     order_rng = np.random.default_rng(0)
     gc.disable()
     try:
@@ -211,13 +218,17 @@ def batch_throughput(scorer: Scorer, n_sessions: int) -> dict[str, float]:
     M = np.column_stack([frame[list(ms.feature_names)].to_numpy(float),
                          frame[list(ms.value_model.context_features_)].to_numpy(float)])
     res = {"rows": len(frame)}
-    for name, fn in [("decide_many", lambda: scorer.decide_many(frame)),
-                     ("Booster.predict (same models)", lambda: [b.predict(M) for b in ms.value_model.boosters_]
-                      + [ms.offer_model.booster_.predict(M[:, : len(ms.feature_names)])])]:
-        ts = []
-        for _ in range(3):
-            t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
-        res[name] = len(frame) / statistics.median(ts)
+    quiet = Scorer(ms, n_reasons=0)
+    paths = [("decide_many", lambda: scorer.decide_many(frame)),
+             ("decide_many without reasons", lambda: quiet.decide_many(frame)),
+             ("Booster.predict (same models)", lambda: [b.predict(M, num_threads=1) for b in ms.value_model.boosters_]
+              + [ms.offer_model.booster_.predict(M[:, : len(ms.feature_names)], num_threads=1)])]
+    ts: dict[str, list[float]] = {name: [] for name, _ in paths}
+    for _ in range(5):  # interleaved rounds
+        for name, fn in paths:
+            t0 = time.perf_counter(); fn(); ts[name].append(time.perf_counter() - t0)
+    for name, _ in paths:
+        res[name] = len(frame) / statistics.median(ts[name])
     return res
 
 
@@ -272,12 +283,15 @@ def main() -> None:
     for name, sc in bundles.items():
         ms = sc.model_set
         trees = sum(b.num_trees() for b in ms.value_model.boosters_) + ms.offer_model.booster_.num_trees()
-        print(f"\n== bundle {name}: {trees:,} trees evaluated per decision ({len(ms.actions)} value models + offer model)")
+        stacked = sc._c.stack.num_iterations * sc._c.stack.num_models
+        print(f"\n== bundle {name}: {trees:,} trees ({len(ms.actions)} value models + offer model), one stacked model of "
+              f"{stacked:,} trees (padded) evaluated in one call per decision; load average {os.getloadavg()[0]:.2f}")
         lat = latency(sc, reqs, args.calls)
         results[name] = {"trees": trees, "latency": lat}
         rows = [("(a) decide_one from a signals dict", "a"), ("(a') decide_one from a SessionState", "a_state"),
                 ("(b) naive: sklearn predict on 1-row DataFrames", "b"), ("(c) naive: Booster.predict on 1-row arrays", "c"),
-                ("(d) bare models through the C API fast path", "d")]
+                ("(d) bare models: the stack through the C API fast path", "d"),
+                ("(e) reading the lazy reasons of an offer", "e")]
         print(f"{'path':<50} {'calls':>7} {'p50 µs':>9} {'p90 µs':>9} {'p99 µs':>9} {'p99.9 µs':>9}")
         for label, k in rows:
             q = lat[k]
@@ -285,13 +299,23 @@ def main() -> None:
         a, b, c, d = (lat[k]["p50"] for k in ("a", "b", "c", "d"))
         ratios = {"b/a": b / a, "c/a": c / a, "a/d": a / d}
         results[name]["ratios_p50"] = ratios
-        print(f"p50 ratios: (a) is {ratios['b/a']:.1f}x faster than (b) [goal >= 25], {ratios['c/a']:.1f}x faster than (c) "
-              f"[goal >= 2.5]; (a) = {ratios['a/d']:.2f}x (d) [goal <= 1.5]")
+        results[name]["trees_stacked"] = stacked
+        print(f"p50 ratios: (a) is {ratios['b/a']:.1f}x faster than (b) [goal >= 150], {ratios['c/a']:.1f}x faster than (c) "
+              f"[goal >= 10]; (a) = {ratios['a/d']:.2f}x (d) [goal <= 1.5]; quiet-machine goals p50 <= 25 µs, "
+              f"p99 <= 60 µs")
+    if "large" in results:
+        d_small, d_large = results["default"]["latency"]["d"]["p50"], results["large"]["latency"]["d"]["p50"]
+        extra = results["large"]["trees_stacked"] - results["default"]["trees_stacked"]
+        per_tree = (d_large - d_small) * 1000 / extra
+        results["ns_per_extra_tree"] = per_tree
+        print(f"\ncost per extra tree (bare stack, p50): {per_tree:.1f} ns ({extra:,} more stacked trees)")
     bt = batch_throughput(scorer, 4000)
     results["batch"] = bt
-    print(f"\ndecide_many: {bt['decide_many']:,.0f} rows/s vs Booster.predict of the same models on the same rows "
-          f"{bt['Booster.predict (same models)']:,.0f} rows/s ({bt['rows']:,} rows) -> "
-          f"{bt['decide_many'] / bt['Booster.predict (same models)']:.2f}x [goal >= 1]")
+    ref = bt['Booster.predict (same models)']
+    print(f"\ndecide_many (one thread): {bt['decide_many']:,.0f} rows/s ({bt['decide_many'] / ref:.2f}x) and without "
+          f"reasons {bt['decide_many without reasons']:,.0f} rows/s ({bt['decide_many without reasons'] / ref:.2f}x) vs "
+          f"Booster.predict of the same models on the same rows (one thread) {ref:,.0f} rows/s ({bt['rows']:,} rows) "
+          f"[goal >= 1x]; load average {os.getloadavg()[0]:.2f}")
     mem = memory(scorer, reqs, args.memory_calls)
     mem["rss_after_import_and_load_mb"] = rss_loaded
     results["memory"] = mem

@@ -296,10 +296,13 @@ class PathContributions:
 
         n = len(leaves)
         k = self.num_models
-        ids = (self.offsets[None, :] + leaves).reshape(n, -1, k)
-        ga = np.take_along_axis(ids, np.asarray(first, dtype=np.int64)[:, None, None], axis=2)[:, :, 0]
-        gb = np.take_along_axis(ids, np.asarray(second, dtype=np.int64)[:, None, None], axis=2)[:, :, 0]
-        f = np.concatenate([self.feature[ga].reshape(n, -1), self.feature[gb].reshape(n, -1)], axis=1)
-        d = np.concatenate([self.delta[ga].reshape(n, -1), -self.delta[gb].reshape(n, -1)], axis=1)
-        bins = f + self.num_features * np.arange(n)[:, None]
-        return np.bincount(bins.ravel(), weights=d.ravel(), minlength=n * self.num_features).reshape(n, -1)
+        per_model = np.arange(leaves.shape[1] // k) * k   # the trees of model 0; model m's are these + m
+        rows = np.arange(n)[:, None]
+        trees = np.concatenate([per_model[None, :] + np.asarray(first, dtype=np.int64)[:, None],
+                                per_model[None, :] + np.asarray(second, dtype=np.int64)[:, None]], axis=1)
+        ids = self.offsets[trees] + leaves[rows, trees]                # (n, 2 * trees per model)
+        half = per_model.size
+        sign = np.where(np.arange(2 * half) < half, 1.0, -1.0)
+        bins = self.feature[ids] + (self.num_features * rows)[:, :, None]
+        weights = self.delta[ids] * sign[None, :, None]
+        return np.bincount(bins.ravel(), weights=weights.ravel(), minlength=n * self.num_features).reshape(n, -1)

@@ -616,13 +616,15 @@ class FastBooster:
 
     # -- batches -------------------------------------------------------------------------------
 
-    def predict_many(self, X: Any) -> np.ndarray:
+    def predict_many(self, X: Any, num_threads: int | None = None) -> np.ndarray:
         """Predict many rows with one call to ``LGBM_BoosterPredictForMat``.
 
         Parameters
         ----------
         X : array-like of shape (n_rows, num_features)
             Converted to a C-contiguous float64 array (a copy only if needed).
+        num_threads : int, optional
+            Threads for this batch (default: the booster's ``num_threads``).
 
         Returns
         -------
@@ -652,11 +654,14 @@ class FastBooster:
         out = np.empty((mat.shape[0], self.num_outputs), dtype=np.float64)
         for start in range(0, mat.shape[0], _MAX_ROWS_PER_CALL):
             chunk = mat[start:start + _MAX_ROWS_PER_CALL]
-            self._predict_mat(chunk, out[start:start + chunk.shape[0]])
+            self._predict_mat(chunk, out[start:start + chunk.shape[0]], num_threads)
         return out[:, 0] if self.num_outputs == 1 else out
 
-    def _predict_mat(self, mat: np.ndarray, out: np.ndarray) -> None:
-        params = f"num_threads={self._num_threads}".encode()
+    def _predict_mat(self, mat: np.ndarray, out: np.ndarray, num_threads: int | None = None) -> None:
+        threads = self._num_threads if num_threads is None else int(num_threads)
+        if threads < 0:
+            raise ConfigError(f"num_threads must be an int >= 0, got {num_threads!r}")
+        params = f"num_threads={threads}".encode()
         out_len = _c_int64(0)
         with self._lock:  # register the call, so that close() waits for it
             handle = self._handle
@@ -883,9 +888,9 @@ class ModelStack:
             out[k] = t.one(out[k])
         return out
 
-    def predict_many(self, X: Any) -> np.ndarray:
+    def predict_many(self, X: Any, num_threads: int | None = None) -> np.ndarray:
         """Every model's output for many rows, shape ``(n_rows, num_models)``, in one C call."""
-        raw = self.raw.predict_many(X).reshape(-1, self.num_models)
+        raw = self.raw.predict_many(X, num_threads).reshape(-1, self.num_models)
         for k, t in self._custom:
             raw[:, k] = t.many(raw[:, k])
         return raw

@@ -363,12 +363,14 @@ class EligibilityRules:
         self.cfg = cfg
         self.channels = cfg.channels.names
 
-        def compiled(rules: tuple[_Rule, ...], ch: str) -> tuple[tuple[_Rule, Any, Any, Any], ...]:
+        def compiled(rules: tuple[_Rule, ...], ch: str) -> tuple[tuple[_Rule, Any, Any, Any, int], ...]:
+            # (rule, limit, scalar op, vectorised op, slot of the input in one()'s per-channel inputs)
             out = []
             for r in rules:
                 lim = r.limit(cfg, ch)
                 if lim is not None:
-                    out.append((r, lim, *_OPS[r.op]))
+                    slot = _PER_CHANNEL.index(r.field) if r.field in _PER_CHANNEL else -1
+                    out.append((r, lim, *_OPS[r.op], slot))
             return tuple(out)
 
         self.blocking = compiled(_BLOCKING_RULES, "")
@@ -380,17 +382,16 @@ class EligibilityRules:
         """One request: eligibility over ``cfg.actions`` (``none`` first, always True) and the why-not texts."""
         session = {"contacts_started": contacts_started, "offers_shown": offers_shown,
                    "time_since_dismiss_s": time_since_dismiss_s}
-        for r, lim, op, _ in self.blocking:
+        for r, lim, op, _, _ in self.blocking:
             v = session[r.field]
             if op(v, lim):
                 return [True] + [False] * len(self.channels), [r.text("", v, lim, language, device)]
         ok = [True]
         why: list[str] = []
+        inputs = (open_, wait_s, lang_ok, opted_out)
         for j, (ch, rules) in enumerate(zip(self.channels, self.per_channel)):
-            values = {"open": open_[j], "wait_s": wait_s[j], "lang_ok": lang_ok[j], "opted_out": opted_out[j],
-                      "device": device}
-            for r, lim, op, _ in rules:
-                v = values[r.field]
+            for r, lim, op, _, slot in rules:
+                v = device if slot < 0 else inputs[slot][j]
                 if op(v, lim):
                     why.append(r.text(ch, v, lim, language, device))
                     ok.append(False)
@@ -411,7 +412,7 @@ class EligibilityRules:
         free = np.ones(n, dtype=bool)
         block_text = np.full(n, "", dtype=object) if texts else None
         with np.errstate(invalid="ignore"):
-            for r, lim, _, vop in self.blocking:
+            for r, lim, _, vop, _ in self.blocking:
                 v = session[r.field]
                 hit = free & vop(v, lim)
                 if texts and hit.any():
@@ -424,7 +425,7 @@ class EligibilityRules:
             for j, (ch, rules) in enumerate(zip(self.channels, self.per_channel)):
                 todo = free.copy()
                 text = np.full(n, "", dtype=object) if texts else None
-                for r, lim, _, vop in rules:
+                for r, lim, _, vop, _ in rules:
                     v = device if r.field == "device" else np.asarray(per[r.field][:, j], dtype=float)
                     hit = todo & vop(v, lim)
                     if texts and hit.any():

@@ -206,7 +206,7 @@ class _Compiled:
         return M
 
     def reasons_many(self, M: np.ndarray, ev: np.ndarray, eligible: np.ndarray, chosen: np.ndarray, k: int,
-                     leaves: np.ndarray | None = None) -> list[list[str]]:
+                     leaves: np.ndarray | None = None, num_threads: int = 1) -> list[list[str]]:
         """The reasons of decisions (rows of ``M``): the value models' path contributions to
         ``EV(chosen) − EV(runner-up)`` (:func:`~nextchannel.policy.runner_up_many`), in words.
 
@@ -219,7 +219,7 @@ class _Compiled:
         if not len(rows) or not k:
             return out
         if leaves is None:
-            leaves = self.stack.leaf.predict_many(M[rows])
+            leaves = self.stack.leaf.predict_many(M[rows], num_threads)
         else:
             leaves = leaves[rows]
         contrib = self.paths.difference(leaves.astype(np.int64), chosen[rows], rival[rows])
@@ -403,10 +403,11 @@ def _evaluate(c: _Compiled, st: _ThreadState) -> list[float]:
 def _eligible(c: _Compiled, row: np.ndarray, ctx: tuple[list[bool], list[float], list[bool]]
               ) -> tuple[list[bool], list[str]]:
     open_, wait, lang_ok = ctx
-    opted = [0.0 if j is None else row[j] for j in c.i_optout]
+    f = row.tolist()  # plain floats: Python compares them faster than numpy scalars
+    opted = [0.0 if j is None else f[j] for j in c.i_optout]
     if c.web:
-        return c.rules.one(device=row[c.i_device], language=row[c.i_language], offers_shown=row[c.i_shown],
-                           time_since_dismiss_s=row[c.i_since_dismiss], contacts_started=row[c.i_contacts],
+        return c.rules.one(device=f[c.i_device], language=f[c.i_language], offers_shown=f[c.i_shown],
+                           time_since_dismiss_s=f[c.i_since_dismiss], contacts_started=f[c.i_contacts],
                            open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
     # no session: the contact rules have nothing to block on
     return c.rules.one(device=-1.0, language=-1.0, offers_shown=0.0, time_since_dismiss_s=math.nan,
@@ -443,6 +444,9 @@ class Scorer:
     limits : Limits, optional
         Bounds on one request (events replayed per session, contacts per customer dict; see
         :class:`nextchannel.schema.Limits`); default ``Limits()``.
+    n_jobs : int, default 1
+        Threads of the model evaluation in :meth:`decide_many` (LightGBM's OpenMP threads; 0: its
+        default). :meth:`decide_one` always evaluates on the calling thread alone.
 
     Attributes
     ----------
@@ -462,13 +466,16 @@ class Scorer:
     """
 
     def __init__(self, model_set: ModelSet, *, strict: bool = False, seed: int = 0, n_reasons: int = 3,
-                 reasons: str = "offers", limits: Limits | None = None) -> None:
+                 reasons: str = "offers", limits: Limits | None = None, n_jobs: int = 1) -> None:
         if reasons not in ("offers", "all"):
             raise ValidationError(f"reasons must be 'offers' or 'all', got {reasons!r}")
         if limits is not None and not isinstance(limits, Limits):
             raise ValidationError(f"limits must be a Limits or None, got {type(limits).__name__}")
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 0:
+            raise ValidationError(f"n_jobs must be an int >= 0, got {n_jobs!r}")
         self.reasons = reasons
         self.limits = limits
+        self.n_jobs = n_jobs
         self._c = _Compiled(model_set)
         self.strict = strict
         self.seed = seed
@@ -744,7 +751,8 @@ class Scorer:
                                       f"got {len(own)}")
             parts.append(spec.transform(own).set_axis(decisions.index))
         X = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
-        language = [_lang_name(x) for x in X["language"].to_numpy(dtype=float)] if "language" in X.columns else None
+        needs_language = "language" in X.columns and any(str(col).startswith("languages_") for col in decisions.columns)
+        language = [_lang_name(x) for x in X["language"].to_numpy(dtype=float)] if needs_language else None
         C = c.ctx_spec.parse_many(decisions, language)
         sids = decisions["session_id"].tolist() if "session_id" in decisions.columns else [None] * len(decisions)
         ts = pd.to_numeric(decisions["ts"]).to_numpy(dtype=float) if "ts" in decisions.columns else np.zeros(len(X))
@@ -757,7 +765,7 @@ class Scorer:
         actions = c.actions
         n = len(X)
         M = c.matrix(X, C)
-        scores = c.stack.predict_many(M)
+        scores = c.stack.predict_many(M, self.n_jobs)
         ev, tau = scores[:, :c.n_actions], scores[:, c.n_actions]
         elig, why = c.rules.frame(X, C)
         rows = np.arange(n)
@@ -775,7 +783,7 @@ class Scorer:
         elif self.n_reasons:
             todo = np.flatnonzero(a != 0) if self.reasons == "offers" else rows
             if len(todo):
-                texts = c.reasons_many(M[todo], ev[todo], elig[todo], a[todo], self.n_reasons)
+                texts = c.reasons_many(M[todo], ev[todo], elig[todo], a[todo], self.n_reasons, num_threads=self.n_jobs)
                 reasons[todo] = [" | ".join(t) for t in texts]
         act = np.asarray(actions, dtype=object)[a]
         out = {"action": act, "offer": a != 0, "channel": np.where(a != 0, act, None), "propensity": prop,

@@ -200,6 +200,34 @@ def _random_rows(rng: np.random.Generator, n: int, p: int) -> np.ndarray:
     return X
 
 
+def test_lazy_reasons_equal_eager_ones_read_in_any_thread_later(default_set, sim, cases):
+    """Reasons are computed when read, from the decision's own copy of its row: read at once, read
+    after other requests reused the buffers, or read in other threads, they equal decide_many's."""
+    sc = Scorer(default_set, reasons="all")
+    many = sc.decide_many(sim.decisions, sim.events, sim.customers, sim.contacts)
+    assert many.equals(Scorer(default_set, reasons="all", n_jobs=2).decide_many(sim.decisions, sim.events,
+                                                                                sim.customers, sim.contacts))
+    eager = [tuple(x for x in str(r).split(" | ") if x) for r in many["reasons"]]
+    at_once = [sc.decide_one(*_args(c)).reasons for c in cases]
+    later = [sc.decide_one(*_args(c)) for c in cases]
+    assert all(callable(vars(d)["_reasons"]) for d in later if d.offer)   # not computed until read
+    read: dict[int, tuple] = {}
+
+    def reader(part: int) -> None:
+        for i in range(part, len(later), 3):
+            read[i] = later[i].reasons
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert at_once == eager == [read[i] for i in range(len(later))]
+    assert sum(bool(r) for r in eager) >= len(eager) // 2
+    # the phrases name the value models' inputs, the channel context included
+    assert any(p.startswith(tuple(default_set.policy.channels.names)) for r in eager for p in r)
+
+
 def test_the_model_stack_equals_lightgbm_predict(scorer, default_set):
     """One evaluation of all the models (the stack) = each model's own Booster.predict, on 100k rows
     with NaN, zeros, category codes and +-1e30; batch and single-row."""
