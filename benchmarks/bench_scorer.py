@@ -219,10 +219,17 @@ def batch_throughput(scorer: Scorer, n_sessions: int) -> dict[str, float]:
                          frame[list(ms.value_model.context_features_)].to_numpy(float)])
     res = {"rows": len(frame)}
     quiet = Scorer(ms, n_reasons=0)
+    two = Scorer(ms, n_jobs=2)
+
+    def booster_predict(threads: int) -> list:
+        return [b.predict(M, num_threads=threads) for b in ms.value_model.boosters_] + \
+            [ms.offer_model.booster_.predict(M[:, : len(ms.feature_names)], num_threads=threads)]
+
     paths = [("decide_many", lambda: scorer.decide_many(frame)),
              ("decide_many without reasons", lambda: quiet.decide_many(frame)),
-             ("Booster.predict (same models)", lambda: [b.predict(M, num_threads=1) for b in ms.value_model.boosters_]
-              + [ms.offer_model.booster_.predict(M[:, : len(ms.feature_names)], num_threads=1)])]
+             ("decide_many, 2 threads", lambda: two.decide_many(frame)),
+             ("Booster.predict (same models)", lambda: booster_predict(1)),
+             ("Booster.predict (same models), 2 threads", lambda: booster_predict(2))]
     ts: dict[str, list[float]] = {name: [] for name, _ in paths}
     for _ in range(5):  # interleaved rounds
         for name, fn in paths:
@@ -316,6 +323,10 @@ def main() -> None:
           f"reasons {bt['decide_many without reasons']:,.0f} rows/s ({bt['decide_many without reasons'] / ref:.2f}x) vs "
           f"Booster.predict of the same models on the same rows (one thread) {ref:,.0f} rows/s ({bt['rows']:,} rows) "
           f"[goal >= 1x]; load average {os.getloadavg()[0]:.2f}")
+    ref2 = bt['Booster.predict (same models), 2 threads']
+    print(f"with 2 threads (Scorer(n_jobs=2), Booster.predict(num_threads=2)): decide_many {bt['decide_many, 2 threads']:,.0f} "
+          f"rows/s = {bt['decide_many, 2 threads'] / ref:.2f}x one-thread Booster.predict, "
+          f"{bt['decide_many, 2 threads'] / ref2:.2f}x two-thread Booster.predict ({ref2:,.0f} rows/s)")
     mem = memory(scorer, reqs, args.memory_calls)
     mem["rss_after_import_and_load_mb"] = rss_loaded
     results["memory"] = mem

@@ -251,9 +251,11 @@ class Decision:
         Probability with which the policy chose ``action`` (1.0 without exploration).
     model_version : str
     reasons : tuple of str
-        The few signals that drove the decision, in words. The scorer computes them when they are
-        first read (from a copy of the row it decided on), so a caller that never reads them does
-        not pay for them; pass a tuple, or a function returning the phrases.
+        The few signals that drove the decision, in words: the value models' contributions to
+        ``EV(action) − EV(runner-up)`` (:func:`runner_up_many`; none when no other action was
+        eligible). The scorer computes them when they are first read (from a copy of the row it
+        decided on), so a caller that never reads them does not pay for them; pass a tuple, or a
+        function returning the phrases.
     why_not : tuple of str
         Why each channel that was not eligible was not (``"phone: closed"``), and contact rules
         that blocked every offer (``"all: cooldown after a dismissal 20 s ago"``).

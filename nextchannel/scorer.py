@@ -304,6 +304,9 @@ def _step(part: str) -> Any:
     return wrap
 
 
+_NANS = (math.nan,) * len(SESSION_FEATURES)
+
+
 def _finite_now(now_ts: float, now: Any, what: str = "") -> float:
     if now_ts - now_ts != 0.0:
         raise ValidationError(f"now must be a finite number of seconds{what}, got {now!r}")
@@ -343,7 +346,7 @@ def _write_session(c: _Compiled, st: _ThreadState, src: Any, now_ts: float) -> N
     get = src.get
     head = st.session_view
     try:  # one conversion for the whole vector; the loop below only explains a failure
-        head[:] = [get(name, math.nan) for name in SESSION_FEATURES]
+        head[:] = list(map(get, SESSION_FEATURES, _NANS))
         clean = not np.isinf(head).any()
     except (TypeError, ValueError, OverflowError):
         clean = False
