@@ -49,6 +49,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ConfigError, ValidationError, excerpt
 
 __all__ = [
@@ -499,7 +500,8 @@ def validate_event(event: Mapping[str, Any], channels: ChannelCatalogue | None =
     return event
 
 
-def validate_events(events: pd.DataFrame, channels: ChannelCatalogue | None = None) -> pd.DataFrame:
+@accepts_old_form(old=("events", "channels"))
+def validate_events(events: pd.DataFrame, *, channels: ChannelCatalogue | None = None) -> pd.DataFrame:
     """Strictly check an event log and return it unchanged; raise on the first bad row.
 
     The message names the row label, the field, the expected and the received value.
