@@ -539,8 +539,6 @@ def validate_events(events: pd.DataFrame, *, channels: ChannelCatalogue | None =
         if not rows.any():
             continue
         for name in fields:
-            if name == "utc_offset_s":
-                continue
             if name not in cols:
                 if name not in OPTIONAL_FIELDS:
                     bad |= rows

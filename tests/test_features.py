@@ -461,3 +461,32 @@ def test_update_many_refuses_what_is_not_a_list_of_events(events):
     assert s.n_malformed == 1 and s.features_one(now=1.0)["clicks"] == 0.0
     with pytest.raises(ValidationError, match="events must be a list of event dicts"):
         SessionState("s", strict=True).update_many(events)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strict validation: the batch validator applies the per-event rules (one definition, two executors)
+# ---------------------------------------------------------------------------------------------
+_offset = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([-86400.0, 86400.0, 86400.5, 0.0]),
+                    st.none())
+
+
+@settings(max_examples=60, deadline=None)
+@given(offset=_offset)
+def test_validate_events_range_checks_utc_offset_like_validate_event(offset):
+    from nextchannel.schema import validate_event, validate_events
+
+    row = {"session_id": "s", "ts": 1.0, "type": "session_start", "device": "desktop", "language": "en",
+           "referrer": "direct", "customer_id": None, "returning": False, "utc_offset_s": offset}
+    try:
+        validate_event(row)
+        one = None
+    except ValidationError as err:
+        one = str(err)
+    try:
+        validate_events(pd.DataFrame([row]))
+        many = None
+    except ValidationError as err:
+        many = str(err)
+    assert (one is None) == (many is None), (offset, one, many)
+    if one is not None:
+        assert many == f"row 0: {one}"

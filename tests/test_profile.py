@@ -23,7 +23,7 @@ from nextchannel.profile import (
     profiles_many,
     validate_contacts,
 )
-from nextchannel.schema import Channel, ChannelCatalogue
+from nextchannel.schema import DEFAULT_LIMITS, Channel, ChannelCatalogue, Limits
 
 DAY = 86400.0
 NAMES = ChannelCatalogue.default().names
@@ -272,6 +272,41 @@ def test_batch_equals_online_row_by_row(world):
         assert profile_into(buf, 3, cust, as_of, cfg) == 0
         np.testing.assert_array_equal(buf[3:-2], np.array(list(online.values())))
         assert (buf[:3] == -7.0).all() and (buf[-2:] == -7.0).all()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), st.integers(1, 4))
+def test_batch_bounds_contacts_like_online(world, max_contacts):
+    # One bound, Limits.max_contacts: a profile counts the most recent max_contacts contacts up to
+    # its time. Online reads the last max_contacts entries of the history it is given (the
+    # customer's contacts up to the request, in time order); batch keeps the same slice.
+    cfg, log, at, customers, as_keys = world
+    limits = Limits(max_contacts=max_contacts)
+    batch = profiles_many(at, contacts=log, customers=customers, config=cfg, limits=limits)
+    over = 0
+    for i, (cid, now) in enumerate(zip(at["customer_id"], at["ts"])):
+        if cid is None or cid != cid:
+            cust = None
+        else:
+            upto = log.loc[(log["ts"] <= now).to_numpy()].sort_values("ts", kind="stable")
+            cust = request_dict(upto, customers, cid, as_keys)
+            over += max(0, len(cust["contacts"]) - max_contacts)
+        online = profile_one(cust, now, cfg, limits=limits)
+        assert_profiles_equal(batch.iloc[i].to_numpy(), np.array(list(online.values())), names=(cid, now))
+        assert online["prof_n_contacts"] <= max_contacts
+    assert batch.attrs["skipped"]["over_limit"] == over
+
+
+def test_batch_contacts_bound_defaults_to_the_online_default():
+    n = DEFAULT_LIMITS.max_contacts + 500
+    log = contact_log([("c", float(i), "chat" if i < 600 else "email", True, np.nan, 0.0) for i in range(n)])
+    at = pd.DataFrame({"customer_id": ["c", "c"], "ts": [1e9, 10.0]})
+    out = profiles_many(at, contacts=log)
+    assert out["prof_n_contacts"].tolist() == [1000.0, 11.0]
+    assert out["prof_n_email"].iloc[0] == float(n - 600)   # the most recent 1,000: all 900 e-mails
+    assert out.attrs["skipped"] == {"over_limit": 500}
+    online = profile_one(history_of("c", contacts=log), 1e9)
+    assert_profiles_equal(out.iloc[0].to_numpy(), np.array(list(online.values())), names=("c", 1e9))
 
 
 def test_batch_without_contacts_or_customers():
