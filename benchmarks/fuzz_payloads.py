@@ -642,12 +642,7 @@ def _report_web(args: argparse.Namespace) -> bool:
             print(f"    e.g. {ex}")
         print(f"  NaN in a normal decision     {w['nan_in_normal_decisions']:,}   (goal 0; {w['decisions']:,} decisions)")
         print(f"  responses by status          {w['status']}")
-        lat = w["latency_us"]
-        print(f"  latency per request          p50 {lat['p50']:,.0f} us, p99 {lat['p99']:,.0f} us, "
-              f"p99.9 {lat['p99.9']:,.0f} us, max {lat['max']:,.0f} us")
-        print(f"  slowest requests             {w['slowest']}")
-        print(f"  resident memory              {w['rss_mb_before']:,.1f} MB before, {w['rss_mb_after']:,.1f} MB after")
-        print(f"  wall time                    {w['wall_s']:,.1f} s")
+        _print_costs(w, "latency per request         ", "slowest requests            ")
     return w["server_errors"] == 0 and w["nan_in_normal_decisions"] == 0 and w["unreadable_200_bodies"] == 0
 
 
@@ -666,15 +661,19 @@ def _report_scorer(args: argparse.Namespace) -> bool:
         print(f"    e.g. {ex}")
     print(f"  NaN in a normal decision     {r['nan_in_normal_decisions']:,}   (goal 0)")
     print(f"  fallbacks by reason          {r['fallbacks']}")
-    lat = r["latency_us"]
-    print(f"  latency of the hostile calls p50 {lat['p50']:,.0f} us, p99 {lat['p99']:,.0f} us, "
-          f"p99.9 {lat['p99.9']:,.0f} us, max {lat['max']:,.0f} us")
-    print(f"  slowest calls                {r['slowest']}")
     print(f"  largest valid requests       " + ", ".join(f"{k}: {v:,.1f} ms" for k, v in r["bounded_request_ms"].items())
           + " (median of 5; bounded by Limits)")
+    _print_costs(r, "latency of the hostile calls", "slowest calls               ")
+    return r["escaped"] == 0 and r["nan_in_normal_decisions"] == 0
+
+
+def _print_costs(r: dict[str, Any], latency_label: str, slowest_label: str) -> None:
+    lat = r["latency_us"]
+    print(f"  {latency_label} p50 {lat['p50']:,.0f} us, p99 {lat['p99']:,.0f} us, "
+          f"p99.9 {lat['p99.9']:,.0f} us, max {lat['max']:,.0f} us")
+    print(f"  {slowest_label} {r['slowest']}")
     print(f"  resident memory              {r['rss_mb_before']:,.1f} MB before, {r['rss_mb_after']:,.1f} MB after")
     print(f"  wall time                    {r['wall_s']:,.1f} s")
-    return r["escaped"] == 0 and r["nan_in_normal_decisions"] == 0
 
 
 if __name__ == "__main__":
