@@ -6,7 +6,7 @@ week (``nextchannel retrain``, or :func:`retrain` from Python)::
     logs (CSV / Parquet / JSON lines, files or folders, or DataFrames)
       → time window (since/until or the last N days) → time-based split (earlier: train, later: test)
       → challenger = train(earlier part)      champion = <root>/current (if any)
-      → compare(champion, challenger) on the later part (doubly robust, paired interval)
+      → compare(logs, champion=..., challenger=...) on the later part (doubly robust, paired interval)
       → rule (not-worse | better) → publish to <root>/<version>/ and flip <root>/current
       → run report (policy report, comparison, drift, channel demand) + one-line JSON summary
 

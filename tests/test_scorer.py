@@ -44,7 +44,7 @@ class Case(NamedTuple):
     """One decision point in every form the scorer takes."""
 
     state: SessionState          # replayed events with ts <= the decision's ts
-    customer: dict | None        # history_of(contacts, cid, customers)
+    customer: dict | None        # history_of(cid, contacts=..., customers=...)
     context: dict                # flat open_/wait_/lang_ok_ from the decision row
     now: float
     session_id: str
