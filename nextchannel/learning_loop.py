@@ -262,21 +262,23 @@ def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: 
                        customers=logs.customers, contacts=logs.contacts, config=tcfg, policy=pol)
     gd = d.loc[hold].reset_index(drop=True)
     gev = logs.events.loc[~ev_keep]
-    ch = Scorer(challenger, n_reasons=0).decide_many(gd, gev, logs.customers, logs.contacts)
+    ch = Scorer(challenger, n_reasons=0).decide_many(gd, events=gev, customers=logs.customers, contacts=logs.contacts)
     p_chal = ch[[f"p_{a}" for a in pol.actions]].to_numpy()
     if champion is None:
-        X = features_many(gev, gd[["session_id", "ts", "customer_id"]], logs.customers, logs.contacts)
+        X = features_many(gd[["session_id", "ts", "customer_id"]], events=gev, customers=logs.customers,
+                          contacts=logs.contacts)
         p_champ = _rule_probabilities(cfg, X, gd, pol.actions)
     else:
-        p_champ = Scorer(champion, n_reasons=0).decide_many(gd, gev, logs.customers, logs.contacts)[
+        p_champ = Scorer(champion, n_reasons=0).decide_many(gd, events=gev, customers=logs.customers,
+                                                            contacts=logs.contacts)[
             [f"p_{a}" for a in pol.actions]].to_numpy()
     reward_hat = challenger.expected_values(
-        features_many(gev, gd[["session_id", "ts", "customer_id"]], logs.customers, logs.contacts,
-                      profile_config=challenger.profile_config)[list(challenger.feature_names)],
+        features_many(gd[["session_id", "ts", "customer_id"]], events=gev, customers=logs.customers,
+                      contacts=logs.contacts, profile_config=challenger.profile_config)[list(challenger.feature_names)],
         context_frame(gd, pol.channels))
     logged = gd.assign(reward=gd["reward"])
-    c = compare(p_champ, p_chal, logged, actions=pol.actions, reward_hat=reward_hat, estimator="dr",
-                min_effect=min_effect)
+    c = compare(logged, champion=p_champ, challenger=p_chal, actions=pol.actions, reward_hat=reward_hat,
+                estimator="dr", min_effect=min_effect)
     ok = c.verdict != "worse"
     gate = {"gate": "published" if ok else "kept: challenger worse", "gate_difference": float(c.difference),
             "gate_low": float(c.low), "gate_high": float(c.high), "train_sessions": len(train_ids)}

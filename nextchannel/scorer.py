@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from nextchannel.context import context_spec
+from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import NextChannelError, ValidationError, excerpt
 from nextchannel.explain import PathContributions, phrase, top_reasons_many
 from nextchannel.fastpredict import ModelStack
@@ -519,7 +520,7 @@ class Scorer:
 
     # -- per request ----------------------------------------------------------------------------
     def decide_one(self, session: Any = None, customer: Mapping[str, Any] | None = None,
-                   context: Mapping[str, Any] | None = None, now: float | None = None,
+                   context: Mapping[str, Any] | None = None, now: float | None = None, *,
                    features: Mapping[str, Any] | None = None) -> Decision:
         """Decide for one decision point (the fast path: no pandas, no per-call arrays).
 
@@ -601,7 +602,7 @@ class Scorer:
 
     # -- per request ----------------------------------------------------------------------------
     def decide_one_plain(self, session: Any = None, customer: Mapping[str, Any] | None = None,
-                         context: Mapping[str, Any] | None = None, now: float | None = None,
+                         context: Mapping[str, Any] | None = None, now: float | None = None, *,
                          features: Mapping[str, Any] | None = None) -> Decision:
         """The correctness-first twin of :meth:`decide_one` (pandas, ``Booster.predict``): same answers, slower.
 
@@ -704,7 +705,8 @@ class Scorer:
         return st.features_one(now_ts), st.session_id, now_ts
 
     # -- many -------------------------------------------------------------------------------------
-    def decide_many(self, decisions: pd.DataFrame, events: pd.DataFrame | None = None,
+    @accepts_old_form(old=("decisions", "events", "customers", "contacts", "features"), method=True)
+    def decide_many(self, decisions: pd.DataFrame, *, events: pd.DataFrame | None = None,
                     customers: pd.DataFrame | None = None, contacts: pd.DataFrame | None = None,
                     features: pd.DataFrame | None = None) -> pd.DataFrame:
         """Decide at every decision point of a log, vectorised.
@@ -738,7 +740,8 @@ class Scorer:
         parts = []
         if builtin and events is not None:
             at_cols = ["session_id", "ts"] + (["customer_id"] if "customer_id" in decisions.columns else [])
-            parts.append(features_many(events, decisions[at_cols], customers, contacts, with_profile=True,
+            parts.append(features_many(decisions[at_cols], events=events, customers=customers, contacts=contacts,
+                                       with_profile=True,
                                        profile_config=ms.profile_config, limits=self.limits)[builtin]
                          .set_axis(decisions.index))
         elif builtin:
