@@ -204,9 +204,9 @@ def test_lazy_reasons_equal_eager_ones_read_in_any_thread_later(default_set, sim
     """Reasons are computed when read, from the decision's own copy of its row: read at once, read
     after other requests reused the buffers, or read in other threads, they equal decide_many's."""
     sc = Scorer(default_set, reasons="all")
-    many = sc.decide_many(sim.decisions, sim.events, sim.customers, sim.contacts)
-    assert many.equals(Scorer(default_set, reasons="all", n_jobs=2).decide_many(sim.decisions, sim.events,
-                                                                                sim.customers, sim.contacts))
+    logs = {"events": sim.events, "customers": sim.customers, "contacts": sim.contacts}
+    many = sc.decide_many(sim.decisions, **logs)
+    assert many.equals(Scorer(default_set, reasons="all", n_jobs=2).decide_many(sim.decisions, **logs))
     eager = [tuple(x for x in str(r).split(" | ") if x) for r in many["reasons"]]
     at_once = [sc.decide_one(*_args(c)).reasons for c in cases]
     later = [sc.decide_one(*_args(c)) for c in cases]
