@@ -184,7 +184,8 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
     epsilon : float, default 0.1
         Exploration of the deployed learned policy with ``exploration="epsilon"`` (propensities logged).
     first_week_epsilon : float, optional
-        Exploration of week 1's trigger rule (default: ``config.epsilon``).
+        Exploration of week 1's trigger rule (default: ``config.epsilon``); in later weeks in which
+        the rule is still the champion it explores with ``epsilon``.
     gate_share : float, default 0.2
         Share of sessions held out from training for the gate.
     min_effect : float, default 0.0
@@ -246,7 +247,8 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
                     champion.save(Path(root) / f"week-{week}", overwrite=True)
         if champion is None:
             live = simulate(sessions_per_week, seed=wseed,
-                            config=dataclasses.replace(wcfg, logging_policy="rule_epsilon", epsilon=eps1))
+                            config=dataclasses.replace(wcfg, logging_policy="rule_epsilon",
+                                                       epsilon=eps1 if week == 1 else epsilon))
             greedy = simulate(sessions_per_week, seed=wseed, config=wcfg, policy="rule")
             name, version = "trigger rule + exploration", None
         else:
@@ -299,7 +301,8 @@ def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: 
     reward_hat = challenger.expected_values(Xg, Cg)
     reward = gd["reward"].to_numpy(dtype=float)
     if tcfg.target == "session":  # the values include the rest of the session: so does the outcome compared
-        reward = session_reward(reward, reward_hat, gd, pol, eligibility_frame(pol, Xg, Cg), tcfg.discount)
+        reward = session_reward(reward, reward_hat, gd, pol, eligibility_frame(pol, Xg, Cg), tcfg.discount,
+                                continuation=tcfg.continuation)
     logged = gd.assign(reward=reward)
     c = compare(p_champ, p_chal, logged, actions=pol.actions, reward_hat=reward_hat, estimator="dr",
                 min_effect=min_effect)

@@ -111,6 +111,10 @@ class TrainConfig:
         skips the check (faster).
     guard_folds : int, default 3
         Folds of the cross-fitting (>= 2).
+    early_stopping_rounds : int, default 0
+        With > 0, each channel-model head stops adding trees once its log-loss on the calibration
+        rows has not improved for this many rounds (``n_estimators`` is then the most); 0: always
+        ``n_estimators`` trees.
     target : {"one_step", "session"}, default "one_step"
         What an action's value is. ``"one_step"``: its expected reward at this decision point.
         ``"session"``: its expected reward plus the value of the rest of the session (fitted-Q
@@ -119,6 +123,11 @@ class TrainConfig:
         cooldown. Needs ``session_id`` and ``ts`` in the decisions.
     target_iterations : int, default 3
         Fitted-Q iterations of the ``"session"`` target (each looks one decision point further).
+    continuation : {"greedy", "none"}, default "greedy"
+        The value of the next decision point in the ``"session"`` target: that of its best action
+        under the current model (fitted-Q iteration), or that of offering nothing there (the
+        value of never offering again: a policy-improvement step over "never", free of the
+        upward bias of a maximum over noisy estimates).
     discount : float, default 1.0
         Weight of the next decision point's value in the ``"session"`` target, in (0, 1].
     random_state : int, default 0
@@ -146,8 +155,10 @@ class TrainConfig:
     reward_model: str = "pooled"
     guard: bool | str = True
     guard_folds: int = 3
+    early_stopping_rounds: int = 0
     target: str = "one_step"
     target_iterations: int = 3
+    continuation: str = "greedy"
     discount: float = 1.0
     random_state: int = 0
     n_jobs: int = 1
@@ -176,8 +187,13 @@ class TrainConfig:
             raise ConfigError(f"reward_model must be 'per_action' or 'pooled', got {self.reward_model!r}")
         if self.guard not in (True, False, "warn") or (self.guard not in ("warn",) and not isinstance(self.guard, bool)):
             raise ConfigError(f"guard must be True, False or 'warn', got {self.guard!r}")
+        if isinstance(self.early_stopping_rounds, bool) or not isinstance(self.early_stopping_rounds, int) \
+                or self.early_stopping_rounds < 0:
+            raise ConfigError(f"early_stopping_rounds must be an integer >= 0, got {self.early_stopping_rounds!r}")
         if self.target not in ("one_step", "session"):
             raise ConfigError(f"target must be 'one_step' or 'session', got {self.target!r}")
+        if self.continuation not in ("greedy", "none"):
+            raise ConfigError(f"continuation must be 'greedy' or 'none', got {self.continuation!r}")
         if isinstance(self.discount, bool) or not (isinstance(self.discount, (int, float)) and 0 < self.discount <= 1):
             raise ConfigError(f"discount must be in (0, 1], got {self.discount!r}")
         if isinstance(self.guard_folds, bool) or not isinstance(self.guard_folds, int) or self.guard_folds < 2:
@@ -365,7 +381,7 @@ class _Teacher:
                                        **self._common())
             self.model_.fit(X, decisions["action"], reward, decisions["propensity"], accepted=decisions["accepted"],
                             success=decisions["success"], left=decisions["left"] if "left" in decisions.columns else None,
-                            context=ctx, actions=pol.actions)
+                            context=ctx, actions=pol.actions, early_stopping_rounds=c.early_stopping_rounds)
         elif c.reward_model == "pooled":
             self.model_ = RewardModel(n_estimators=c.n_estimators, **self._common()).fit(
                 X, decisions["action"], reward, actions=pol.actions, context=ctx)
@@ -402,7 +418,7 @@ class _Teacher:
         idx = np.arange(len(X))
         for _ in range(c.target_iterations):
             q = q_now if self.continuation_ is None else q_now + self.continuation_.predict(X, ctx)
-            v = q[idx, greedy_many(pol, q, elig)]
+            v = q[idx, greedy_many(pol, q, elig)] if c.continuation == "greedy" else q[:, 0]
             y = np.where(has, c.discount * v[np.maximum(nxt, 0)], 0.0)
             self.continuation_ = RewardModel(n_estimators=c.n_estimators, **self._common()).fit(
                 X, decisions["action"], y, actions=pol.actions, context=ctx)
@@ -440,15 +456,15 @@ def next_decision(decisions: pd.DataFrame) -> np.ndarray:
 
 
 def session_reward(reward: np.ndarray, q: np.ndarray, decisions: pd.DataFrame, policy: PolicyConfig,
-                   eligible: np.ndarray, discount: float = 1.0) -> np.ndarray:
+                   eligible: np.ndarray, discount: float = 1.0, continuation: str = "greedy") -> np.ndarray:
     """The ``"session"`` target of each logged action: its reward plus the next decision point's value.
 
-    ``reward_t + discount · q(x_{t+1}, π(x_{t+1}))`` with ``π`` greedy on ``q`` (0 after the
-    session's last decision point): the outcome the doubly robust estimates of a session-target
-    model are computed on.
+    ``reward_t + discount · q(x_{t+1}, π(x_{t+1}))`` with ``π`` greedy on ``q`` (``continuation=
+    "greedy"``) or ``none`` (``"none"``), 0 after the session's last decision point: the outcome
+    the doubly robust estimates of a session-target model are computed on.
     """
     nxt = next_decision(decisions)
-    v = q[np.arange(len(q)), greedy_many(policy, q, eligible)]
+    v = q[np.arange(len(q)), greedy_many(policy, q, eligible)] if continuation == "greedy" else q[:, 0]
     return reward + np.where(nxt >= 0, discount * v[np.maximum(nxt, 0)], 0.0)
 
 
@@ -487,7 +503,8 @@ def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFram
         q[test] = t.predict(X[test], ctx[test])
     elig = eligibility_frame(policy, X, ctx)
     if teacher.config.target == "session":  # the logged action's reward plus the next point's (held-out) value
-        reward = session_reward(reward, q, decisions, policy, elig, teacher.config.discount)
+        reward = session_reward(reward, q, decisions, policy, elig, teacher.config.discount,
+                                continuation=teacher.config.continuation)
     k = len(policy.actions)
     codes = pd.Index(policy.actions).get_indexer(decisions["action"])
     prop = decisions["propensity"].to_numpy(dtype=float)
@@ -670,7 +687,8 @@ def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features:
         logger.warning(msg)
     mean_reward = float(reward.mean())
     if config.target == "session":  # the offer model and the margin learn from the session target as well
-        reward = session_reward(reward, ev, decisions, policy, eligibility_frame(policy, X, ctx), config.discount)
+        reward = session_reward(reward, ev, decisions, policy, eligibility_frame(policy, X, ctx), config.discount,
+                                continuation=config.continuation)
     margin_values: dict[float, float] = {}
     if config.tune_margin and cm is not None and cm.holdout_.sum() >= 100:
         hold = cm.holdout_
