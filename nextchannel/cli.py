@@ -243,8 +243,11 @@ def _report(args: argparse.Namespace) -> int:
 def _loop(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    import dataclasses
+
     from nextchannel.learning_loop import run_learning_loop
     from nextchannel.plots import plot_learning_loop
+    from nextchannel.policy import PolicyConfig
     from nextchannel.simulation import SimConfig
     from nextchannel.training import TrainConfig
 
@@ -260,7 +263,9 @@ def _loop(args: argparse.Namespace) -> int:
           f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with "
           + (f"softmax exploration (temperature {args.temperature:g})" if args.exploration == "softmax"
              else f"epsilon {args.epsilon:g}") + f"; value target {tcfg.target}")
-    loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, train_config=tcfg,
+    pol = dataclasses.replace(PolicyConfig.from_sim(cfg), offer_margin=args.offer_margin) \
+        if args.offer_margin is not None else None
+    loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, train_config=tcfg, policy=pol,
                              epsilon=args.epsilon, exploration=args.exploration, temperature=args.temperature,
                              root=args.publish)
     w = loop.weeks.merge(loop.references, on="week")
@@ -378,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--exploration", choices=("epsilon", "softmax"), default="epsilon",
                    help="how the deployed learned policy explores (default epsilon)")
     p.add_argument("--temperature", type=float, default=0.3, help="temperature of softmax exploration (default 0.3)")
+    p.add_argument("--offer-margin", type=float, default=None,
+                   help="PolicyConfig.offer_margin of the learned policies (default: the world's, 0)")
     p.add_argument("--target", choices=("one_step", "session"), default=None,
                    help="value target of the learner (TrainConfig.target; default one_step)")
     p.add_argument("--n-estimators", type=int, default=None, help="trees per head (default 300)")
