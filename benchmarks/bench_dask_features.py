@@ -58,7 +58,7 @@ def run_pandas(folder: str) -> dict:
     events = pd.read_parquet(pathlib.Path(folder) / "events")
     at = pd.read_parquet(pathlib.Path(folder) / "at.parquet")
     t1 = time.perf_counter()
-    X = features_many(events, at, with_profile=False)
+    X = features_many(at, events=events, with_profile=False)
     t2 = time.perf_counter()
     return {"events": len(events), "rows": len(X), "read_s": t1 - t0, "features_s": t2 - t1,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -75,7 +75,7 @@ def run_dask(folder: str) -> dict:
         t0 = time.perf_counter()
         events = dd.read_parquet(str(pathlib.Path(folder) / "events"))
         at = pd.read_parquet(pathlib.Path(folder) / "at.parquet")
-        X = dask_backend.features_many(events, at, client=c, with_profile=False, partitioned_by_session=True)
+        X = dask_backend.features_many(at, events=events, client=c, with_profile=False, partitioned_by_session=True)
         t1 = time.perf_counter()
         workers = c.run(lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss / 1024)
         return {"events": int(events.map_partitions(len).compute().sum()), "rows": len(X), "read_s": 0.0,

@@ -24,7 +24,7 @@ def value(ms, test) -> float:
     from nextchannel.scorer import Scorer
 
     d = test.decisions
-    out = Scorer(ms).decide_many(d, test.events, test.customers, test.contacts)
+    out = Scorer(ms).decide_many(d, events=test.events, customers=test.customers, contacts=test.contacts)
     ev = d[[f"ev_{a}" for a in ms.actions]].to_numpy()
     return float(ev[np.arange(len(d)), pd.Index(ms.actions).get_indexer(out["action"])].mean())
 

@@ -76,8 +76,7 @@ def main() -> None:
     names = np.array([f"a{i}" for i in range(args.n_actions)])
     logs = pd.DataFrame({"action": names[a], "propensity": p, "reward": r})
     t0 = time.perf_counter()
-    frame = estimate_policy_value(logs, t, list(names), reward_hat=h, estimators=("ips", "snips", "dr"),
-                                  n_bootstrap=args.n_bootstrap, random_state=0)
+    frame = estimate_policy_value(logs, target=t, actions=list(names), reward_hat=h, estimators=("ips", "snips", "dr"), n_bootstrap=args.n_bootstrap, random_state=0)
     s = time.perf_counter() - t0
     print(f"  estimate_policy_value(ips, snips, dr), shared bootstrap of {args.n_bootstrap}: {s:.2f} s")
     print(frame.to_string(float_format=lambda v: f"{v:.5f}"))

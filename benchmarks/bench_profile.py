@@ -61,14 +61,14 @@ def main() -> None:
 
     at, contacts, customers = make_data(args.n_at, 5, args.seed)
     cfg = ProfileConfig()
-    profiles_many(at.head(1000), contacts, customers, cfg)  # warm-up
-    t = best_of(lambda: profiles_many(at, contacts, customers, cfg), 3)
+    profiles_many(at.head(1000), contacts=contacts, customers=customers, config=cfg)  # warm-up
+    t = best_of(lambda: profiles_many(at, contacts=contacts, customers=customers, config=cfg), 3)
     print(f"profiles_many: {len(at):,} at-rows, {len(contacts):,} contacts, "
           f"{contacts['customer_id'].nunique():,} customers: {t:.3f} s  ({len(at) / t:,.0f} at-rows/s)")
 
     # Online: 1000 distinct customers with 5 contacts each, cycled.
     ids = contacts["customer_id"].drop_duplicates().head(1000).tolist()
-    dicts = [history_of(contacts, cid, customers) for cid in ids]
+    dicts = [history_of(cid, contacts=contacts, customers=customers) for cid in ids]
     as_of = 400 * DAY_S
     n = args.calls
     seq = [dicts[i % len(dicts)] for i in range(n)]

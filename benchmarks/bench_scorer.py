@@ -69,7 +69,7 @@ def requests(n_sessions: int, seed: int) -> list[tuple]:
                 break
             st.update({k: v for k, v in e.items() if v is not None and v == v})
         signals = {"session_id": r.session_id, "ts": r.ts, **st.features_one(r.ts)}
-        cust = history_of(sim.contacts, r.customer_id, sim.customers) if isinstance(r.customer_id, str) else None
+        cust = history_of(r.customer_id, contacts=sim.contacts, customers=sim.customers) if isinstance(r.customer_id, str) else None
         ctx = {c: getattr(r, c) for c in ctx_cols}
         ctx = {k: (bool(v) if not k.startswith("wait_") else float(v)) for k, v in ctx.items()}
         out.append((signals, st, cust, ctx, float(r.ts)))
@@ -205,7 +205,7 @@ def batch_throughput(scorer: Scorer, n_sessions: int) -> dict[str, float]:
     from nextchannel.features import features_many
 
     d = sim.decisions
-    X = features_many(sim.events, d[["session_id", "ts", "customer_id"]], sim.customers, sim.contacts)
+    X = features_many(d[["session_id", "ts", "customer_id"]], events=sim.events, customers=sim.customers, contacts=sim.contacts)
     ms = scorer.model_set
     frame = pd.concat([d[["session_id", "ts"]], X[list(ms.feature_names)], context_frame(d, ms.policy.channels)], axis=1)
     M = np.column_stack([frame[list(ms.feature_names)].to_numpy(float),

@@ -33,8 +33,7 @@ def full_information_model_set(ms: ModelSet, sim: SimResult, *, n_estimators: in
     logged feedback is measured against.
     """
     d = sim.decisions
-    X = features_many(sim.events, d[["session_id", "ts", "customer_id"]], sim.customers, sim.contacts,
-                      profile_config=ms.profile_config)[list(ms.feature_names)]
+    X = features_many(d[["session_id", "ts", "customer_id"]], events=sim.events, customers=sim.customers, contacts=sim.contacts, profile_config=ms.profile_config)[list(ms.feature_names)]
     C = context_frame(d, ms.policy.channels)
     ev = d[[f"ev_{a}" for a in ms.actions]].to_numpy(dtype=float)
     vm = ValueModel(n_estimators=n_estimators, num_leaves=num_leaves, learning_rate=learning_rate,

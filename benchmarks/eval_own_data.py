@@ -69,7 +69,7 @@ def own_log(n_sessions: int, seed: int, cfg: SimConfig) -> tuple[pd.DataFrame, p
     """(decisions without funnel columns, own features, true values ev_<action>) of a simulated world."""
     sim = simulate(n_sessions, seed=seed, config=cfg)
     d = sim.decisions
-    f = features_many(sim.events, d[["session_id", "ts", "customer_id"]], sim.customers, sim.contacts)
+    f = features_many(d[["session_id", "ts", "customer_id"]], events=sim.events, customers=sim.customers, contacts=sim.contacts)
     own = f[list(OWN_COLUMNS)].rename(columns=OWN_COLUMNS)
     own["Page type"] = [PAGE_TYPES[int(v)] if v == v and v >= 0 else None for v in own["Page type"]]
     own["Device"] = [DEVICES[int(v)] if v == v and v >= 0 else None for v in own["Device"]]

@@ -94,13 +94,13 @@ def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig, n_closed:
         te = simulate(n_test, seed=seed, config=cfg)
         d = te.decisions
         ev_true = d[[f"ev_{a}" for a in actions]].to_numpy()
-        X = features_many(te.events, d[["session_id", "ts", "customer_id"]], te.customers, te.contacts)[list(ms.feature_names)]
+        X = features_many(d[["session_id", "ts", "customer_id"]], events=te.events, customers=te.customers, contacts=te.contacts)[list(ms.feature_names)]
         C = context_frame(d, pol.channels)
         elig = _eligible(pol, X, C)
         open_ = np.column_stack([np.ones(len(d), bool)] + [C[f"open_{c}"].to_numpy() > 0 for c in pol.channels.names])
-        learned = scorer.decide_many(d, te.events, te.customers, te.contacts)
+        learned = scorer.decide_many(d, events=te.events, customers=te.customers, contacts=te.contacts)
         a_learned = pd.Index(actions).get_indexer(learned["action"])
-        a_fi = pd.Index(actions).get_indexer(fi_scorer.decide_many(d, te.events, te.customers, te.contacts)["action"])
+        a_fi = pd.Index(actions).get_indexer(fi_scorer.decide_many(d, events=te.events, customers=te.customers, contacts=te.contacts)["action"])
         chat = actions.index("chat")
         a_chat = np.where(elig[:, chat], chat, 0)
         on_cart = X["page_type"].isin([PAGE_TYPES.index("cart"), PAGE_TYPES.index("checkout")]).to_numpy()

@@ -48,7 +48,7 @@ def _override(tcfg: TrainConfig, items: list[str]) -> TrainConfig:
 
 def one_step_value(scorer, te) -> float:
     d = te.decisions
-    acts = pd.Index(scorer.actions).get_indexer(scorer.decide_many(d, te.events, te.customers, te.contacts)["action"])
+    acts = pd.Index(scorer.actions).get_indexer(scorer.decide_many(d, events=te.events, customers=te.customers, contacts=te.contacts)["action"])
     ev = d[[f"ev_{a}" for a in scorer.actions]].to_numpy()
     return float(ev[np.arange(len(d)), acts].mean())
 
@@ -56,8 +56,7 @@ def one_step_value(scorer, te) -> float:
 def one_step_channel_model(ms, te) -> float:
     """The greedy policy on the channel model's own EVs (before distillation into the value model)."""
     d = te.decisions
-    X = features_many(te.events, d[["session_id", "ts", "customer_id"]], te.customers, te.contacts,
-                      profile_config=ms.profile_config)[list(ms.feature_names)]
+    X = features_many(d[["session_id", "ts", "customer_id"]], events=te.events, customers=te.customers, contacts=te.contacts, profile_config=ms.profile_config)[list(ms.feature_names)]
     C = context_frame(d, ms.policy.channels)
     a = greedy_many(ms.policy, ms.channel_expected_values(X, C), eligibility_frame(ms.policy, X, C))
     ev = d[[f"ev_{x}" for x in ms.actions]].to_numpy()

@@ -37,7 +37,7 @@ def nextchannel_sim(seed: int, n: int) -> dict[str, Any]:
     pol = ms.policy
     sim = simulate(max(100, int(n / 2.7)), seed=10_000 + seed)
     d = sim.decisions
-    X = features_many(sim.events, d[["session_id", "ts", "customer_id"]], sim.customers, sim.contacts)[list(ms.feature_names)]
+    X = features_many(d[["session_id", "ts", "customer_id"]], events=sim.events, customers=sim.customers, contacts=sim.contacts)[list(ms.feature_names)]
     C = context_frame(d, pol.channels)
     q = ms.expected_values(X, C)
     elig = eligibility_frame(pol, X, C)

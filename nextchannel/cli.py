@@ -59,7 +59,7 @@ def _demo(args: argparse.Namespace) -> int:
               "accept_rate"):
         v = s[k]
         print(f"  {k:<24} {v:,.3f}" if isinstance(v, float) else f"  {k:<24} {v:,}")
-    feats = features_many(res.events, res.decisions[["session_id", "ts", "customer_id"]],
+    feats = features_many(res.decisions[["session_id", "ts", "customer_id"]], events=res.events,
                           customers=res.customers, contacts=res.contacts)
     print(f"\n2. Point-in-time features at {len(feats):,} decision points ({feats.shape[1]} features), "
           "by whether the visitor needed help")
@@ -77,7 +77,7 @@ def _demo(args: argparse.Namespace) -> int:
     scorer = Scorer(ms)
     test = simulate(args.test_sessions, seed=args.seed + 1000, config=cfg)
     d = test.decisions
-    out = scorer.decide_many(d, test.events, test.customers, test.contacts)
+    out = scorer.decide_many(d, events=test.events, customers=test.customers, contacts=test.contacts)
     actions = ms.actions
     ev_true = d[[f"ev_{a}" for a in actions]].to_numpy()
     open_ = np.column_stack([np.ones(len(d), bool)] + [d[f"open_{c}"].to_numpy(dtype=bool) for c in cfg.channels.names])

@@ -24,7 +24,7 @@ Examples
 ...                    "type": ["page_view", "form_error", "click"], "page_type": ["cart", None, None]})
 >>> at = pd.DataFrame({"session_id": ["a", "b"], "ts": [9.0, 2.0]})
 >>> with client(processes=False) as c:                      # doctest: +SKIP
-...     features_many(ev, at, client=c)["form_errors"].tolist()
+...     features_many(at, events=ev, client=c)["form_errors"].tolist()
 [1.0, 0.0]
 """
 
@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from nextchannel.compat import import_dask, is_dask_collection, training_module
+from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ValidationError
 
 __all__ = ["client", "close", "features_many", "train", "partition_by_session", "collect_events",
@@ -92,7 +93,8 @@ def _with_order(events: Any) -> Any:
     return events.map_partitions(number, meta=meta)
 
 
-def partition_by_session(events: Any, npartitions: int) -> Any:
+@accepts_old_form(old=("events", "npartitions"))
+def partition_by_session(events: Any, *, npartitions: int) -> Any:
     """A Dask DataFrame of ``events`` whose partitions each hold whole sessions (hash of ``session_id``),
     with the column ``_nc_order`` (position in the log) that keeps ties in ``ts`` in arrival order."""
     dd, _ = import_dask()
@@ -121,19 +123,21 @@ def _features_part(part: pd.DataFrame, at: pd.DataFrame, customers: Any, contact
         return pd.DataFrame()
     if customers is not None or contacts is not None:
         kwargs = {**kwargs, "customers": customers, "contacts": contacts}
-    return pandas_features_many(part, mine, **kwargs)
+    return pandas_features_many(mine, events=part, **kwargs)
 
 
-def features_many(events: Any, at: Any, customers: Any = None, contacts: Any = None, *, client: Any = None,
+@accepts_old_form(old=("events", "at", "customers", "contacts"), renamed={"at": "decisions"})
+def features_many(decisions: Any, *, events: Any, customers: Any = None, contacts: Any = None, client: Any = None,
                   npartitions: int | None = None, partitioned_by_session: bool = False, **kwargs: Any) -> pd.DataFrame:
     """:func:`nextchannel.features.features_many` on a Dask cluster; the same frame as the pandas executor.
 
     Parameters
     ----------
-    events : pandas or Dask DataFrame
-        The event log.
-    at : pandas or Dask DataFrame
+    decisions : pandas or Dask DataFrame
         Decision points (``session_id``, ``ts``, optional ``customer_id``); computed to pandas.
+        (Called ``at`` and second before 0.2.)
+    events : pandas or Dask DataFrame, keyword-only
+        The event log.
     customers, contacts : DataFrame, optional
         Sent whole to every worker (profiles are per customer, not per session).
     client : distributed.Client, str or None
@@ -149,8 +153,9 @@ def features_many(events: Any, at: Any, customers: Any = None, contacts: Any = N
     Returns
     -------
     DataFrame
-        One row per row of ``at`` (same index and order), one column per feature.
+        One row per row of ``decisions`` (same index and order), one column per feature.
     """
+    at = decisions
     dd, distributed = import_dask()
     from nextchannel.features import features_many as pandas_features_many
 
@@ -161,7 +166,7 @@ def features_many(events: Any, at: Any, customers: Any = None, contacts: Any = N
         if is_dask_collection(frame):
             raise ValidationError(f"{name} must be a pandas DataFrame (it is sent to every worker), got a Dask one")
     if not isinstance(at, pd.DataFrame) or not {"session_id", "ts"} <= set(at.columns):
-        raise ValidationError("at must be a DataFrame with columns ['session_id', 'ts']")
+        raise ValidationError("decisions must be a DataFrame with columns ['session_id', 'ts']")
     if not isinstance(events, pd.DataFrame) and not is_dask_collection(events):
         raise ValidationError(f"events must be a pandas or Dask DataFrame, got {type(events).__name__}")
     n_workers = max(1, len(c.scheduler_info().get("workers", {})))
@@ -172,7 +177,7 @@ def features_many(events: Any, at: Any, customers: Any = None, contacts: Any = N
     elif partitioned_by_session:
         inputs = c.compute(events.to_delayed())
     else:
-        inputs = c.compute(partition_by_session(events, n).to_delayed())
+        inputs = c.compute(partition_by_session(events, npartitions=n).to_delayed())
     at_f = c.scatter(at, broadcast=True, hash=False)
     cust_f = None if customers is None else c.scatter(customers, broadcast=True, hash=False)
     cont_f = None if contacts is None else c.scatter(contacts, broadcast=True, hash=False)
@@ -189,12 +194,13 @@ def features_many(events: Any, at: Any, customers: Any = None, contacts: Any = N
         empty = pd.DataFrame({"session_id": pd.Series([], dtype=object), "ts": pd.Series([], dtype=float),
                               "type": pd.Series([], dtype=object)})
         extra = {"customers": customers, "contacts": contacts} if customers is not None or contacts is not None else {}
-        pieces.append(pandas_features_many(empty, rest, **extra, **kwargs))
+        pieces.append(pandas_features_many(rest, events=empty, **extra, **kwargs))
     out = pd.concat(pieces) if len(pieces) > 1 else pieces[0]
     return out.loc[at.index]
 
 
-def collect_events(events: Any, session_ids: Any) -> pd.DataFrame:
+@accepts_old_form(old=("events", "session_ids"))
+def collect_events(events: Any, *, session_ids: Any) -> pd.DataFrame:
     """The events of the given sessions, computed to pandas (for the retraining job's window)."""
     wanted = set(pd.unique(pd.Series(session_ids)))
     return events.map_partitions(lambda p: p.loc[p["session_id"].isin(wanted).to_numpy()]).compute()
@@ -283,8 +289,8 @@ def _on_cluster(c: Any, tm: Any) -> Iterator[None]:
 
     from nextchannel import models
 
-    def dask_features(events: Any, at: Any, *args: Any, **kw: Any) -> pd.DataFrame:
-        return features_many(events, at, *args, client=c, **kw)
+    def dask_features(decisions: Any, **kw: Any) -> pd.DataFrame:
+        return features_many(decisions, client=c, **kw)
 
     with _PATCH_LOCK:
         saved = tm.features_many

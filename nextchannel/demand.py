@@ -26,11 +26,11 @@ Examples
 >>> from nextchannel.modelset import DEFAULT_BUNDLE
 >>> ms = ModelSet.load(DEFAULT_BUNDLE)                     # the bundle shipped with the package
 >>> sim = simulate(800, seed=2)
->>> X = features_many(sim.events, sim.decisions[["session_id", "ts"]], with_profile=True)
->>> d = channel_demand(sim.decisions, ms, X, events=sim.events, utc_offset_s=3600)
+>>> X = features_many(sim.decisions[["session_id", "ts"]], events=sim.events, with_profile=True)
+>>> d = channel_demand(sim.decisions, model_set=ms, X=X, events=sim.events, utc_offset_s=3600)
 >>> sorted(d.unserved["reason"].unique()) <= ["closed", "language", "queue"]
 True
->>> w = what_if(ms, sim.decisions, X, channel="chat", open_hours=(0, 24), utc_offset_s=3600)
+>>> w = what_if(sim.decisions, model_set=ms, X=X, channel="chat", open_hours=(0, 24), utc_offset_s=3600)
 >>> w["channel"], w["n"] == len(sim.decisions)
 ('chat', True)
 """
@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from nextchannel.compat import training_module
+from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ValidationError
 from nextchannel.policy import eligibility_frame, greedy_many
 from nextchannel.schema import LANGUAGES, PAGE_TYPES
@@ -170,7 +171,8 @@ def _pages(events: pd.DataFrame | None, X: pd.DataFrame, decisions: pd.DataFrame
     return out
 
 
-def channel_demand(decisions: pd.DataFrame, model_set: Any, X: pd.DataFrame, *, events: pd.DataFrame | None = None,
+@accepts_old_form(old=("decisions", "model_set", "X"))
+def channel_demand(decisions: pd.DataFrame, *, model_set: Any, X: pd.DataFrame, events: pd.DataFrame | None = None,
                    utc_offset_s: float = 0.0, what_ifs: bool = False) -> ChannelDemand:
     """Demand for help against the channels' hours, queues and languages, from logged decision points.
 
@@ -249,13 +251,14 @@ def channel_demand(decisions: pd.DataFrame, model_set: Any, X: pd.DataFrame, *, 
                         float(lost[a_u != a].sum() / max(n, 1)) if n else 0.0)
     if what_ifs:
         res = ChannelDemand(res.by_hour, res.unserved, res.languages, res.pages, res.n, res.value_lost_per_point,
-                            default_what_ifs(model_set, decisions, X, utc_offset_s=utc_offset_s))
+                            default_what_ifs(decisions, model_set=model_set, X=X, utc_offset_s=utc_offset_s))
     logger.info("channel demand: %d decision points, %.1f%% offer-worthy, %.4g value lost per point to unserved demand",
                 n, 100 * worthy.mean() if n else 0.0, res.value_lost_per_point)
     return res
 
 
-def what_if(model_set: Any, decisions: pd.DataFrame, X: pd.DataFrame, *, channel: str,
+@accepts_old_form(old=("model_set", "decisions", "X"))
+def what_if(decisions: pd.DataFrame, *, model_set: Any, X: pd.DataFrame, channel: str,
             open_hours: tuple[float, float] | None = None, open_weekdays: Iterable[int] | None = None,
             languages: Iterable[str] | None = None, wait_factor: float | None = None,
             utc_offset_s: float = 0.0) -> dict[str, Any]:
@@ -268,8 +271,10 @@ def what_if(model_set: Any, decisions: pd.DataFrame, X: pd.DataFrame, *, channel
 
     Parameters
     ----------
-    model_set : ModelSet
-    decisions, X : DataFrame
+    decisions : DataFrame
+        As for :func:`channel_demand` (second, after ``model_set``, before 0.2).
+    model_set : ModelSet, keyword-only
+    X : DataFrame, keyword-only
         As for :func:`channel_demand`.
     channel : str
         A channel of the model set's catalogue.
@@ -338,7 +343,8 @@ def what_if(model_set: Any, decisions: pd.DataFrame, X: pd.DataFrame, *, channel
             "offer_share_after": float((a1 == j).mean()) if n else 0.0}
 
 
-def default_what_ifs(model_set: Any, decisions: pd.DataFrame, X: pd.DataFrame, *,
+@accepts_old_form(old=("model_set", "decisions", "X"))
+def default_what_ifs(decisions: pd.DataFrame, *, model_set: Any, X: pd.DataFrame,
                      utc_offset_s: float = 0.0) -> pd.DataFrame:
     """The what-ifs a report shows: per channel, open around the clock (if it ever closed), serve every
     language (if it missed one), halve the queue (if it had one)."""
@@ -347,11 +353,11 @@ def default_what_ifs(model_set: Any, decisions: pd.DataFrame, X: pd.DataFrame, *
     rows = []
     for ch in names:
         if (C[f"open_{ch}"] <= 0).any():
-            rows.append(what_if(model_set, decisions, X, channel=ch, open_hours=(0, 24), utc_offset_s=utc_offset_s))
+            rows.append(what_if(decisions, model_set=model_set, X=X, channel=ch, open_hours=(0, 24), utc_offset_s=utc_offset_s))
         if (C[f"lang_ok_{ch}"] <= 0).any() and "language" in X.columns:
-            rows.append(what_if(model_set, decisions, X, channel=ch, languages=LANGUAGES, utc_offset_s=utc_offset_s))
+            rows.append(what_if(decisions, model_set=model_set, X=X, channel=ch, languages=LANGUAGES, utc_offset_s=utc_offset_s))
         if (C[f"wait_{ch}_s"] > 0).any():
-            rows.append(what_if(model_set, decisions, X, channel=ch, wait_factor=0.5, utc_offset_s=utc_offset_s))
+            rows.append(what_if(decisions, model_set=model_set, X=X, channel=ch, wait_factor=0.5, utc_offset_s=utc_offset_s))
     cols = ["channel", "change", "n", "value_before", "value_after", "difference", "share_changed",
             "offer_share_before", "offer_share_after"]
     return pd.DataFrame(rows, columns=cols).sort_values("difference", ascending=False, kind="stable") \

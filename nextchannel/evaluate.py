@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ValidationError
 
 __all__ = [
@@ -562,7 +563,9 @@ def _action_matrix(x: np.ndarray | pd.DataFrame, name: str, actions: list[str], 
     return arr
 
 
-def estimate_policy_value(logs: pd.DataFrame, target: np.ndarray | pd.DataFrame, actions: Sequence[str],
+@accepts_old_form(old=("logs", "target", "actions", "reward_hat", "estimators", "ci", "ci_method",
+                       "n_bootstrap", "random_state"))
+def estimate_policy_value(logs: pd.DataFrame, *, target: np.ndarray | pd.DataFrame, actions: Sequence[str],
                           reward_hat: np.ndarray | pd.DataFrame | None = None,
                           estimators: Sequence[str] | None = None, ci: float | None = 0.95,
                           ci_method: str = "bootstrap", n_bootstrap: int = 1000,
@@ -600,7 +603,7 @@ def estimate_policy_value(logs: pd.DataFrame, target: np.ndarray | pd.DataFrame,
     >>> logs = pd.DataFrame({"action": ["none", "chat", "chat"], "propensity": [0.5, 0.5, 0.25],
     ...                      "reward": [0.0, 1.0, 0.0]})
     >>> target = pd.DataFrame({"none": [0.0, 0.0, 0.0], "chat": [1.0, 1.0, 1.0]})
-    >>> estimate_policy_value(logs, target, ["none", "chat"], ci=None)["value"].round(4).tolist()
+    >>> estimate_policy_value(logs, target=target, actions=["none", "chat"], ci=None)["value"].round(4).tolist()
     [0.6667, 0.3333]
     """
     if not isinstance(logs, pd.DataFrame):
@@ -820,7 +823,8 @@ def _hat_matrix(x: Any, actions: list[str], logs: pd.DataFrame) -> np.ndarray:
     return _action_matrix(x, "reward_hat", actions, logs)
 
 
-def compare(champion: Any, challenger: Any, logs: pd.DataFrame, *, actions: Sequence[str],
+@accepts_old_form(old=("champion", "challenger", "logs"))
+def compare(logs: pd.DataFrame, *, champion: Any, challenger: Any, actions: Sequence[str],
             reward_hat: Any = None, estimator: str = "dr", ci: float = 0.95, ci_method: str = "normal",
             n_bootstrap: int = 1000, random_state: int | np.random.Generator | None = 0,
             min_effect: float = 0.0) -> Comparison:
@@ -838,12 +842,13 @@ def compare(champion: Any, challenger: Any, logs: pd.DataFrame, *, actions: Sequ
 
     Parameters
     ----------
-    champion, challenger : ndarray of shape (n, n_actions) or DataFrame
+    logs : DataFrame
+        Logged rounds with ``action`` (name), ``propensity`` (of the logged action) and ``reward``.
+        (Third, after the two policies, before 0.2.)
+    champion, challenger : ndarray of shape (n, n_actions) or DataFrame, keyword-only
         Action probabilities of each policy at each logged round: an array with columns in the
         order of ``actions``, or a frame with a ``p_<action>`` column per action (a decisions
         frame) or a column per action name, with the index of ``logs``.
-    logs : DataFrame
-        Logged rounds with ``action`` (name), ``propensity`` (of the logged action) and ``reward``.
     actions : sequence of str
         Action names; their order defines the columns.
     reward_hat : ndarray or DataFrame, optional
@@ -877,7 +882,7 @@ def compare(champion: Any, challenger: Any, logs: pd.DataFrame, *, actions: Sequ
     ...                      "reward": [0.0, 1.0] * 50})
     >>> never = [[1.0, 0.0]] * 100
     >>> always = [[0.0, 1.0]] * 100
-    >>> c = compare(never, always, logs, actions=["none", "chat"], estimator="snips")
+    >>> c = compare(logs, champion=never, challenger=always, actions=["none", "chat"], estimator="snips")
     >>> c.champion.value, c.challenger.value, c.difference, c.verdict
     (0.0, 1.0, 1.0, 'better')
     """

@@ -40,6 +40,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ValidationError
 from nextchannel.schema import NONE_ACTION
 
@@ -839,9 +840,10 @@ class PolicyFacts:
         return {n: _jsonable(getattr(self, n)) for n in names}
 
 
-def policy_facts(decisions: pd.DataFrame, truth: pd.DataFrame | None = None,
+@accepts_old_form(old=("decisions", "truth", "outcomes", "capacity_per_hour", "session_start"))
+def policy_facts(decisions: pd.DataFrame, *, truth: pd.DataFrame | None = None,
                  outcomes: pd.DataFrame | None = None, capacity_per_hour: Mapping[str, Any] | None = None,
-                 session_start: Mapping[Any, float] | pd.Series | None = None, *, utc_offset_s: float = 0.0,
+                 session_start: Mapping[Any, float] | pd.Series | None = None, utc_offset_s: float = 0.0,
                  k: int = 10, timing_edges_s: Sequence[float] = DEFAULT_TIMING_EDGES_S) -> PolicyFacts:
     """All policy facts of a decisions frame.
 

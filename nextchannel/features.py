@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from nextchannel.compat import is_dask_collection
+from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ValidationError, excerpt
 from nextchannel.schema import (
     DEFAULT_LIMITS,
@@ -1045,21 +1046,22 @@ class _SlotEvaluator:
         return out
 
 
-def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFrame | None = None,
-                  contacts: pd.DataFrame | None = None, *, with_profile: bool | None = None,
+@accepts_old_form(old=("events", "at", "customers", "contacts"), renamed={"at": "decisions"})
+def features_many(decisions: pd.DataFrame, *, events: pd.DataFrame, customers: pd.DataFrame | None = None,
+                  contacts: pd.DataFrame | None = None, with_profile: bool | None = None,
                   profile_config: Any = None, validate: bool = False, channels: ChannelCatalogue | None = None,
                   limits: Limits | None = None) -> pd.DataFrame:
     """Point-in-time features for many decision points from an event log (the batch path).
 
     Parameters
     ----------
-    events : DataFrame
+    decisions : DataFrame
+        Decision points: ``session_id`` and ``ts``; optionally ``customer_id`` (otherwise taken from
+        the session's first ``session_start`` event). (Called ``at`` and second before 0.2.)
+    events : DataFrame, keyword-only
         Event log: ``session_id``, ``ts``, ``type`` and the event fields (see :mod:`nextchannel.schema`).
         Rows may interleave sessions; each session is ordered stably by ``ts``. A Dask DataFrame
-        (or Dask ``at``) runs :func:`nextchannel.dask_backend.features_many` on the current client.
-    at : DataFrame
-        Decision points: ``session_id`` and ``ts``; optionally ``customer_id`` (otherwise taken from
-        the session's first ``session_start`` event).
+        (or Dask ``decisions``) runs :func:`nextchannel.dask_backend.features_many` on the current client.
     customers, contacts : DataFrame, optional
         Customer table (opt-outs) and contact history for the profile features
         (:mod:`nextchannel.profile`); used when ``with_profile`` is true (default: when either is given).
@@ -1076,7 +1078,7 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
     Returns
     -------
     DataFrame
-        One row per row of ``at`` (same index), one float column per feature.
+        One row per row of ``decisions`` (same index), one float column per feature.
         ``result.attrs["skipped"]`` counts the event rows skipped: ``malformed``, ``out_of_order``
         (late) and ``over_limit``.
 
@@ -1088,20 +1090,22 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
     ...                    "page": ["/checkout", None, None], "page_type": ["checkout", None, None],
     ...                    "field": [None, "zip", None]})
     >>> at = pd.DataFrame({"session_id": ["a", "a", "b"], "ts": [4.0, 9.0, 2.0]})
-    >>> f = features_many(ev, at)
+    >>> f = features_many(at, events=ev)
     >>> f[["form_errors", "dwell_checkout_s", "clicks"]].to_numpy().tolist()
     [[0.0, 4.0, 0.0], [1.0, 9.0, 0.0], [0.0, 0.0, 1.0]]
     """
+    at = decisions
     if is_dask_collection(events) or is_dask_collection(at):  # the Dask executor (nextchannel[dask])
         from nextchannel import dask_backend
 
-        return dask_backend.features_many(events, at, customers, contacts, with_profile=with_profile,
+        return dask_backend.features_many(at, events=events, customers=customers, contacts=contacts,
+                                          with_profile=with_profile,
                                           profile_config=profile_config, validate=validate, channels=channels,
                                           limits=limits)
     if not isinstance(events, pd.DataFrame):
         raise ValidationError(f"events must be a pandas DataFrame, got {type(events).__name__}")
     if not isinstance(at, pd.DataFrame) or not {"session_id", "ts"} <= set(at.columns):
-        raise ValidationError("at must be a DataFrame with columns ['session_id', 'ts'], got "
+        raise ValidationError("decisions must be a DataFrame with columns ['session_id', 'ts'], got "
                               f"{type(at).__name__ if not isinstance(at, pd.DataFrame) else list(at.columns)}")
     for c in ("session_id", "ts", "type"):
         if c not in events.columns:
@@ -1109,11 +1113,11 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
     if limits is not None and not isinstance(limits, Limits):
         raise ValidationError(f"limits must be a Limits or None, got {type(limits).__name__}")
     if validate:
-        validate_events(events, channels)
+        validate_events(events, channels=channels)
     at_ts = pd.to_numeric(at["ts"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     if not np.isfinite(at_ts).all():
         bad = int(np.flatnonzero(~np.isfinite(at_ts))[0])
-        raise ValidationError(f"at.ts must be finite numbers, got {at['ts'].iloc[bad]!r} at row {at.index[bad]}")
+        raise ValidationError(f"decisions.ts must be finite numbers, got {at['ts'].iloc[bad]!r} at row {at.index[bad]}")
 
     log = _Log(events, limits if limits is not None else DEFAULT_LIMITS)
     if log.skipped["out_of_order"] or log.skipped["over_limit"]:
@@ -1154,7 +1158,9 @@ def features_many(events: pd.DataFrame, at: pd.DataFrame, customers: pd.DataFram
             first = first[~first.index.duplicated()]
             cust = pd.Series(at_sid, index=at.index).map(first)
         prof_at = pd.DataFrame({"customer_id": cust.to_numpy(dtype=object), "ts": at_ts}, index=at.index)
-        prof = profiles_many(prof_at, contacts, customers, config=profile_config)
+        prof = profiles_many(prof_at, contacts=contacts, customers=customers, config=profile_config,
+                             limits=limits)
+        skipped["contacts_over_limit"] = prof.attrs["skipped"]["over_limit"]
         out = pd.concat([out, prof.set_axis(at.index)], axis=1)
     out.attrs["skipped"] = skipped
     return out

@@ -6,7 +6,7 @@ week (``nextchannel retrain``, or :func:`retrain` from Python)::
     logs (CSV / Parquet / JSON lines, files or folders, or DataFrames)
       → time window (since/until or the last N days) → time-based split (earlier: train, later: test)
       → challenger = train(earlier part)      champion = <root>/current (if any)
-      → compare(champion, challenger) on the later part (doubly robust, paired interval)
+      → compare(logs, champion=..., challenger=...) on the later part (doubly robust, paired interval)
       → rule (not-worse | better) → publish to <root>/<version>/ and flip <root>/current
       → run report (policy report, comparison, drift, channel demand) + one-line JSON summary
 
@@ -494,7 +494,7 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
     if is_dask_collection(ev):
         from nextchannel import dask_backend
 
-        ev = dask_backend.collect_events(ev, dec["session_id"])
+        ev = dask_backend.collect_events(ev, session_ids=dec["session_id"])
     dec = _prepare(dec, policy)
     ev = _prepare_events(ev)
     if own is not None and len(own) != len(dec):
@@ -552,9 +552,9 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
     if dask is not None:
         from nextchannel import dask_backend
 
-        X_all = dask_backend.features_many(ev_clean, dec_clean[at_cols], client=dask, **fm_kwargs)
+        X_all = dask_backend.features_many(dec_clean[at_cols], events=ev_clean, client=dask, **fm_kwargs)
     else:
-        X_all = features_many(ev_clean, dec_clean[at_cols], **fm_kwargs)
+        X_all = features_many(dec_clean[at_cols], events=ev_clean, **fm_kwargs)
     train_rows, test_rows = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     bar.update()
 
@@ -585,7 +585,7 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
         frame = pd.concat([test, X_test.drop(columns=[c for c in X_test.columns if c in test.columns])], axis=1)
         if all(c in frame.columns for c in ms.feature_names):
             return Scorer(ms).decide_many(frame)
-        return Scorer(ms).decide_many(test, ev_clean, cust_clean, cont_clean)
+        return Scorer(ms).decide_many(test, events=ev_clean, customers=cust_clean, contacts=cont_clean)
 
     out_ch = decide(challenger)
     comparison = None
@@ -596,7 +596,7 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
         # propensities are logged), and favouring neither.
         ev_cols = [f"ev_{a}" for a in policy.actions]
         hat = (out_ch[ev_cols].to_numpy() + out_cp[ev_cols].to_numpy()) / 2.0
-        comparison = compare(out_cp, out_ch, logs, actions=list(policy.actions), reward_hat=hat,
+        comparison = compare(logs, champion=out_cp, challenger=out_ch, actions=list(policy.actions), reward_hat=hat,
                              estimator="dr", min_effect=min_effect)
     bar.update()
 
@@ -690,7 +690,7 @@ def _write_run_report(path: pathlib.Path, *, status: str, reason: str, window: M
     from nextchannel.report import _publish as publish_folder
     from nextchannel.report import write_report
 
-    demand = channel_demand(test, challenger, X_test, events=events, utc_offset_s=utc_offset_s, what_ifs=True)
+    demand = channel_demand(test, model_set=challenger, X=X_test, events=events, utc_offset_s=utc_offset_s, what_ifs=True)
     values = None
     if comparison is not None:
         values = pd.DataFrame({k: [getattr(comparison, who).value, getattr(comparison, who).low,

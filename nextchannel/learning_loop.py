@@ -287,16 +287,18 @@ def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: 
                        customers=logs.customers, contacts=logs.contacts, config=tcfg, policy=pol)
     gd = d.loc[hold].reset_index(drop=True)
     gev = logs.events.loc[~ev_keep]
-    ch = Scorer(challenger, n_reasons=0).decide_many(gd, gev, logs.customers, logs.contacts)
+    ch = Scorer(challenger, n_reasons=0).decide_many(gd, events=gev, customers=logs.customers, contacts=logs.contacts)
     p_chal = ch[[f"p_{a}" for a in pol.actions]].to_numpy()
     if champion is None:
-        X = features_many(gev, gd[["session_id", "ts", "customer_id"]], logs.customers, logs.contacts)
+        X = features_many(gd[["session_id", "ts", "customer_id"]], events=gev, customers=logs.customers,
+                          contacts=logs.contacts)
         p_champ = _rule_probabilities(cfg, X, gd, pol.actions)
     else:
-        p_champ = Scorer(champion, n_reasons=0).decide_many(gd, gev, logs.customers, logs.contacts)[
+        p_champ = Scorer(champion, n_reasons=0).decide_many(gd, events=gev, customers=logs.customers,
+                                                            contacts=logs.contacts)[
             [f"p_{a}" for a in pol.actions]].to_numpy()
-    Xg = features_many(gev, gd[["session_id", "ts", "customer_id"]], logs.customers, logs.contacts,
-                       profile_config=challenger.profile_config)[list(challenger.feature_names)]
+    Xg = features_many(gd[["session_id", "ts", "customer_id"]], events=gev, customers=logs.customers,
+                       contacts=logs.contacts, profile_config=challenger.profile_config)[list(challenger.feature_names)]
     Cg = context_frame(gd, pol.channels)
     reward_hat = challenger.expected_values(Xg, Cg)
     reward = gd["reward"].to_numpy(dtype=float)
@@ -304,8 +306,8 @@ def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: 
         reward = session_reward(reward, reward_hat, gd, pol, eligibility_frame(pol, Xg, Cg), tcfg.discount,
                                 continuation=tcfg.continuation)
     logged = gd.assign(reward=reward)
-    c = compare(p_champ, p_chal, logged, actions=pol.actions, reward_hat=reward_hat, estimator="dr",
-                min_effect=min_effect)
+    c = compare(logged, champion=p_champ, challenger=p_chal, actions=pol.actions, reward_hat=reward_hat,
+                estimator="dr", min_effect=min_effect)
     rate_chal, rate_champ = 1.0 - float(p_chal[:, 0].mean()), 1.0 - float(p_champ[:, 0].mean())
     lo, hi = sorted((rate_chal, rate_champ))
     needs_better = hi > offer_rate_ratio * lo

@@ -13,19 +13,19 @@ Two executors compute the same profile (floats equal within 1e-9, proved by prop
   vectorised with numpy (no Python loop over rows); strict: a bad log raises
   :class:`~nextchannel.errors.ValidationError` (see :func:`validate_contacts`).
 
-Definitions (``as_of`` is the time the profile is taken; only contacts with ``ts <= as_of``
+Definitions (``now`` is the time the profile is taken; only contacts with ``ts <= now``
 count):
 
 * ``prof_known``: 1 if the customer id is present (not None/NaN/empty), else 0;
 * ``prof_n_contacts``: number of contacts; ``prof_n_<ch>``: on channel ``ch``;
-* ``prof_days_since_last``: ``(as_of - ts_last) / 86400``, NaN with no contact;
+* ``prof_days_since_last``: ``(now - ts_last) / 86400``, NaN with no contact;
 * ``prof_last_channel``: index in the catalogue of the channel of the last contact, -1 with no
   contact. The last contact is the one with the greatest ``ts``; among equal ``ts`` the later in
   log order (row order of the contact log, list order of ``contacts`` in the dict);
 * ``prof_share_<ch>``: recency-weighted share of contacts on ``ch``: weights
-  ``0.5 ** ((as_of - ts) / (half_life_days * 86400))``, share = weight on ``ch`` / total weight,
+  ``0.5 ** ((now - ts) / (half_life_days * 86400))``, share = weight on ``ch`` / total weight,
   0 with no contact. Shares are scale-free, so weights are computed relative to the last contact
-  (``ts_last`` in place of ``as_of``): the same shares, but no underflow to 0/0 when every
+  (``ts_last`` in place of ``now``): the same shares, but no underflow to 0/0 when every
   contact is many half-lives old;
 * ``prof_resolved_<ch>``: share of contacts on ``ch`` marked resolved, NaN with none on ``ch``;
 * ``prof_sat_<ch>``: mean satisfaction (1..5) over surveyed contacts on ``ch``, NaN if none;
@@ -37,7 +37,7 @@ Examples
 >>> day = 86400.0
 >>> cust = {"customer_id": "c1", "opt_out": ["phone"], "contacts": [
 ...     {"ts": 0.0, "channel": "chat", "resolved": True, "satisfaction": 4.0, "handling_s": 300.0}]}
->>> p = profile_one(cust, as_of=10 * day)
+>>> p = profile_one(cust, now=10 * day)
 >>> p["prof_n_chat"], p["prof_share_chat"], p["prof_days_since_last"], p["prof_optout_phone"]
 (1.0, 1.0, 10.0, 1.0)
 """
@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from nextchannel.errors import ConfigError, ValidationError, excerpt
+from nextchannel.conventions import accepts_old_form
 from nextchannel.schema import DEFAULT_LIMITS, ChannelCatalogue, Limits
 
 __all__ = [
@@ -319,7 +320,7 @@ def _write_anonymous(out: MutableSequence[float], off: int, lay: _Layout, known:
         out[off + lay.i_opt + k] = 0.0
 
 
-def _profile_core(customer: Any, as_of: float, lay: _Layout, strict: bool,
+def _profile_core(customer: Any, now: float, lay: _Layout, strict: bool,
                   out: MutableSequence[float], off: int, max_contacts: int = DEFAULT_LIMITS.max_contacts) -> int:
     """Write one profile into ``out[off:off + n_features]``; return the number of skipped items.
 
@@ -377,7 +378,7 @@ def _profile_core(customer: Any, as_of: float, lay: _Layout, strict: bool,
             if not first_bad:
                 first_bad = msg
             continue
-        if ts > as_of:
+        if ts > now:
             continue
         n[k] += 1.0
         res[k] += r
@@ -433,7 +434,7 @@ def _profile_core(customer: Any, as_of: float, lay: _Layout, strict: bool,
     out[off] = known
     out[off + 1] = float(n_total)
     if n_total:
-        out[off + 2] = (as_of - t_last) / _DAY_S
+        out[off + 2] = (now - t_last) / _DAY_S
         out[off + 3] = float(k_last)
         w = [0.0] * n_ch
         hl_s = lay.hl_s
@@ -465,16 +466,17 @@ def _profile_core(customer: Any, as_of: float, lay: _Layout, strict: bool,
     return skipped
 
 
-def _check_as_of(as_of: Any) -> float:
-    # as_of comes from the server's clock, not from the visitor: a bad one is a bug, so raise.
-    if type(as_of) is float and as_of - as_of == 0.0:
-        return as_of
-    if not _is_number(as_of) or not math.isfinite(as_of):
-        raise ValidationError(f"as_of must be a finite number (epoch seconds), got {as_of!r}")
-    return float(as_of)
+def _check_now(now: Any) -> float:
+    # now comes from the server's clock, not from the visitor: a bad one is a bug, so raise.
+    if type(now) is float and now - now == 0.0:
+        return now
+    if not _is_number(now) or not math.isfinite(now):
+        raise ValidationError(f"now must be a finite number (epoch seconds), got {now!r}")
+    return float(now)
 
 
-def profile_one(customer: Mapping[str, Any] | None, as_of: float, config: ProfileConfig | None = None,
+@accepts_old_form(old=("customer", "as_of", "config"), renamed={"as_of": "now"})
+def profile_one(customer: Mapping[str, Any] | None, now: float, config: ProfileConfig | None = None,
                 *, strict: bool = False, limits: Limits | None = None) -> dict[str, float]:
     """Profile of one customer at request time, from the dict the backend holds.
 
@@ -487,9 +489,10 @@ def profile_one(customer: Mapping[str, Any] | None, as_of: float, config: Profil
         optionally ``satisfaction`` (1..5; None/NaN = not surveyed) and ``handling_s`` (>= 0).
         Contacts may come in any order; among equal ``ts`` list order decides the last one.
         None or ``{}`` gives the anonymous profile (``prof_known`` 0, no contacts).
-    as_of : float
-        Time of the profile (epoch seconds); only contacts with ``ts <= as_of`` count. A
-        non-finite ``as_of`` raises :class:`ValidationError` in both modes.
+    now : float
+        Time of the profile (epoch seconds); only contacts with ``ts <= now`` count. A
+        non-finite ``now`` raises :class:`ValidationError` in both modes. (Called ``as_of``
+        before 0.2.)
     config : ProfileConfig, optional
         Half-life and channels (default ``ProfileConfig()``).
     strict : bool, default False
@@ -509,21 +512,20 @@ def profile_one(customer: Mapping[str, Any] | None, as_of: float, config: Profil
 
     Examples
     --------
-    >>> p = profile_one(None, as_of=0.0)
+    >>> p = profile_one(None, now=0.0)
     >>> p["prof_known"], p["prof_n_contacts"], p["prof_last_channel"]
     (0.0, 0.0, -1.0)
     >>> bad = {"customer_id": "c1", "contacts": [{"ts": 1.0, "channel": "fax", "resolved": True}]}
-    >>> profile_one(bad, as_of=5.0)["prof_n_contacts"]
+    >>> profile_one(bad, now=5.0)["prof_n_contacts"]
     0.0
-    >>> profile_one(bad, as_of=5.0, strict=True)
+    >>> profile_one(bad, now=5.0, strict=True)
     Traceback (most recent call last):
     ...
     nextchannel.errors.ValidationError: contacts[0].channel must be one of ['chat', ...], got 'fax'
     """
     lay: _Layout = _resolve_config(config)._layout  # type: ignore[attr-defined]
-    as_of = _check_as_of(as_of)
     out = [_NAN] * lay.n_features
-    _profile_core(customer, as_of, lay, strict, out, 0, _max_contacts(limits))
+    _profile_core(customer, _check_now(now), lay, strict, out, 0, _max_contacts(limits))
     return dict(zip(lay.names, out))
 
 
@@ -535,7 +537,7 @@ def _max_contacts(limits: Limits | None) -> int:
     return limits.max_contacts
 
 
-def profile_into(buf: np.ndarray, offset: int, customer: Mapping[str, Any] | None, as_of: float,
+def profile_into(buf: np.ndarray, offset: int, customer: Mapping[str, Any] | None, now: float,
                  config: ProfileConfig | None = None, *, strict: bool = False, limits: Limits | None = None) -> int:
     """Write the profile of :func:`profile_one` into a preallocated buffer (the scorer's path).
 
@@ -546,7 +548,7 @@ def profile_into(buf: np.ndarray, offset: int, customer: Mapping[str, Any] | Non
         element by element (no dict, no temporary array).
     offset : int
         First position written.
-    customer, as_of, config, strict, limits
+    customer, now, config, strict, limits
         As in :func:`profile_one`.
 
     Returns
@@ -559,13 +561,13 @@ def profile_into(buf: np.ndarray, offset: int, customer: Mapping[str, Any] | Non
     >>> import numpy as np
     >>> buf = np.zeros(40)
     >>> cust = {"customer_id": "c1", "contacts": [{"ts": 0.0, "channel": "email", "resolved": False}]}
-    >>> profile_into(buf, 2, cust, as_of=86400.0)
+    >>> profile_into(buf, 2, cust, now=86400.0)
     0
     >>> buf[2:6].tolist()  # known, n_contacts, days_since_last, last_channel (email = 3)
     [1.0, 1.0, 1.0, 3.0]
     """
     lay: _Layout = _resolve_config(config)._layout  # type: ignore[attr-defined]
-    as_of = _check_as_of(as_of)
+    now = _check_now(now)
     if not isinstance(buf, np.ndarray) or buf.dtype != np.float64 or buf.ndim != 1:
         got = type(buf).__name__
         if isinstance(buf, np.ndarray):
@@ -575,7 +577,7 @@ def profile_into(buf: np.ndarray, offset: int, customer: Mapping[str, Any] | Non
             or offset < 0 or offset + lay.n_features > buf.shape[0]:
         raise ValidationError(f"offset must leave room for {lay.n_features} values in buf of length "
                               f"{buf.shape[0]}, got {offset!r}")
-    return _profile_core(customer, as_of, lay, strict, buf, offset, _max_contacts(limits))
+    return _profile_core(customer, now, lay, strict, buf, offset, _max_contacts(limits))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -632,7 +634,8 @@ def _raise_first(frame: pd.DataFrame, checks: list[tuple[str, np.ndarray, str]],
     raise ValidationError(f"{what} row {label!r}: {name} must be {expected}, got {got!r}")
 
 
-def validate_contacts(contacts: pd.DataFrame, channels: ChannelCatalogue | None = None) -> pd.DataFrame:
+@accepts_old_form(old=("contacts", "channels"))
+def validate_contacts(contacts: pd.DataFrame, *, channels: ChannelCatalogue | None = None) -> pd.DataFrame:
     """Strictly check a contact log and return it unchanged; raise on the first bad row.
 
     Required columns: :data:`CONTACT_COLUMNS`. ``customer_id`` a non-empty string; ``ts`` a
@@ -692,13 +695,13 @@ def validate_contacts(contacts: pd.DataFrame, channels: ChannelCatalogue | None 
 
 def _check_at(at: pd.DataFrame) -> np.ndarray:
     if not isinstance(at, pd.DataFrame):
-        raise ValidationError(f"at must be a pandas DataFrame, got {type(at).__name__}")
+        raise ValidationError(f"decisions must be a pandas DataFrame, got {type(at).__name__}")
     missing = [c for c in ("customer_id", "ts") if c not in at.columns]
     if missing:
-        raise ValidationError(f"at must have columns ['customer_id', 'ts'], missing {missing}")
+        raise ValidationError(f"decisions must have columns ['customer_id', 'ts'], missing {missing}")
     ts, nn = _numeric(at["ts"])
     with np.errstate(invalid="ignore"):
-        _raise_first(at, [("ts", nn | ~np.isfinite(ts), "a finite number (epoch seconds)")], "at")
+        _raise_first(at, [("ts", nn | ~np.isfinite(ts), "a finite number (epoch seconds)")], "decisions")
     return ts
 
 
@@ -721,15 +724,18 @@ def _opt_outs(customers: pd.DataFrame, lay: _Layout) -> tuple[pd.Index, list[tup
     return pd.Index(cid), cols
 
 
-def _fill_from_contacts(out: np.ndarray, lay: _Layout, at_codes: np.ndarray, as_of: np.ndarray,
-                        contacts: pd.DataFrame, uniques: pd.Index, codes: np.ndarray) -> None:
-    """Write the contact-based features of every at-row into ``out`` (rows x features)."""
+def _fill_from_contacts(out: np.ndarray, lay: _Layout, at_codes: np.ndarray, now: np.ndarray,
+                        contacts: pd.DataFrame, uniques: pd.Index, codes: np.ndarray, max_contacts: int) -> int:
+    """Write the contact-based features of every at-row into ``out`` (rows x features).
+
+    Returns the number of (row, contact) pairs left out by ``max_contacts``.
+    """
     m = len(contacts)
     ts = contacts["ts"].to_numpy(dtype=float, na_value=np.nan)
     k_ch = pd.Index(lay.channel_names).get_indexer(contacts["channel"])
     res, _ = _bool01(contacts["resolved"], na_ok=False)
     sat = pd.to_numeric(contacts["satisfaction"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    # Sort by (customer, ts, log position): within a customer the contacts counted at as_of are a
+    # Sort by (customer, ts, log position): within a customer the contacts counted at now are a
     # prefix of its segment, and the last of that prefix is the "last contact" (ties: later row).
     order = np.lexsort((np.arange(m), ts, codes))
     codes_s, ts_s, k_s, res_s, sat_s = codes[order], ts[order], k_ch[order], res[order], sat[order]
@@ -738,9 +744,9 @@ def _fill_from_contacts(out: np.ndarray, lay: _Layout, at_codes: np.ndarray, as_
 
     rows = np.flatnonzero(at_codes >= 0)
     if len(rows) == 0:
-        return
+        return 0
     # Exact per-segment search via ranks: key = customer * R + rank(ts); ties keep "<=" semantics.
-    all_ts, inv = np.unique(np.concatenate([ts_s, as_of[rows]]), return_inverse=True)
+    all_ts, inv = np.unique(np.concatenate([ts_s, now[rows]]), return_inverse=True)
     r_c, r_at = inv[:m].astype(np.int64), inv[m:].astype(np.int64)
     big = np.int64(len(all_ts) + 1)
     key_c = codes_s.astype(np.int64) * big + r_c
@@ -748,15 +754,19 @@ def _fill_from_contacts(out: np.ndarray, lay: _Layout, at_codes: np.ndarray, as_
     end = np.searchsorted(key_c, key_at, side="right")
     starts = seg_start[at_codes[rows]]
     lens = end - starts
+    # Limits.max_contacts: only the most recent contacts of the prefix count (the online core
+    # keeps the last max_contacts entries of the time-ordered history).
+    excess = np.maximum(lens - max_contacts, 0)
+    starts, lens = starts + excess, lens - excess
     has = lens > 0
     rows, starts, lens = rows[has], starts[has], lens[has]
     if len(rows) == 0:
-        return
+        return int(excess.sum())
     n_ch, hl_s = lay.n_ch, lay.hl_s
     last = starts + lens - 1
     t_last = ts_s[last]
     out[rows, 1] = lens
-    out[rows, 2] = (as_of[rows] - t_last) / _DAY_S
+    out[rows, 2] = (now[rows] - t_last) / _DAY_S
     out[rows, 3] = k_s[last]
 
     # Expand (at-row, contact) pairs in chunks of bounded size.
@@ -788,34 +798,46 @@ def _fill_from_contacts(out: np.ndarray, lay: _Layout, at_codes: np.ndarray, as_
             out[r_rows, lay.i_share:lay.i_share + n_ch] = W / total_w[:, None]
             out[r_rows, lay.i_res:lay.i_res + n_ch] = np.where(N > 0, R / N, np.nan)
             out[r_rows, lay.i_sat:lay.i_sat + n_ch] = np.where(SN > 0, S / SN, np.nan)
+    return int(excess.sum())
 
 
-def profiles_many(at: pd.DataFrame, contacts: pd.DataFrame | None, customers: pd.DataFrame | None = None,
-                  config: ProfileConfig | None = None) -> pd.DataFrame:
+@accepts_old_form(old=("at", "contacts", "customers", "config"), renamed={"at": "decisions"})
+def profiles_many(decisions: pd.DataFrame, *, contacts: pd.DataFrame | None = None,
+                  customers: pd.DataFrame | None = None, config: ProfileConfig | None = None,
+                  limits: Limits | None = None) -> pd.DataFrame:
     """Profiles of many customers, each as of its own time, from a contact log (batch).
 
-    Row ``i`` of the result is what :func:`profile_one` gives for customer ``at.customer_id[i]``
-    at ``as_of = at.ts[i]``, with that customer's contacts in log order and opt-outs: only
-    contacts with ``ts <= at.ts[i]`` count (point in time). Vectorised: contacts are sorted
-    once by (customer, ts, row), each at-row's counted contacts are a prefix of its customer's
-    segment, and the per-channel sums are ``np.bincount`` over (at-row, contact) pairs.
+    Row ``i`` of the result is what :func:`profile_one` gives for customer
+    ``decisions.customer_id[i]`` at ``now = decisions.ts[i]``, given that customer's contacts up
+    to that time in time order (ties: log order) and opt-outs: only contacts with
+    ``ts <= decisions.ts[i]`` count (point in time), and of those at most ``limits.max_contacts``,
+    the most recent — the bound of the per-request path (which reads the last
+    ``max_contacts`` entries of the history it is given), one definition in :class:`Limits`.
+    Vectorised: contacts are sorted once by (customer, ts, row), each decision's counted contacts
+    are a slice of its customer's segment, and the per-channel sums are ``np.bincount`` over
+    (decision, contact) pairs.
 
     Parameters
     ----------
-    at : pandas.DataFrame
+    decisions : pandas.DataFrame
         Columns ``customer_id`` (None/NaN/empty = anonymous) and ``ts`` (finite epoch seconds).
-    contacts : pandas.DataFrame or None
+        (Called ``at`` before 0.2.)
+    contacts : pandas.DataFrame or None, keyword-only
         Contact log (see :func:`validate_contacts`, which is applied); None = no contacts.
     customers : pandas.DataFrame, optional
         ``customer_id`` (unique) and optional ``opt_out_<ch>`` bool columns (absent or missing =
         False); other columns are ignored.
     config : ProfileConfig, optional
         Half-life and channels (default ``ProfileConfig()``).
+    limits : Limits, optional
+        ``limits.max_contacts`` (default 1,000): the most contacts one profile counts.
 
     Returns
     -------
     pandas.DataFrame
-        float64 columns :func:`profile_feature_names`, same length and index as ``at``.
+        float64 columns :func:`profile_feature_names`, same length and index as ``decisions``.
+        ``result.attrs["skipped"]["over_limit"]`` counts the (decision, contact) pairs left out
+        by the bound.
 
     Raises
     ------
@@ -829,11 +851,14 @@ def profiles_many(at: pd.DataFrame, contacts: pd.DataFrame | None, customers: pd
     ...                     "channel": ["chat", "phone"], "resolved": [True, False],
     ...                     "satisfaction": [5.0, float("nan")], "handling_s": [60.0, 300.0]})
     >>> at = pd.DataFrame({"customer_id": ["c1", "c1", None], "ts": [0.0, 2 * 86400.0, 0.0]})
-    >>> profiles_many(at, log)[["prof_known", "prof_n_contacts", "prof_last_channel"]].to_numpy().tolist()
+    >>> profiles_many(at, contacts=log)[["prof_known", "prof_n_contacts", "prof_last_channel"]].to_numpy().tolist()
     [[1.0, 1.0, 0.0], [1.0, 2.0, 2.0], [0.0, 0.0, -1.0]]
     """
     lay: _Layout = _resolve_config(config)._layout  # type: ignore[attr-defined]
-    as_of = _check_at(at)
+    max_contacts = _max_contacts(limits)
+    at = decisions
+    now = _check_at(at)
+    over = 0
     n_at = len(at)
     cid_at = at["customer_id"]
     known = cid_at.notna().to_numpy(dtype=bool) & ~cid_at.isin([""]).to_numpy(dtype=bool)
@@ -846,12 +871,12 @@ def profiles_many(at: pd.DataFrame, contacts: pd.DataFrame | None, customers: pd
     out[:, lay.i_res:lay.i_opt] = np.nan  # resolved and sat blocks
 
     if contacts is not None:
-        validate_contacts(contacts, lay.channels)
+        validate_contacts(contacts, channels=lay.channels)
         if len(contacts) and n_at:
             codes, uniques = pd.factorize(contacts["customer_id"])
             uniques = pd.Index(uniques)
             at_codes = np.where(known, uniques.get_indexer(cid_known), -1)
-            _fill_from_contacts(out, lay, at_codes, as_of, contacts, uniques, codes)
+            over = _fill_from_contacts(out, lay, at_codes, now, contacts, uniques, codes, max_contacts)
 
     if customers is not None:
         ids, cols = _opt_outs(customers, lay)
@@ -861,23 +886,26 @@ def profiles_many(at: pd.DataFrame, contacts: pd.DataFrame | None, customers: pd
             for k, v in cols:
                 out[found, lay.i_opt + k] = v[idx[found]]
 
-    return pd.DataFrame(out, index=at.index, columns=list(lay.names))
+    frame = pd.DataFrame(out, index=at.index, columns=list(lay.names))
+    frame.attrs["skipped"] = {"over_limit": over}
+    return frame
 
 
-def history_of(contacts: pd.DataFrame | None, customer_id: str,
+@accepts_old_form(old=("contacts", "customer_id", "customers"))
+def history_of(customer_id: str, *, contacts: pd.DataFrame | None = None,
                customers: pd.DataFrame | None = None) -> dict[str, Any]:
     """The request-time dict of one customer, built from a contact log (and customers table).
 
     Contacts keep their log order (which breaks ties in ``ts``); missing satisfaction and
     handling time become None; values are plain Python types (JSON-able). No time filter is
-    applied: :func:`profile_one` counts only contacts up to its ``as_of``.
+    applied: :func:`profile_one` counts only contacts up to its ``now``.
 
     Parameters
     ----------
-    contacts : pandas.DataFrame or None
-        Contact log with :data:`CONTACT_COLUMNS` (not validated here).
     customer_id : str
         The customer.
+    contacts : pandas.DataFrame or None, keyword-only
+        Contact log with :data:`CONTACT_COLUMNS` (not validated here).
     customers : pandas.DataFrame, optional
         If given, the customer's true ``opt_out_<ch>`` columns become the ``opt_out`` list.
 
@@ -892,7 +920,7 @@ def history_of(contacts: pd.DataFrame | None, customer_id: str,
     >>> log = pd.DataFrame({"customer_id": ["c1", "c2"], "ts": [0.0, 1.0], "channel": ["chat", "email"],
     ...                     "resolved": [True, False], "satisfaction": [float("nan"), 3.0],
     ...                     "handling_s": [60.0, 0.0]})
-    >>> history_of(log, "c1")
+    >>> history_of("c1", contacts=log)
     {'customer_id': 'c1', 'contacts': [{'ts': 0.0, 'channel': 'chat', 'resolved': True,
      'satisfaction': None, 'handling_s': 60.0}], 'opt_out': []}
     """

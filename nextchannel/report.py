@@ -180,7 +180,7 @@ def _values(decisions: pd.DataFrame, truth: pd.DataFrame | None, logs: pd.DataFr
             rows["logging policy (observed)"] = (m, m - _Z95 * se, m + _Z95 * se, "mean logged reward, 95% normal")
         if actions and {"action", "propensity"} <= set(logs.columns):
             target = decisions[[f"p_{a}" for a in actions]].set_axis(actions, axis=1)
-            est = estimate_policy_value(logs, target, actions, estimators=["snips"], ci_method="normal")
+            est = estimate_policy_value(logs, target=target, actions=actions, estimators=["snips"], ci_method="normal")
             e = est.loc["snips"]
             rows["this policy (SNIPS on logs)"] = (float(e["value"]), float(e["low"]), float(e["high"]),
                                                    "off-policy estimate, 95% normal")

@@ -49,6 +49,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ConfigError, ValidationError, excerpt
 
 __all__ = [
@@ -432,7 +433,10 @@ def _is_missing(v: Any) -> bool:
 def _check_number(name: str, v: Any, lo: float, hi: float, where: str) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise ValidationError(f"{name} {where}must be a number, got {excerpt(v)}")
-    fv = float(v)
+    try:
+        fv = float(v)
+    except OverflowError:  # an int beyond the float range (JSON allows 4,300 digits)
+        fv = math.inf
     if not math.isfinite(fv):
         raise ValidationError(f"{name} {where}must be a finite number, got {excerpt(v)}")
     if fv < lo or fv > hi:
@@ -463,7 +467,7 @@ def validate_event(event: Mapping[str, Any], channels: ChannelCatalogue | None =
     if not isinstance(event, Mapping):
         raise ValidationError(f"event must be a mapping (dict), got {type(event).__name__}")
     etype = event.get("type")
-    if etype not in EVENT_FIELDS:
+    if type(etype) is not str or etype not in EVENT_FIELDS:  # (a list or dict is not hashable)
         raise ValidationError(
             f"type must be one of ['session_start', 'page_view', ...], got {excerpt(etype)}")
     where = f"of a {etype} event "
@@ -499,7 +503,8 @@ def validate_event(event: Mapping[str, Any], channels: ChannelCatalogue | None =
     return event
 
 
-def validate_events(events: pd.DataFrame, channels: ChannelCatalogue | None = None) -> pd.DataFrame:
+@accepts_old_form(old=("events", "channels"))
+def validate_events(events: pd.DataFrame, *, channels: ChannelCatalogue | None = None) -> pd.DataFrame:
     """Strictly check an event log and return it unchanged; raise on the first bad row.
 
     The message names the row label, the field, the expected and the received value.
@@ -537,8 +542,6 @@ def validate_events(events: pd.DataFrame, channels: ChannelCatalogue | None = No
         if not rows.any():
             continue
         for name in fields:
-            if name == "utc_offset_s":
-                continue
             if name not in cols:
                 if name not in OPTIONAL_FIELDS:
                     bad |= rows

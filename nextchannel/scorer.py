@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from nextchannel.context import context_spec
+from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import NextChannelError, ValidationError, excerpt
 from nextchannel.fastpredict import FastBooster
 from nextchannel.explain import phrase, top_reasons, top_reasons_many
@@ -319,7 +320,7 @@ class Scorer:
 
     # -- per request ----------------------------------------------------------------------------
     def decide_one(self, session: Any = None, customer: Mapping[str, Any] | None = None,
-                   context: Mapping[str, Any] | None = None, now: float | None = None,
+                   context: Mapping[str, Any] | None = None, now: float | None = None, *,
                    features: Mapping[str, Any] | None = None) -> Decision:
         """Decide for one decision point (the fast path: no pandas, no per-call arrays).
 
@@ -471,7 +472,7 @@ class Scorer:
 
     # -- per request ----------------------------------------------------------------------------
     def decide_one_plain(self, session: Any = None, customer: Mapping[str, Any] | None = None,
-                         context: Mapping[str, Any] | None = None, now: float | None = None,
+                         context: Mapping[str, Any] | None = None, now: float | None = None, *,
                          features: Mapping[str, Any] | None = None) -> Decision:
         """The correctness-first twin of :meth:`decide_one` (pandas, ``Booster.predict``): same answers, slower.
 
@@ -573,7 +574,8 @@ class Scorer:
         return st.features_one(now_ts), st.session_id, now_ts
 
     # -- many -------------------------------------------------------------------------------------
-    def decide_many(self, decisions: pd.DataFrame, events: pd.DataFrame | None = None,
+    @accepts_old_form(old=("decisions", "events", "customers", "contacts", "features"), method=True)
+    def decide_many(self, decisions: pd.DataFrame, *, events: pd.DataFrame | None = None,
                     customers: pd.DataFrame | None = None, contacts: pd.DataFrame | None = None,
                     features: pd.DataFrame | None = None) -> pd.DataFrame:
         """Decide at every decision point of a log, vectorised.
@@ -606,7 +608,8 @@ class Scorer:
         parts = []
         if builtin and events is not None:
             at_cols = ["session_id", "ts"] + (["customer_id"] if "customer_id" in decisions.columns else [])
-            parts.append(features_many(events, decisions[at_cols], customers, contacts, with_profile=True,
+            parts.append(features_many(decisions[at_cols], events=events, customers=customers, contacts=contacts,
+                                       with_profile=True,
                                        profile_config=ms.profile_config, limits=self.limits)[builtin]
                          .set_axis(decisions.index))
         elif builtin:

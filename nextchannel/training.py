@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from nextchannel.compat import is_dask_collection
+from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ConfigError, ConstantModelWarning, PersonalisationNotBetterWarning, ValidationError
 from nextchannel.features import CATEGORICAL_FEATURES, features_many
 from nextchannel.featurespec import FeatureSpec
@@ -335,9 +336,10 @@ def _design(decisions: pd.DataFrame, events: pd.DataFrame | None, features: pd.D
         at_cols = ["session_id", "ts"] + (["customer_id"] if "customer_id" in decisions.columns else [])
         logger.info("building point-in-time features for %d decisions", len(decisions))
         use_profile = customers is not None or contacts is not None
-        Xw = features_many(events, decisions[at_cols], customers, contacts, with_profile=True,
+        Xw = features_many(decisions[at_cols], events=events, customers=customers, contacts=contacts,
+                           with_profile=True,
                            profile_config=profile_config) if use_profile else \
-            features_many(events, decisions[at_cols], with_profile=True, profile_config=profile_config)
+            features_many(decisions[at_cols], events=events, with_profile=True, profile_config=profile_config)
         parts.append(Xw.set_axis(decisions.index))
         builtin = tuple(Xw.columns)
         cats.extend(CATEGORICAL_FEATURES)
@@ -516,7 +518,7 @@ def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFram
         values[name] = {"value": e.value, "low": e.low, "high": e.high}
     best = max(policy.actions, key=lambda a: values[a]["value"])
     logs = pd.DataFrame({"action": decisions["action"].to_numpy(), "propensity": prop, "reward": reward})
-    c = compare(constants[best], learned, logs, actions=policy.actions, reward_hat=q, estimator="dr", ci=0.95)
+    c = compare(logs, champion=constants[best], challenger=learned, actions=policy.actions, reward_hat=q, estimator="dr", ci=0.95)
     return {"estimator": "dr", "folds": folds, "ci": 0.95, "rows": int(len(X)),
             "values": {k_: {kk: round(float(v), 6) for kk, v in d.items()} for k_, d in values.items()},
             "best_constant": best,
@@ -546,8 +548,10 @@ def _progress_bar(progress: bool) -> Any:
     return tqdm(total=5, desc="train", unit="stage")
 
 
-def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features: pd.DataFrame | None = None,
-          customers: pd.DataFrame | None = None, contacts: pd.DataFrame | None = None,
+@accepts_old_form(old=("decisions", "events", "features", "customers", "contacts", "config", "policy",
+                       "profile_config", "progress"))
+def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, customers: pd.DataFrame | None = None,
+          contacts: pd.DataFrame | None = None, features: pd.DataFrame | None = None,
           config: TrainConfig | None = None, policy: PolicyConfig | None = None,
           profile_config: ProfileConfig | None = None, progress: bool = False) -> ModelSet:
     """Train a model set from logs: your own features, the built-in web features, or both.
@@ -654,7 +658,7 @@ def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features:
                    f"{v[g['best_constant']]['high']:.4g}] (cross-fitted DR, 95%); "
                    + ("the bundle decides with that constant action (TrainConfig(guard=False) keeps the learned policy)"
                       if g["decision"] == "constant" else "keeping the learned policy (guard='warn')"))
-            warnings.warn(msg, PersonalisationNotBetterWarning, stacklevel=2)
+            warnings.warn(msg, PersonalisationNotBetterWarning, stacklevel=3)  # 3: past the accepts_old_form wrapper
             logger.warning(msg)
             if g["decision"] == "constant":
                 constant_action = g["best_constant"]
@@ -683,7 +687,7 @@ def train(decisions: pd.DataFrame, events: pd.DataFrame | None = None, features:
     if np.ptp(ev, axis=0).max(initial=0.0) < 1e-12:
         msg = ("the learned values do not vary between decisions (no feature split helped): every decision will get "
                "the same action; give features that relate to the outcome, or more logs")
-        warnings.warn(msg, ConstantModelWarning, stacklevel=2)
+        warnings.warn(msg, ConstantModelWarning, stacklevel=3)  # 3: past the accepts_old_form wrapper
         logger.warning(msg)
     mean_reward = float(reward.mean())
     if config.target == "session":  # the offer model and the margin learn from the session target as well

@@ -118,7 +118,7 @@ def test_ga4_site_time_zone() -> None:
     events, _ = events_from_ga4(ga4_records(), timezone="America/New_York")
     starts = events[events["type"] == "session_start"]
     assert starts["utc_offset_s"].tolist() == [-18000.0, -18000.0]
-    f = features_many(events, pd.DataFrame({"session_id": [GA4_A], "ts": [T0 + 10.0]}))
+    f = features_many(pd.DataFrame({"session_id": [GA4_A], "ts": [T0 + 10.0]}), events=events)
     assert f["hour_of_day"].tolist() == [8.0]  # 13:00 UTC is 08:00 in New York in January
     with pytest.raises(ConfigError, match=r"timezone must be an IANA time zone name like 'Europe/Berlin', got 'CET\+1'"):
         events_from_ga4(ga4_records(), timezone="CET+1")
@@ -257,7 +257,7 @@ def test_features_many_runs_on_the_adapter_output(name: str) -> None:
     events, _ = adapt(load())
     last = events.groupby("session_id")["ts"].max()
     at = pd.DataFrame({"session_id": last.index, "ts": last.to_numpy() + 5.0})
-    f = features_many(events, at, validate=True)
+    f = features_many(at, events=events, validate=True)
     assert len(f) == len(at) and np.isfinite(f["pages_viewed"]).all()
     assert (f["pages_viewed"].to_numpy() == events[events["type"] == "page_view"].groupby("session_id").size()
             .reindex(last.index).to_numpy()).all()
@@ -277,7 +277,7 @@ def test_features_many_runs_on_the_adapter_output(name: str) -> None:
 def test_features_reflect_the_journey() -> None:
     events, _ = events_from_ga4(ga4_records())
     at = pd.DataFrame({"session_id": [GA4_A, GA4_A], "ts": [T0 + 100.0, T0 + 301.0]})
-    f = features_many(events, at)
+    f = features_many(at, events=events)
     assert f["cart_value"].tolist() == [49.0, 24.5]
     assert f["funnel_stage"].tolist() == [2.0, 4.0]
     assert f["idle_total_s"].tolist() == [0.0, 118.0]

@@ -130,16 +130,35 @@ def test_decide_many_refuses_a_malformed_context_naming_the_row(default_set):
         Scorer(default_set).decide_many(frame)
 
 
-def test_fuzz_sample_nothing_escapes_and_nothing_is_nan(default_set):
-    """A small sample of benchmarks/fuzz_payloads.py (the full run there drives >= 100,000 payloads)."""
+def _fuzz_payloads():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     try:
         import fuzz_payloads
     finally:
         sys.path.pop(0)
-    r = fuzz_payloads.run(1_500, seed=1, scorer=Scorer(default_set))
+    return fuzz_payloads
+
+
+def test_fuzz_sample_nothing_escapes_and_nothing_is_nan(default_set):
+    """A small sample of benchmarks/fuzz_payloads.py (the full run there drives >= 100,000 payloads)."""
+    r = _fuzz_payloads().run(1_500, seed=1, scorer=Scorer(default_set))
     assert r["calls"] == 1_500
     assert r["escaped"] == 0, r["escaped_examples"]
     assert r["nan_in_normal_decisions"] == 0
     assert "library error" not in r["fallbacks"], r["fallbacks"]
     assert r["fallbacks"].get("malformed signals", 0) > 200
+
+
+def test_web_fuzz_sample_no_server_error_and_nothing_is_nan(default_set):
+    """A sample of the HTTP fuzz (``fuzz_payloads.py --web``): hostile bodies, nesting, sizes, encodings,
+    content types and methods through the service's endpoints answer 2xx/3xx/4xx, never a 5xx."""
+    r = _fuzz_payloads().run_web(3_000, seed=2, scorer=Scorer(default_set))
+    assert r["requests"] == 3_000
+    assert r["server_errors"] == 0, r["server_error_examples"]
+    assert r["nan_in_normal_decisions"] == 0 and r["unreadable_200_bodies"] == 0
+    status = r["status"]
+    assert all(100 <= s < 500 for s in status), status
+    # the sample reaches every answer: decisions, refused bodies, oversize, unknown fields, auth, routing
+    assert status.get(200, 0) > 300 and r["decisions"] > 300
+    for s in (400, 401, 404, 405, 413, 422):
+        assert status.get(s, 0) > 0, (s, status)

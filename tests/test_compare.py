@@ -36,8 +36,7 @@ def _always(j: int, n: int) -> np.ndarray:
 def test_identical_policies_are_not_distinguishable_with_exact_zero(estimator, ci_method):
     logs, hat = _bandit(500)
     pol = np.full((500, 3), 1.0 / 3)
-    c = compare(pol, pol.copy(), logs, actions=ACTIONS, reward_hat=hat, estimator=estimator,
-                ci_method=ci_method, n_bootstrap=200)
+    c = compare(logs, champion=pol, challenger=pol.copy(), actions=ACTIONS, reward_hat=hat, estimator=estimator, ci_method=ci_method, n_bootstrap=200)
     assert c.difference == 0.0 and c.low == 0.0 and c.high == 0.0
     assert c.verdict == "not distinguishable"
     assert c.champion == c.challenger
@@ -49,14 +48,12 @@ def test_clearly_better_and_swapped_worse(estimator, ci_method):
     logs, hat = _bandit()
     n = len(logs)
     champ, chall = _always(0, n), _always(2, n)
-    c = compare(champ, chall, logs, actions=ACTIONS, reward_hat=hat, estimator=estimator, ci_method=ci_method,
-                n_bootstrap=300)
+    c = compare(logs, champion=champ, challenger=chall, actions=ACTIONS, reward_hat=hat, estimator=estimator, ci_method=ci_method, n_bootstrap=300)
     assert isinstance(c, Comparison) and c.verdict == "better"
     assert c.difference == pytest.approx(c.challenger.value - c.champion.value)
     assert 0.6 < c.difference < 1.0            # true difference 0.8
     assert c.low < c.difference < c.high and c.low > 0
-    w = compare(chall, champ, logs, actions=ACTIONS, reward_hat=hat, estimator=estimator, ci_method=ci_method,
-                n_bootstrap=300)
+    w = compare(logs, champion=chall, challenger=champ, actions=ACTIONS, reward_hat=hat, estimator=estimator, ci_method=ci_method, n_bootstrap=300)
     assert w.verdict == "worse"
     assert w.difference == pytest.approx(-c.difference)
 
@@ -64,7 +61,7 @@ def test_clearly_better_and_swapped_worse(estimator, ci_method):
 def test_min_effect_makes_a_small_gain_not_distinguishable():
     logs, hat = _bandit()
     n = len(logs)
-    c = compare(_always(0, n), _always(2, n), logs, actions=ACTIONS, reward_hat=hat, min_effect=2.0)
+    c = compare(logs, champion=_always(0, n), challenger=_always(2, n), actions=ACTIONS, reward_hat=hat, min_effect=2.0)
     assert c.low > 0 and c.verdict == "not distinguishable" and c.min_effect == 2.0
 
 
@@ -75,7 +72,7 @@ def test_paired_interval_is_narrower_than_separate_intervals(estimator):
     n = len(logs)
     champ = np.tile([0.6, 0.2, 0.2], (n, 1))
     chall = np.tile([0.5, 0.2, 0.3], (n, 1))
-    c = compare(champ, chall, logs, actions=ACTIONS, reward_hat=hat, estimator=estimator)
+    c = compare(logs, champion=champ, challenger=chall, actions=ACTIONS, reward_hat=hat, estimator=estimator)
     separate = math.sqrt(c.champion.se ** 2 + c.challenger.se ** 2)
     assert c.se < 0.5 * separate
     assert c.high - c.low < 0.5 * (c.champion.high - c.champion.low)
@@ -95,13 +92,11 @@ def test_per_policy_estimates_equal_the_estimators_own():
     champ, chall = np.full((n, 3), 1 / 3), _always(1, n)
     codes = pd.Index(ACTIONS).get_indexer(logs["action"])
     for method in ("normal", "bootstrap"):
-        c = compare(champ, chall, logs, actions=ACTIONS, reward_hat=hat, ci_method=method, n_bootstrap=200,
-                    random_state=7)
+        c = compare(logs, champion=champ, challenger=chall, actions=ACTIONS, reward_hat=hat, ci_method=method, n_bootstrap=200, random_state=7)
         own = dr(logs["reward"], codes, logs["propensity"], chall, hat, ci=0.95, ci_method=method,
                  n_bootstrap=200, random_state=7)
         _same_estimate(c.challenger, own)
-        s = compare(champ, chall, logs, actions=ACTIONS, estimator="snips", ci_method=method, n_bootstrap=200,
-                    random_state=7)
+        s = compare(logs, champion=champ, challenger=chall, actions=ACTIONS, estimator="snips", ci_method=method, n_bootstrap=200, random_state=7)
         own_s = snips(logs["reward"], codes, logs["propensity"], champ, ci=0.95, ci_method=method,
                       n_bootstrap=200, random_state=7)
         _same_estimate(s.champion, own_s)
@@ -112,8 +107,8 @@ def test_snips_delta_method_agrees_with_paired_bootstrap():
     n = len(logs)
     champ = np.tile([0.6, 0.2, 0.2], (n, 1))
     chall = np.tile([0.2, 0.2, 0.6], (n, 1))
-    a = compare(champ, chall, logs, actions=ACTIONS, estimator="snips", ci_method="normal")
-    b = compare(champ, chall, logs, actions=ACTIONS, estimator="snips", ci_method="bootstrap", n_bootstrap=500)
+    a = compare(logs, champion=champ, challenger=chall, actions=ACTIONS, estimator="snips", ci_method="normal")
+    b = compare(logs, champion=champ, challenger=chall, actions=ACTIONS, estimator="snips", ci_method="bootstrap", n_bootstrap=500)
     assert a.difference == b.difference
     assert (b.high - b.low) == pytest.approx(a.high - a.low, rel=0.2)
 
@@ -124,8 +119,8 @@ def test_decision_frames_and_ev_columns_are_accepted():
     champ = pd.DataFrame({"session_id": "s", **{f"p_{a}": _always(0, n)[:, j] for j, a in enumerate(ACTIONS)},
                           **{f"ev_{a}": hat[:, j] for j, a in enumerate(ACTIONS)}, "p_accept": 0.3})
     chall = pd.DataFrame({a: _always(2, n)[:, j] for j, a in enumerate(ACTIONS)})
-    c = compare(champ, chall, logs, actions=ACTIONS, reward_hat=champ)
-    ref = compare(_always(0, n), _always(2, n), logs, actions=ACTIONS, reward_hat=hat)
+    c = compare(logs, champion=champ, challenger=chall, actions=ACTIONS, reward_hat=champ)
+    ref = compare(logs, champion=_always(0, n), challenger=_always(2, n), actions=ACTIONS, reward_hat=hat)
     assert c == ref
     d = c.to_dict()
     assert d["verdict"] == "better" and d["challenger"]["estimator"] == "dr" and d["n"] == n
@@ -135,7 +130,7 @@ def test_inputs_are_not_mutated_and_result_is_frozen():
     logs, hat = _bandit(200)
     champ = np.full((200, 3), 1 / 3)
     before = (logs.copy(), champ.copy(), hat.copy())
-    c = compare(champ, _always(1, 200), logs, actions=ACTIONS, reward_hat=hat)
+    c = compare(logs, champion=champ, challenger=_always(1, 200), actions=ACTIONS, reward_hat=hat)
     pd.testing.assert_frame_equal(logs, before[0])
     assert np.array_equal(champ, before[1]) and np.array_equal(hat, before[2])
     with pytest.raises(AttributeError):
@@ -192,4 +187,4 @@ def test_bad_inputs_raise_precise_validation_errors(change, match):
     kw = dict(champion=_POL, challenger=_POL, logs=_LOGS, actions=ACTIONS, reward_hat=_HAT)
     kw.update(change)
     with pytest.raises(ValidationError, match=match):
-        compare(kw.pop("champion"), kw.pop("challenger"), kw.pop("logs"), **kw)
+        compare(kw.pop("logs"), **kw)

@@ -37,31 +37,30 @@ def test_dask_features_equal_pandas_on_the_parity_streams(cluster, rows, data):
                         "ts": data.draw(st.sampled_from(ts_pool)) + data.draw(st.sampled_from([0.0, 0.1, 30.0, -1.0]))}
                        for _ in range(data.draw(st.integers(1, 8)))])
     events = _frame(rows)
-    expected = features_many(events, at)
-    got = dask_backend.features_many(events, at, client=cluster, npartitions=data.draw(st.integers(1, 4)))
+    expected = features_many(at, events=events)
+    got = dask_backend.features_many(at, events=events, client=cluster, npartitions=data.draw(st.integers(1, 4)))
     pd.testing.assert_frame_equal(got, expected)
 
 
 def test_dask_dataframes_dispatch_with_profiles_and_presplit_partitions(cluster, tiny_sim):
     sim = tiny_sim
     at = sim.decisions[["session_id", "ts", "customer_id"]]
-    expected = features_many(sim.events, at, sim.customers, sim.contacts)
+    expected = features_many(at, events=sim.events, customers=sim.customers, contacts=sim.contacts)
     ev = dd.from_pandas(sim.events, npartitions=3, sort=False)   # partitions split sessions: repartitioned
     with cluster.as_current():
-        got = features_many(ev, at, sim.customers, sim.contacts)
+        got = features_many(at, events=ev, customers=sim.customers, contacts=sim.contacts)
     pd.testing.assert_frame_equal(got, expected)
     # partitions that already hold whole sessions are used as they are
     sessions = pd.unique(sim.events["session_id"])
     parts = [sim.events[sim.events["session_id"].isin(sessions[i::2])] for i in range(2)]
     ev2 = dd.concat([dd.from_pandas(p, npartitions=1, sort=False) for p in parts])
-    got2 = dask_backend.features_many(ev2, at, sim.customers, sim.contacts, client=cluster,
-                                      partitioned_by_session=True)
+    got2 = dask_backend.features_many(at, events=ev2, customers=sim.customers, contacts=sim.contacts, client=cluster, partitioned_by_session=True)
     pd.testing.assert_frame_equal(got2, expected)
     # ... and a claim that does not hold is refused, not answered twice
     from nextchannel.errors import ValidationError
 
     with pytest.raises(ValidationError, match="has events in more than one partition"):
-        dask_backend.features_many(ev, at, client=cluster, partitioned_by_session=True)
+        dask_backend.features_many(at, events=ev, client=cluster, partitioned_by_session=True)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +101,7 @@ def test_retrain_on_the_cluster_trains_through_lightgbm_dask_and_is_idempotent(c
     ms = ModelSet.load(tmp_path / "models")
     texts = [b.model_to_string() for b in ms.value_model.boosters_] + [ms.offer_model.booster_.model_to_string()]
     assert all("[num_machines: 2]" in t for t in texts)
-    out = Scorer(ms).decide_many(sim.decisions.head(50), sim.events, sim.customers, sim.contacts)
+    out = Scorer(ms).decide_many(sim.decisions.head(50), events=sim.events, customers=sim.customers, contacts=sim.contacts)
     assert set(out["action"]) <= set(policy.actions)
 
 

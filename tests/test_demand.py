@@ -21,8 +21,7 @@ def tiny_model():
     ms = training_module().train(decisions=sim.decisions, events=sim.events, customers=sim.customers, contacts=sim.contacts,
                config=TrainConfig(n_estimators=20, offer_n_estimators=5, value_n_estimators=15),
                policy=PolicyConfig.from_sim(sim.config))
-    X = features_many(sim.events, sim.decisions[["session_id", "ts", "customer_id"]], sim.customers, sim.contacts,
-                      with_profile=True)
+    X = features_many(sim.decisions[["session_id", "ts", "customer_id"]], events=sim.events, customers=sim.customers, contacts=sim.contacts, with_profile=True)
     return sim, ms, X
 NAMES = POLICY.channels.names
 
@@ -61,7 +60,7 @@ def _logs(n=400, seed=0):
 
 def test_unserved_demand_is_attributed_in_order_and_valued():
     d, X = _logs()
-    res = channel_demand(d, StubModelSet(), X)
+    res = channel_demand(d, model_set=StubModelSet(), X=X)
     closed = d["open_chat"] == 0
     queue = ~closed & (d["wait_chat_s"] > 300)
     lang = ~closed & ~queue & (d["lang_ok_chat"] == 0)
@@ -84,24 +83,23 @@ def test_what_if_opening_serving_and_shortening_queue_recover_exactly_the_lost_v
     ms = StubModelSet()
     closed = d["open_chat"] == 0
     usable = (d["wait_chat_s"] <= 300) & (d["lang_ok_chat"] == 1)
-    w = what_if(ms, d, X, channel="chat", open_hours=(0, 24))
+    w = what_if(d, model_set=ms, X=X, channel="chat", open_hours=(0, 24))
     assert w["difference"] == pytest.approx(1.5 * (closed & usable).mean())
     assert w["offer_share_after"] - w["offer_share_before"] == pytest.approx((closed & usable).mean())
     # closing chat outside 10-12h on weekdays loses value
-    w2 = what_if(ms, d, X, channel="chat", open_hours=(10, 12), open_weekdays=range(5))
+    w2 = what_if(d, model_set=ms, X=X, channel="chat", open_hours=(10, 12), open_weekdays=range(5))
     assert w2["difference"] < 0 and "open 10-12h on Mon,Tue,Wed,Thu,Fri" == w2["change"]
-    w3 = what_if(ms, d, X, channel="chat", wait_factor=0.0)
+    w3 = what_if(d, model_set=ms, X=X, channel="chat", wait_factor=0.0)
     assert w3["difference"] == pytest.approx(1.5 * (~closed & (d["wait_chat_s"] > 300) & (d["lang_ok_chat"] == 1)).mean())
-    w4 = what_if(ms, d, X, channel="chat", languages=LANGUAGES)
+    w4 = what_if(d, model_set=ms, X=X, channel="chat", languages=LANGUAGES)
     assert w4["difference"] > 0
-    table = default_what_ifs(ms, d, X)
+    table = default_what_ifs(d, model_set=ms, X=X)
     assert table["difference"].is_monotonic_decreasing and {"chat"} <= set(table["channel"])
 
 
 def test_real_model_set_on_simulated_logs(tiny_model):
     sim, ms, X = tiny_model
-    res = channel_demand(sim.decisions, ms, X, events=sim.events, utc_offset_s=sim.config.service_utc_offset_s,
-                         what_ifs=True)
+    res = channel_demand(sim.decisions, model_set=ms, X=X, events=sim.events, utc_offset_s=sim.config.service_utc_offset_s, what_ifs=True)
     assert res.n == len(sim.decisions)
     assert set(res.unserved["reason"]) <= {"closed", "queue", "language"}
     assert (res.unserved["value_lost"] >= -1e-9).all()
@@ -120,12 +118,12 @@ def test_real_model_set_on_simulated_logs(tiny_model):
 def test_what_if_bad_arguments(kwargs, match):
     d, X = _logs(50)
     with pytest.raises(ValidationError, match=match):
-        what_if(StubModelSet(), d, X, **kwargs)
+        what_if(d, model_set=StubModelSet(), X=X, **kwargs)
 
 
 def test_bad_inputs():
     d, X = _logs(50)
     with pytest.raises(ValidationError, match="one row per decision"):
-        channel_demand(d, StubModelSet(), X.iloc[:10])
+        channel_demand(d, model_set=StubModelSet(), X=X.iloc[:10])
     with pytest.raises(ValidationError, match=r"missing \['language'\]"):
-        channel_demand(d, StubModelSet(), X.rename(columns={"language": "lang"}))
+        channel_demand(d, model_set=StubModelSet(), X=X.rename(columns={"language": "lang"}))

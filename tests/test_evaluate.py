@@ -191,10 +191,7 @@ def test_bootstrap_coverage_on_a_known_bandit():
     hits = {"snips": 0, "dr": 0}
     for _ in range(reps):
         r, a, p, t, h = _bandit_arrays(rng, 300)
-        frame = estimate_policy_value(
-            pd.DataFrame({"action": np.array(["a", "b", "c"])[a], "propensity": p, "reward": r}),
-            t, ["a", "b", "c"], reward_hat=h, estimators=("snips", "dr"), n_bootstrap=200,
-            random_state=int(rng.integers(1 << 30)))
+        frame = estimate_policy_value(pd.DataFrame({"action": np.array(["a", "b", "c"])[a], "propensity": p, "reward": r}), target=t, actions=["a", "b", "c"], reward_hat=h, estimators=("snips", "dr"), n_bootstrap=200, random_state=int(rng.integers(1 << 30)))
         for k in hits:
             hits[k] += frame.loc[k, "low"] <= TRUE_VALUE <= frame.loc[k, "high"]
     assert hits["snips"] >= 34 and hits["dr"] >= 34, hits   # >= 85% of 40
@@ -328,7 +325,7 @@ def _logs():
 
 
 def test_estimate_policy_value_matches_the_array_functions():
-    frame = estimate_policy_value(_logs(), TARGET, ACTIONS, reward_hat=HAT, n_bootstrap=200, random_state=4)
+    frame = estimate_policy_value(_logs(), target=TARGET, actions=ACTIONS, reward_hat=HAT, n_bootstrap=200, random_state=4)
     assert list(frame.index) == ["ips", "snips", "dm", "dr"] and frame.index.name == "estimator"
     assert list(frame.columns) == ["value", "low", "high", "se", "n"]
     assert frame["value"].tolist() == pytest.approx([IPS_VALUE, SNIPS_VALUE, DM_VALUE, DR_VALUE])
@@ -342,13 +339,13 @@ def test_estimate_policy_value_matches_the_array_functions():
 def test_estimate_policy_value_accepts_dataframes_in_any_column_order():
     tgt = pd.DataFrame(TARGET, columns=ACTIONS, index=[10, 11, 12, 13])[["phone", "none", "chat"]]
     hat = pd.DataFrame(HAT, columns=ACTIONS, index=[10, 11, 12, 13])[["chat", "phone", "none"]]
-    frame = estimate_policy_value(_logs(), tgt, ACTIONS, reward_hat=hat, ci=None)
+    frame = estimate_policy_value(_logs(), target=tgt, actions=ACTIONS, reward_hat=hat, ci=None)
     assert frame["value"].tolist() == pytest.approx([IPS_VALUE, SNIPS_VALUE, DM_VALUE, DR_VALUE])
     assert frame["low"].isna().all()
 
 
 def test_estimate_policy_value_without_reward_hat_defaults_to_ips_snips():
-    frame = estimate_policy_value(_logs(), TARGET, ACTIONS, ci=0.9, ci_method="normal")
+    frame = estimate_policy_value(_logs(), target=TARGET, actions=ACTIONS, ci=0.9, ci_method="normal")
     assert list(frame.index) == ["ips", "snips"]
     assert (frame["low"] < frame["value"]).all() and (frame["value"] < frame["high"]).all()
 

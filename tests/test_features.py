@@ -98,7 +98,7 @@ def _check_online_equals_batch(rows, data, limits=None):
     at = pd.DataFrame(at_rows)
     events = _frame(rows)
     before = events.copy(deep=True)
-    batch = features_many(events, at, limits=limits)
+    batch = features_many(at, events=events, limits=limits)
     pd.testing.assert_frame_equal(events, before)  # no mutation of the input
     assert list(batch.columns) == list(SESSION_FEATURES)
     assert list(batch.index) == list(at.index)
@@ -138,9 +138,9 @@ def test_batch_does_not_depend_on_row_order_across_sessions(rows):
     if not rows:
         return
     at = pd.DataFrame({"session_id": SESSIONS, "ts": [max(r["ts"] for r in rows)] * 3})
-    a = features_many(_frame(rows), at)
+    a = features_many(at, events=_frame(rows))
     grouped = sorted(rows, key=lambda r: SESSIONS.index(r["session_id"]))  # stable: keeps order within
-    b = features_many(_frame(grouped), at)
+    b = features_many(at, events=_frame(grouped))
     pd.testing.assert_frame_equal(a, b)
 
 
@@ -152,7 +152,7 @@ def test_point_in_time_ignores_future_events():
         {"session_id": "a", "ts": 20.0, "type": "form_error", "field": "card"},
     ]
     at = pd.DataFrame({"session_id": ["a", "a", "a", "a"], "ts": [9.999, 10.0, 15.0, 20.0]})
-    f = features_many(_frame(rows), at)
+    f = features_many(at, events=_frame(rows))
     assert f["form_errors"].tolist() == [0.0, 2.0, 2.0, 3.0]  # ties at the decision ts count
     assert f["dwell_checkout_s"].tolist() == [9.999, 10.0, 15.0, 20.0]
 
@@ -254,21 +254,21 @@ def test_batch_skips_malformed_rows_like_online():
         {"session_id": "a", "ts": 1.0, "type": "teleport"},
         {"session_id": None, "ts": 1.0, "type": "click"},
     ]
-    f = features_many(_frame(rows), pd.DataFrame({"session_id": ["a"], "ts": [5.0]}))
+    f = features_many(pd.DataFrame({"session_id": ["a"], "ts": [5.0]}), events=_frame(rows))
     assert f["clicks"].iloc[0] == 1.0
     with pytest.raises(ValidationError, match="row 1: ts of a click event"):
-        features_many(_frame(rows), pd.DataFrame({"session_id": ["a"], "ts": [5.0]}), validate=True)
+        features_many(pd.DataFrame({"session_id": ["a"], "ts": [5.0]}), events=_frame(rows), validate=True)
 
 
 @pytest.mark.parametrize("at,match", [
-    (pd.DataFrame({"session_id": ["a"]}), r"at must be a DataFrame with columns \['session_id', 'ts'\]"),
-    (pd.DataFrame({"session_id": ["a"], "ts": [float("nan")]}), "at.ts must be finite"),
-    ([("a", 1.0)], "at must be a DataFrame"),
+    (pd.DataFrame({"session_id": ["a"]}), r"decisions must be a DataFrame with columns \['session_id', 'ts'\]"),
+    (pd.DataFrame({"session_id": ["a"], "ts": [float("nan")]}), "decisions.ts must be finite"),
+    ([("a", 1.0)], "decisions must be a DataFrame"),
 ])
 def test_bad_decision_points(at, match):
     ev = _frame([{"session_id": "a", "ts": 0.0, "type": "click"}])
     with pytest.raises(ValidationError, match=match):
-        features_many(ev, at)
+        features_many(at, events=ev)
 
 
 def test_spec_is_consistent():
@@ -297,9 +297,9 @@ def test_profile_features_join_point_in_time():
     })
     customers = pd.DataFrame({"customer_id": ["c1"], "opt_out_phone": [True]})
     at = pd.DataFrame({"session_id": ["a", "a", "b"], "ts": [101.0, 200.0, 120.0]})
-    f = features_many(_frame(rows), at, customers=customers, contacts=contacts)
+    f = features_many(at, events=_frame(rows), customers=customers, contacts=contacts)
     for i, r in at.iterrows():
-        cust = history_of(contacts, "c1", customers) if r["session_id"] == "a" else None
+        cust = history_of("c1", contacts=contacts, customers=customers) if r["session_id"] == "a" else None
         expected = {**_online(rows, r["session_id"], r["ts"]), **profile_one(cust, r["ts"])}
         got = f.loc[i].to_dict()
         assert set(got) == set(expected)
@@ -333,7 +333,7 @@ def test_session_ids_compare_by_canonical_form():
     assert s.features_one(now=5.0)["clicks"] == 4.0 and s.n_malformed == 1
     ev = pd.DataFrame({"session_id": [5.0, 5.0, 7.0], "ts": [1.0, 2.0, 1.0], "type": ["click"] * 3})
     for ids in (["5", "7"], [5, 7], [5.0, 7.0]):
-        f = features_many(ev, pd.DataFrame({"session_id": ids, "ts": [9.0, 9.0]}))
+        f = features_many(pd.DataFrame({"session_id": ids, "ts": [9.0, 9.0]}), events=ev)
         assert f["clicks"].tolist() == [2.0, 1.0], ids
 
 
@@ -355,8 +355,8 @@ def test_late_events_are_refused_in_strict_mode_online_and_in_batch():
     with pytest.raises(ValidationError, match="must not go backwards"):
         SessionState("a", strict=True).update_many(rows)
     with pytest.raises(ValidationError, match="row 1: ts of a form_error event must not go backwards"):
-        features_many(_frame(rows), pd.DataFrame({"session_id": ["a"], "ts": [9.0]}), validate=True)
-    f = features_many(_frame(rows), pd.DataFrame({"session_id": ["a"], "ts": [9.0]}))
+        features_many(pd.DataFrame({"session_id": ["a"], "ts": [9.0]}), events=_frame(rows), validate=True)
+    f = features_many(pd.DataFrame({"session_id": ["a"], "ts": [9.0]}), events=_frame(rows))
     assert f["form_errors"].iloc[0] == 0.0 and f.attrs["skipped"]["out_of_order"] == 1
 
 
@@ -367,9 +367,9 @@ def test_strict_validation_uses_the_given_catalogue():
     with pytest.raises(ValidationError, match="channel of a offer_shown event must be one of"):
         SessionState("s", strict=True).update(ev)          # the default catalogue has no video
     log = _frame([ev])
-    features_many(log, pd.DataFrame({"session_id": ["s"], "ts": [2.0]}), validate=True, channels=cat)
+    features_many(pd.DataFrame({"session_id": ["s"], "ts": [2.0]}), events=log, validate=True, channels=cat)
     with pytest.raises(ValidationError, match="row 0: channel"):
-        features_many(log, pd.DataFrame({"session_id": ["s"], "ts": [2.0]}), validate=True)
+        features_many(pd.DataFrame({"session_id": ["s"], "ts": [2.0]}), events=log, validate=True)
 
 
 class _Hostile:
@@ -461,3 +461,32 @@ def test_update_many_refuses_what_is_not_a_list_of_events(events):
     assert s.n_malformed == 1 and s.features_one(now=1.0)["clicks"] == 0.0
     with pytest.raises(ValidationError, match="events must be a list of event dicts"):
         SessionState("s", strict=True).update_many(events)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strict validation: the batch validator applies the per-event rules (one definition, two executors)
+# ---------------------------------------------------------------------------------------------
+_offset = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([-86400.0, 86400.0, 86400.5, 0.0]),
+                    st.none())
+
+
+@settings(max_examples=60, deadline=None)
+@given(offset=_offset)
+def test_validate_events_range_checks_utc_offset_like_validate_event(offset):
+    from nextchannel.schema import validate_event, validate_events
+
+    row = {"session_id": "s", "ts": 1.0, "type": "session_start", "device": "desktop", "language": "en",
+           "referrer": "direct", "customer_id": None, "returning": False, "utc_offset_s": offset}
+    try:
+        validate_event(row)
+        one = None
+    except ValidationError as err:
+        one = str(err)
+    try:
+        validate_events(pd.DataFrame([row]))
+        many = None
+    except ValidationError as err:
+        many = str(err)
+    assert (one is None) == (many is None), (offset, one, many)
+    if one is not None:
+        assert many == f"row 0: {one}"

@@ -41,8 +41,7 @@ def model_set(sim) -> ModelSet:
 def rows(sim, model_set) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features and channel context of 300 decisions."""
     d = sim.decisions.iloc[::7].head(300)
-    X = features_many(sim.events, d[["session_id", "ts", "customer_id"]], sim.customers, sim.contacts,
-                      with_profile=True, profile_config=model_set.profile_config)
+    X = features_many(d[["session_id", "ts", "customer_id"]], events=sim.events, customers=sim.customers, contacts=sim.contacts, with_profile=True, profile_config=model_set.profile_config)
     return X[list(model_set.feature_names)], context_frame(d, model_set.policy.channels)
 
 
@@ -327,8 +326,7 @@ def test_default_bundle_is_calibrated_on_held_out_simulated_data(default_set):
     """Acceptance ECE of the shipped model on a fresh simulation (uniform logging: many offers)."""
     held = simulate(1500, seed=123, config=SimConfig(logging_policy="uniform"))
     d = held.decisions
-    X = features_many(held.events, d[["session_id", "ts", "customer_id"]], held.customers, held.contacts,
-                      with_profile=True, profile_config=default_set.profile_config)
+    X = features_many(d[["session_id", "ts", "customer_id"]], events=held.events, customers=held.customers, contacts=held.contacts, with_profile=True, profile_config=default_set.profile_config)
     p = default_set.outcome_probabilities(X[list(default_set.feature_names)],
                                           context_frame(d, default_set.policy.channels))
     codes = pd.Index(default_set.actions).get_indexer(d["action"])

@@ -23,7 +23,7 @@ from nextchannel.profile import (
     profiles_many,
     validate_contacts,
 )
-from nextchannel.schema import Channel, ChannelCatalogue
+from nextchannel.schema import DEFAULT_LIMITS, Channel, ChannelCatalogue, Limits
 
 DAY = 86400.0
 NAMES = ChannelCatalogue.default().names
@@ -125,9 +125,9 @@ def test_hand_computed_profile():
     })
     log = hand_log()
     customers = pd.DataFrame({"customer_id": ["c1", "c2"], "opt_out_phone": [True, False]})
-    online = profile_one(history_of(log, "c1", customers), as_of)
+    online = profile_one(history_of("c1", contacts=log, customers=customers), as_of)
     assert_profiles_equal(online, want)
-    batch = profiles_many(pd.DataFrame({"customer_id": ["c1"], "ts": [as_of]}), log, customers)
+    batch = profiles_many(pd.DataFrame({"customer_id": ["c1"], "ts": [as_of]}), contacts=log, customers=customers)
     assert_profiles_equal(batch.iloc[0].to_dict(), want)
 
 
@@ -137,7 +137,7 @@ def test_share_uses_as_of_half_life():
     cfg = ProfileConfig(half_life_days=5.0)
     as_of = 25 * DAY
     w_chat, w_phone = 0.5 ** (25 / 5), 0.5 ** (15 / 5)
-    p = profile_one(history_of(log, "c"), as_of, cfg)
+    p = profile_one(history_of("c", contacts=log), as_of, cfg)
     assert p["prof_share_chat"] == pytest.approx(w_chat / (w_chat + w_phone), abs=1e-12)
     assert p["prof_share_phone"] == pytest.approx(w_phone / (w_chat + w_phone), abs=1e-12)
     assert p["prof_days_since_last"] == 15.0
@@ -146,11 +146,11 @@ def test_share_uses_as_of_half_life():
 def test_tie_on_ts_last_channel_is_later_row():
     log = contact_log([("c", 5.0, "email", True, np.nan, 0.0), ("c", 5.0, "chat", True, np.nan, 0.0)])
     at = pd.DataFrame({"customer_id": ["c"], "ts": [5.0]})
-    assert profile_one(history_of(log, "c"), 5.0)["prof_last_channel"] == NAMES.index("chat")
-    assert profiles_many(at, log)["prof_last_channel"].iloc[0] == NAMES.index("chat")
+    assert profile_one(history_of("c", contacts=log), 5.0)["prof_last_channel"] == NAMES.index("chat")
+    assert profiles_many(at, contacts=log)["prof_last_channel"].iloc[0] == NAMES.index("chat")
     rev = log.iloc[::-1]  # log order decides, not index labels
-    assert profile_one(history_of(rev, "c"), 5.0)["prof_last_channel"] == NAMES.index("email")
-    assert profiles_many(at, rev)["prof_last_channel"].iloc[0] == NAMES.index("email")
+    assert profile_one(history_of("c", contacts=rev), 5.0)["prof_last_channel"] == NAMES.index("email")
+    assert profiles_many(at, contacts=rev)["prof_last_channel"].iloc[0] == NAMES.index("email")
 
 
 def test_contact_at_exactly_as_of_counts_and_after_does_not():
@@ -167,7 +167,7 @@ def test_shares_survive_many_half_lives():
     p = profile_one(cust, 1000 * DAY, cfg)
     assert p["prof_share_chat"] == p["prof_share_phone"] == 0.5
     log = contact_log([("c", 0.0, "chat", True, np.nan, 0.0), ("c", 0.0, "phone", True, np.nan, 0.0)])
-    b = profiles_many(pd.DataFrame({"customer_id": ["c"], "ts": [1000 * DAY]}), log, config=cfg)
+    b = profiles_many(pd.DataFrame({"customer_id": ["c"], "ts": [1000 * DAY]}), contacts=log, config=cfg)
     assert b["prof_share_chat"].iloc[0] == b["prof_share_phone"].iloc[0] == 0.5
 
 
@@ -182,7 +182,7 @@ def test_anonymous_and_unknown_profiles():
     assert new["prof_known"] == 1.0 and new["prof_n_contacts"] == 0.0
     assert profile_one({"customer_id": ""}, 0.0)["prof_known"] == 0.0
     at = pd.DataFrame({"customer_id": [None, np.nan, "", "new"], "ts": [0.0, 0.0, 0.0, 0.0]})
-    assert profiles_many(at, hand_log())["prof_known"].tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert profiles_many(at, contacts=hand_log())["prof_known"].tolist() == [0.0, 0.0, 0.0, 1.0]
 
 
 def test_opt_out_forms():
@@ -194,13 +194,13 @@ def test_opt_out_forms():
 
 
 def test_history_of_preserves_log_order_and_types():
-    h = history_of(hand_log(), "c1")
+    h = history_of("c1", contacts=hand_log())
     assert [c["ts"] for c in h["contacts"]] == [0.0, 90 * DAY, 90 * DAY, 180 * DAY, 500 * DAY]
     assert h["contacts"][2]["satisfaction"] is None
     assert type(h["contacts"][0]["resolved"]) is bool
     json.dumps(h)  # JSON-able, as a backend would store it
-    assert history_of(hand_log(), "nobody") == {"customer_id": "nobody", "contacts": [], "opt_out": []}
-    assert history_of(None, "c1")["contacts"] == []
+    assert history_of("nobody", contacts=hand_log()) == {"customer_id": "nobody", "contacts": [], "opt_out": []}
+    assert history_of("c1", contacts=None)["contacts"] == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def worlds(draw):
 
 def request_dict(log, customers, cid, as_keys):
     """What a backend holds: history_of plus opt-outs, as a list or as opt_out_<ch> keys."""
-    d = history_of(log, cid)
+    d = history_of(cid, contacts=log)
     row = customers.loc[customers["customer_id"] == cid]
     opt = [c[len("opt_out_"):] for c in customers.columns if c.startswith("opt_out_")
            and len(row) and bool(row[c].iloc[0])]
@@ -258,7 +258,7 @@ def request_dict(log, customers, cid, as_keys):
 def test_batch_equals_online_row_by_row(world):
     cfg, log, at, customers, as_keys = world
     before = (log.copy(deep=True), at.copy(deep=True), customers.copy(deep=True))
-    batch = profiles_many(at, log, customers, cfg)
+    batch = profiles_many(at, contacts=log, customers=customers, config=cfg)
     pd.testing.assert_frame_equal(log, before[0])
     pd.testing.assert_frame_equal(at, before[1])
     pd.testing.assert_frame_equal(customers, before[2])
@@ -274,13 +274,48 @@ def test_batch_equals_online_row_by_row(world):
         assert (buf[:3] == -7.0).all() and (buf[-2:] == -7.0).all()
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), st.integers(1, 4))
+def test_batch_bounds_contacts_like_online(world, max_contacts):
+    # One bound, Limits.max_contacts: a profile counts the most recent max_contacts contacts up to
+    # its time. Online reads the last max_contacts entries of the history it is given (the
+    # customer's contacts up to the request, in time order); batch keeps the same slice.
+    cfg, log, at, customers, as_keys = world
+    limits = Limits(max_contacts=max_contacts)
+    batch = profiles_many(at, contacts=log, customers=customers, config=cfg, limits=limits)
+    over = 0
+    for i, (cid, now) in enumerate(zip(at["customer_id"], at["ts"])):
+        if cid is None or cid != cid:
+            cust = None
+        else:
+            upto = log.loc[(log["ts"] <= now).to_numpy()].sort_values("ts", kind="stable")
+            cust = request_dict(upto, customers, cid, as_keys)
+            over += max(0, len(cust["contacts"]) - max_contacts)
+        online = profile_one(cust, now, cfg, limits=limits)
+        assert_profiles_equal(batch.iloc[i].to_numpy(), np.array(list(online.values())), names=(cid, now))
+        assert online["prof_n_contacts"] <= max_contacts
+    assert batch.attrs["skipped"]["over_limit"] == over
+
+
+def test_batch_contacts_bound_defaults_to_the_online_default():
+    n = DEFAULT_LIMITS.max_contacts + 500
+    log = contact_log([("c", float(i), "chat" if i < 600 else "email", True, np.nan, 0.0) for i in range(n)])
+    at = pd.DataFrame({"customer_id": ["c", "c"], "ts": [1e9, 10.0]})
+    out = profiles_many(at, contacts=log)
+    assert out["prof_n_contacts"].tolist() == [1000.0, 11.0]
+    assert out["prof_n_email"].iloc[0] == float(n - 600)   # the most recent 1,000: all 900 e-mails
+    assert out.attrs["skipped"] == {"over_limit": 500}
+    online = profile_one(history_of("c", contacts=log), 1e9)
+    assert_profiles_equal(out.iloc[0].to_numpy(), np.array(list(online.values())), names=("c", 1e9))
+
+
 def test_batch_without_contacts_or_customers():
     at = pd.DataFrame({"customer_id": ["a", None], "ts": [1.0, 2.0]}, index=[7, 3])
-    out = profiles_many(at, None)
+    out = profiles_many(at, contacts=None)
     assert out.index.tolist() == [7, 3]
     assert_profiles_equal(out.loc[7].to_dict(), profile_one({"customer_id": "a"}, 1.0))
     assert_profiles_equal(out.loc[3].to_dict(), profile_one(None, 2.0))
-    assert len(profiles_many(at.iloc[:0], hand_log())) == 0
+    assert len(profiles_many(at.iloc[:0], contacts=hand_log())) == 0
 
 
 def test_batch_chunking_gives_same_result(monkeypatch):
@@ -290,9 +325,9 @@ def test_batch_chunking_gives_same_result(monkeypatch):
                                rng.random(m) < 0.5, np.where(rng.random(m) < 0.5, np.nan, 3.0),
                                rng.random(m) * 100)))
     at = pd.DataFrame({"customer_id": rng.choice(POOL + [None], 300), "ts": rng.integers(-5, 60, 300) * DAY})
-    whole = profiles_many(at, log)
+    whole = profiles_many(at, contacts=log)
     monkeypatch.setattr(prof, "_PAIR_CHUNK", 37)
-    pd.testing.assert_frame_equal(profiles_many(at, log), whole)
+    pd.testing.assert_frame_equal(profiles_many(at, contacts=log), whole)
 
 
 def test_batch_accepts_common_dtypes():
@@ -301,14 +336,14 @@ def test_batch_accepts_common_dtypes():
     alt["resolved"] = alt["resolved"].astype(int)  # 0/1 instead of bool
     alt["ts"] = (alt["ts"]).astype(np.int64)
     at = pd.DataFrame({"customer_id": ["c1", "c2"], "ts": [100 * DAY, 100 * DAY]})
-    pd.testing.assert_frame_equal(profiles_many(at, alt), profiles_many(at, log))
+    pd.testing.assert_frame_equal(profiles_many(at, contacts=alt), profiles_many(at, contacts=log))
 
 
 # ---------------------------------------------------------------------------------------------
 # profile_into
 # ---------------------------------------------------------------------------------------------
 def test_profile_into_equals_profile_one_and_counts_skips():
-    cust = history_of(hand_log(), "c1")
+    cust = history_of("c1", contacts=hand_log())
     cust["contacts"].append({"ts": 1.0, "channel": "fax", "resolved": True})
     cust["opt_out"] = ["phone", "pigeon"]
     buf = np.zeros(50)
@@ -385,7 +420,7 @@ def test_lenient_string_opt_out_is_one_channel():
 @pytest.mark.parametrize("as_of", [float("nan"), float("inf"), None, "now", True])
 def test_bad_as_of_raises_in_both_modes(as_of):
     for strict in (False, True):
-        with pytest.raises(ValidationError, match="as_of must be a finite number"):
+        with pytest.raises(ValidationError, match="now must be a finite number"):
             profile_one(None, as_of, strict=strict)
 
 
@@ -397,7 +432,7 @@ def test_lenient_web_path_never_raises_on_garbage():
 
 
 def test_strict_and_lenient_agree_on_valid_input():
-    cust = history_of(hand_log(), "c1", pd.DataFrame({"customer_id": ["c1"], "opt_out_email": [True]}))
+    cust = history_of("c1", contacts=hand_log(), customers=pd.DataFrame({"customer_id": ["c1"], "opt_out_email": [True]}))
     assert_profiles_equal(profile_one(cust, 200 * DAY, strict=True), profile_one(cust, 200 * DAY))
 
 
@@ -446,7 +481,7 @@ def test_validate_contacts_rejects(log, match):
         validate_contacts(log)
     if isinstance(log, pd.DataFrame):
         with pytest.raises(ValidationError, match=match):
-            profiles_many(pd.DataFrame({"customer_id": ["c1"], "ts": [1.0]}), log)
+            profiles_many(pd.DataFrame({"customer_id": ["c1"], "ts": [1.0]}), contacts=log)
 
 
 def test_validate_contacts_accepts_good_logs_unchanged():
@@ -456,13 +491,13 @@ def test_validate_contacts_accepts_good_logs_unchanged():
     assert validate_contacts(empty) is empty
     small = contact_log([("c", 0.0, "email", True, np.nan, 0.0)])
     with pytest.raises(ValidationError, match="channel must be one of"):
-        validate_contacts(small, SMALL_CAT)
+        validate_contacts(small, channels=SMALL_CAT)
 
 
 @pytest.mark.parametrize("at, customers, match", [
-    (pd.DataFrame({"customer_id": ["c1"]}), None, r"at must have columns \['customer_id', 'ts'\], missing \['ts'\]"),
-    (pd.DataFrame({"customer_id": ["c1", "c2"], "ts": [1.0, np.nan]}), None, "at row 1: ts must be a finite number"),
-    ({"customer_id": ["c1"], "ts": [1.0]}, None, "at must be a pandas DataFrame, got dict"),
+    (pd.DataFrame({"customer_id": ["c1"]}), None, r"decisions must have columns \['customer_id', 'ts'\], missing \['ts'\]"),
+    (pd.DataFrame({"customer_id": ["c1", "c2"], "ts": [1.0, np.nan]}), None, "decisions row 1: ts must be a finite number"),
+    ({"customer_id": ["c1"], "ts": [1.0]}, None, "decisions must be a pandas DataFrame, got dict"),
     (pd.DataFrame({"customer_id": ["c1"], "ts": [1.0]}), pd.DataFrame({"id": ["c1"]}),
      "customers must have a column 'customer_id'"),
     (pd.DataFrame({"customer_id": ["c1"], "ts": [1.0]}), pd.DataFrame({"customer_id": ["c1", "c1"]}),
@@ -473,14 +508,14 @@ def test_validate_contacts_accepts_good_logs_unchanged():
 ])
 def test_profiles_many_rejects_bad_at_and_customers(at, customers, match):
     with pytest.raises(ValidationError, match=match):
-        profiles_many(at, good_log(), customers)
+        profiles_many(at, contacts=good_log(), customers=customers)
 
 
 def test_customers_missing_flags_and_foreign_columns():
     customers = pd.DataFrame({"customer_id": ["c1", "c2"], "opt_out_phone": [np.nan, 1.0],
                               "opt_out_pigeon": [True, True], "age_band": ["30-39", "50-59"]})
     at = pd.DataFrame({"customer_id": ["c1", "c2", "c9", None], "ts": [0.0, 0.0, 0.0, 0.0]})
-    out = profiles_many(at, good_log(), customers)
+    out = profiles_many(at, contacts=good_log(), customers=customers)
     assert out["prof_optout_phone"].tolist() == [0.0, 1.0, 0.0, 0.0]
     assert not any(c.endswith("pigeon") for c in out.columns)
 
@@ -493,8 +528,8 @@ def test_customer_ids_never_reach_log_records(caplog):
     cust = {"customer_id": "secret-customer-4711", "opt_out": ["fax"],
             "contacts": [{"ts": 1.0, "channel": "pigeon", "resolved": True}]}
     with caplog.at_level(logging.DEBUG, logger="nextchannel"):
-        profile_one(cust, as_of=5.0)
-        profile_one("secret-customer-4711", as_of=5.0)
+        profile_one(cust, now=5.0)
+        profile_one("secret-customer-4711", now=5.0)
     assert caplog.records and not any("4711" in r.getMessage() for r in caplog.records)
 
 
@@ -505,12 +540,12 @@ def test_contacts_per_profile_are_bounded():
 
     contacts = [{"ts": float(i), "channel": "chat" if i < 9_000 else "email", "resolved": True}
                 for i in range(10_000)]
-    p = profile_one({"customer_id": "c", "contacts": contacts}, as_of=1e6)
+    p = profile_one({"customer_id": "c", "contacts": contacts}, now=1e6)
     assert p["prof_n_contacts"] == 1_000.0 and p["prof_n_email"] == 1_000.0   # the most recent 1,000
-    small = profile_one({"customer_id": "c", "contacts": contacts}, as_of=1e6, limits=Limits(max_contacts=10))
+    small = profile_one({"customer_id": "c", "contacts": contacts}, now=1e6, limits=Limits(max_contacts=10))
     assert small["prof_n_contacts"] == 10.0
     with pytest.raises(ValidationError, match="contacts must hold at most limits.max_contacts=1000 contacts, got 10000"):
-        profile_one({"customer_id": "c", "contacts": contacts}, as_of=1e6, strict=True)
+        profile_one({"customer_id": "c", "contacts": contacts}, now=1e6, strict=True)
 
 
 class _Hostile(float):
@@ -529,5 +564,5 @@ def test_hostile_contact_values_are_skipped_not_raised():
         {"ts": 1.0, "channel": "chat", "resolved": _Hostile(1.0)},
         {"ts": 1.0, "channel": "chat", "resolved": True, "satisfaction": _Hostile(3.0)},
         {"ts": 2.0, "channel": "chat", "resolved": True}], "opt_out_phone": _Hostile(1.0)}
-    p = profile_one(cust, as_of=5.0)
+    p = profile_one(cust, now=5.0)
     assert p["prof_n_contacts"] == 1.0 and p["prof_optout_phone"] == 1.0

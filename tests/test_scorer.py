@@ -44,7 +44,7 @@ class Case(NamedTuple):
     """One decision point in every form the scorer takes."""
 
     state: SessionState          # replayed events with ts <= the decision's ts
-    customer: dict | None        # history_of(contacts, cid, customers)
+    customer: dict | None        # history_of(cid, contacts=..., customers=...)
     context: dict                # flat open_/wait_/lang_ok_ from the decision row
     now: float
     session_id: str
@@ -76,7 +76,7 @@ def _cases(sim: Any, channels: tuple[str, ...]) -> list[Case]:
         customer = None
         if isinstance(cid, str) and cid:
             if cid not in customers:
-                customers[cid] = history_of(sim.contacts, cid, sim.customers)
+                customers[cid] = history_of(cid, contacts=sim.contacts, customers=sim.customers)
             customer = customers[cid]
         out.append(Case(state, customer, ctx, now, sid, events, i))
     return out
@@ -160,7 +160,7 @@ def test_decide_one_equals_plain_and_many(default_set, sim, cases, policy, reaso
     if reasons == "all":
         assert sum(bool(d.reasons) for d in fast if not d.offer) >= 5
 
-    many = sc.decide_many(sim.decisions, sim.events, sim.customers, sim.contacts)
+    many = sc.decide_many(sim.decisions, events=sim.events, customers=sim.customers, contacts=sim.contacts)
     assert len(many) == len(cases)
     for c, d, (_, r) in zip(cases, fast, many.iterrows()):
         _assert_same(d, _row_decision(r, sc.actions, d.model_version), f"decide_many row {c.row}")
@@ -712,7 +712,7 @@ def test_own_decisions_feed_facts_compare_and_report(own_scorer, tmp_path):
     assert f.n_decision_points == 600 and f.top_reasons is not None
     assert any("plan: type = " in p for p in f.top_reasons["phrase"])
     never = np.column_stack([np.ones(600), np.zeros((600, 2))])
-    c = compare(never, out, d, actions=own_scorer.actions, reward_hat=out)
+    c = compare(d, champion=never, challenger=out, actions=own_scorer.actions, reward_hat=out)
     assert c.verdict == "better"
     assert (write_report(tmp_path / "r", decisions=out, logs=d) / "index.html").is_file()
 
@@ -729,7 +729,7 @@ def test_web_and_own_features_together():
     assert ms.feature_names[-2:] == ("f0", "f1") and ms.feature_spec.names == ("loyalty tier", "stage")
     scorer = Scorer(ms, reasons="all")
     dec = s.decisions.head(40)
-    out = scorer.decide_many(dec, s.events, features=own.head(40))
+    out = scorer.decide_many(dec, events=s.events, features=own.head(40))
     ev = s.events
     for i in range(0, 40, 7):
         row = dec.iloc[i]

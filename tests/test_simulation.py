@@ -612,7 +612,7 @@ def test_closed_loop_state_is_what_the_log_replays_to(recorded) -> None:
     # At each decision point the live SessionState and customer dict give exactly the features that
     # features_many computes from the resulting log: the policy saw every earlier event, and only those.
     res, rec = recorded
-    X = features_many(res.events, res.decisions[["session_id", "ts", "customer_id"]], res.customers, res.contacts)
+    X = features_many(res.decisions[["session_id", "ts", "customer_id"]], events=res.events, customers=res.customers, contacts=res.contacts)
     live = pd.DataFrame([s["features"] for s in rec.seen])
     pd.testing.assert_frame_equal(live.reset_index(drop=True), X[list(live.columns)].reset_index(drop=True),
                                   check_dtype=False)
@@ -730,7 +730,7 @@ def test_scorer_closed_loop() -> None:
     d = res.decisions
     assert res.policy == "Scorer" and len(d) > 300 and set(d["action"]) <= set(ACTIONS)
     assert (d["action"] != "none").any() and (d["propensity"] == 1.0).all()
-    again = scorer.decide_many(d, res.events, res.customers, res.contacts)
+    again = scorer.decide_many(d, events=res.events, customers=res.customers, contacts=res.contacts)
     assert (again["action"].to_numpy() == d["action"].to_numpy()).all()
     shown = d.groupby("session_id")["action"].apply(lambda a: (a != "none").sum())
     assert shown.max() <= scorer.model_set.policy.max_offers_per_session

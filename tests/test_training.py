@@ -73,8 +73,7 @@ def test_trained_set_scores_decisions(sim, model_set):
     from nextchannel.features import features_many
 
     d = sim.decisions.head(50)
-    X = features_many(sim.events, d[["session_id", "ts", "customer_id"]], sim.customers, sim.contacts,
-                      with_profile=True, profile_config=model_set.profile_config)
+    X = features_many(d[["session_id", "ts", "customer_id"]], events=sim.events, customers=sim.customers, contacts=sim.contacts, with_profile=True, profile_config=model_set.profile_config)
     ev = model_set.expected_values(X, context_frame(d, model_set.policy.channels))
     assert ev.shape == (50, len(model_set.actions)) and np.isfinite(ev).all()
     assert model_set.offer_model.predict(X).shape == (50,)

@@ -1,5 +1,20 @@
 // The example shop's own behaviour (cart in localStorage, search, checkout checks) and its calls to
 // the nextchannel tracker API. The tracker is configured here and loaded after this file.
+
+// The layout every page shares, written once: the header with the navigation, and the consent bar
+// (built before the tracker loads, which asks for consent through it).
+(function layout() {
+  var header = document.createElement("header");
+  header.innerHTML = '<strong>Example shop</strong><a href="/">Home</a><a href="product.html">Products</a>' +
+    '<a href="cart.html">Cart</a><a href="checkout.html">Checkout</a><a href="help.html">Help</a>';
+  document.body.insertBefore(header, document.body.firstChild);
+  var bar = document.createElement("div");
+  bar.id = "consent";
+  bar.hidden = true;
+  bar.innerHTML = "This shop may offer you help (chat, callback, ...) based on how you browse. " +
+    '<button id="consent-yes">Allow</button> <button id="consent-no">No</button>';
+  document.body.appendChild(bar);
+})();
 window.nextchannelConfig = {
   endpoint: "",
   idleSeconds: 10,

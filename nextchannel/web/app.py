@@ -45,7 +45,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from nextchannel.errors import NextChannelError, ValidationError
+from nextchannel.errors import NextChannelError, ValidationError, excerpt
 from nextchannel.features import SessionState
 from nextchannel.policy import Decision
 from nextchannel.schema import EVENT_FIELDS, LANGUAGES, NONE_ACTION, validate_event
@@ -127,13 +127,36 @@ def _str_field(v: Any) -> Any:
     return v[:_MAX_STR] if isinstance(v, str) else v
 
 
+def _scalar(v: Any) -> bool:
+    """What an event field may hold: a JSON scalar — finite numbers, strings encodable as UTF-8.
+
+    Lists and objects (possibly nested ~1,000 deep, which ``json.loads`` accepts), ``NaN`` and
+    ``Infinity`` (which it accepts too) and strings with a lone surrogate (``"\\ud800"`` is valid
+    JSON) never reach the state, the logs (strict UTF-8 JSON) or a message.
+    """
+    t = type(v)
+    if v is None or t is bool or t is int:
+        return True
+    if t is float:
+        return v - v == 0.0
+    if t is str:
+        if v.isascii():
+            return True
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    return False
+
+
 def _parse_events(body: Any, max_events: int,
                   channels: Any) -> tuple[str, str | None, list[dict[str, Any]], list[dict[str, Any]]]:
     if not isinstance(body, dict):
         raise _Bad(400, f"body must be a JSON object, got {type(body).__name__}")
     sid = body.get("session_id")
     if not isinstance(sid, str) or not _ID.match(sid):
-        raise _Bad(400, f"session_id must be a string of 1-128 letters, digits or '_.:-', got {sid!r}"[:300])
+        raise _Bad(400, f"session_id must be a string of 1-128 letters, digits or '_.:-', got {excerpt(sid)}")
     cid = body.get("customer_id")
     if cid is not None and (not isinstance(cid, str) or not _ID.match(cid)):
         raise _Bad(400, "customer_id must be a string of 1-128 letters, digits or '_.:-'")
@@ -155,6 +178,10 @@ def _parse_events(body: Any, max_events: int,
         for f in EVENT_FIELDS.get(etype, ()) if isinstance(etype, str) else ():
             if f in e:
                 clean[f] = _str_field(e[f])
+        for f, v in clean.items():
+            if not _scalar(v):
+                raise _Bad(422, f"events[{i}].{f} must be a string, finite number, boolean or null, "
+                                f"got {excerpt(v)}")
         if etype == "session_start" and cid is not None and clean.get("customer_id") in (None, ""):
             clean["customer_id"] = cid
         try:
@@ -178,8 +205,8 @@ def _parse_outcome(body: Any, channels: Any) -> dict[str, Any]:
     if not isinstance(did, str) or not _ID.match(did):
         raise _Bad(400, "decision_id must be the decision_id of a decision (1-128 letters, digits or '_.:-')")
     outcome = body.get("outcome")
-    if outcome not in OUTCOMES:
-        raise _Bad(400, f"outcome must be one of {list(OUTCOMES)}, got {outcome!r}"[:300])
+    if type(outcome) is not str or outcome not in OUTCOMES:
+        raise _Bad(400, f"outcome must be one of {list(OUTCOMES)}, got {excerpt(outcome)}")
     rec: dict[str, Any] = {"decision_id": did, "outcome": outcome}
     sid = body.get("session_id")
     if sid is not None:
@@ -188,13 +215,13 @@ def _parse_outcome(body: Any, channels: Any) -> dict[str, Any]:
         rec["session_id"] = sid
     ch = body.get("channel")
     if ch is not None:
-        if ch not in channels.names:
-            raise _Bad(400, f"channel must be one of {list(channels.names)}, got {ch!r}"[:300])
+        if type(ch) is not str or ch not in channels.names:
+            raise _Bad(400, f"channel must be one of {list(channels.names)}, got {excerpt(ch)}")
         rec["channel"] = ch
     ts = body.get("ts")
     if ts is not None:
-        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
-            raise _Bad(400, f"ts must be a finite number of seconds, got {ts!r}"[:300])
+        if type(ts) not in (int, float) or (type(ts) is int and ts.bit_length() > 1000) or not math.isfinite(ts):
+            raise _Bad(400, f"ts must be a finite number of seconds, got {excerpt(ts)}")
         rec["ts"] = float(ts)
     return rec
 
@@ -213,6 +240,8 @@ async def _read_json(request: Request, max_bytes: int) -> Any:
         return json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as err:
         raise _Bad(400, f"body must be JSON: {err}"[:300]) from None
+    except RecursionError:  # arrays/objects nested deeper than the parser's stack allows
+        raise _Bad(400, "body must be JSON nested less deep (the parser's recursion limit was reached)") from None
 
 
 def _safe_none(scorer: Any, why: str) -> Decision:
@@ -410,12 +439,15 @@ def create_app(scorer: Any, store: SessionStore | None = None, log: DecisionLog 
         if not hmac.compare_digest(auth.encode(), f"Bearer {admin_token}".encode()):
             return error(401, "authorization must be 'Bearer <admin token>'")
         try:
-            body = await _read_json(request, max_body_bytes) if int(request.headers.get("content-length") or 0) else {}
+            length = request.headers.get("content-length") or "0"
+            body = await _read_json(request, max_body_bytes) if not length.isdigit() or int(length) else {}
         except _Bad as bad:
             return error(bad.status, str(bad))
         path = body.get("path", bundle_path) if isinstance(body, dict) else None
         if path is None:
             return error(400, "path must name a bundle or publish root (none configured)")
+        if not isinstance(path, (str, Path)) or (isinstance(path, str) and not _scalar(path)):
+            return error(400, f"path must be a string naming a bundle or publish root, got {excerpt(path)}")
         old = scorer.model_version
         try:
             await run_in_threadpool(scorer.reload, str(path))
