@@ -67,20 +67,21 @@ def closed_loop_row(res: SimResult) -> dict[str, Any]:
 
 
 def closed_loop_table(policies: Mapping[str, Any], config: SimConfig, n_sessions: int,
-                      seeds: tuple[int, ...]) -> pd.DataFrame:
+                      seeds: tuple[int, ...], per_session: bool = False) -> Any:
     """Each policy deciding live on fresh sessions of every seed; one row per policy (seeds pooled).
 
     Adds ``norm_vs_full_info`` = (V − V(never)) / (V(full-information) − V(never)) with a 95%
     interval. Every policy meets the same visitors (the population of a seed does not depend on the
     policy), so the interval is computed from per-session *paired* differences to "never offer"
     (delta method for the ratio), which removes the visitor-to-visitor spread they share.
+    With ``per_session``, returns ``(table, {name: per-session expected reward})``.
     """
-    rows, per_session = [], {}
+    rows, per_session_values = [], {}
     for name, pol in policies.items():
         t0 = time.perf_counter()
         parts = [simulate(n_sessions, seed=s, config=config, policy=pol) for s in seeds]
         sessions = pd.concat([p.sessions for p in parts], ignore_index=True)
-        per_session[name] = sessions["expected_reward"].to_numpy(dtype=float)
+        per_session_values[name] = sessions["expected_reward"].to_numpy(dtype=float)
         row = closed_loop_row(SimResult(customers=parts[0].customers, contacts=parts[0].contacts,
                                         events=parts[0].events, decisions=parts[0].decisions, config=config,
                                         sessions=sessions))
@@ -88,12 +89,12 @@ def closed_loop_table(policies: Mapping[str, Any], config: SimConfig, n_sessions
         rows.append(row)
     tab = pd.DataFrame(rows).set_index("policy")
     if "never offer" in tab.index and "full-information" in tab.index:
-        r0, rf = per_session["never offer"], per_session["full-information"]
+        r0, rf = per_session_values["never offer"], per_session_values["full-information"]
         n = len(r0)
         b = float(np.mean(rf - r0))
         norm, lo, hi, gain_se = [], [], [], []
         for name in tab.index:
-            dv = per_session[name] - r0
+            dv = per_session_values[name] - r0
             ratio = float(np.mean(dv)) / b
             se = float(np.std(dv - ratio * (rf - r0), ddof=1) / math.sqrt(n) / abs(b))
             norm.append(ratio)
@@ -103,7 +104,7 @@ def closed_loop_table(policies: Mapping[str, Any], config: SimConfig, n_sessions
         tab["gain_vs_never"] = tab["value"] - tab.loc["never offer", "value"]
         tab["gain_se_paired"] = gain_se
         tab["norm_vs_full_info"], tab["norm_ci_low"], tab["norm_ci_high"] = norm, lo, hi
-    return tab
+    return (tab, per_session_values) if per_session else tab
 
 
 def deployable(ms: ModelSet) -> Scorer:

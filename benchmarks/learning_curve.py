@@ -93,10 +93,10 @@ def main() -> None:
         v1_l, v1_f = one_step_value(learned, te), one_step_value(full, te)
         v1_cm = one_step_channel_model(ms, te)
         if args.closed_loop_sessions:
-            cl = closed_loop_table({"never offer": "never", "learned": learned, "full-information": full}, cfg,
-                                   args.closed_loop_sessions, (2001,))
+            cl = closed_loop_table({"never offer": "never", "trigger rule": "rule", "learned": learned,
+                                    "full-information": full}, cfg, args.closed_loop_sessions, (2001,))
         else:  # one-step figures only
-            cl = pd.DataFrame(np.nan, index=["never offer", "learned", "full-information"],
+            cl = pd.DataFrame(np.nan, index=["never offer", "trigger rule", "learned", "full-information"],
                               columns=["value", "norm_vs_full_info", "norm_ci_low", "norm_ci_high",
                                        "needless_offer_share"])
         row = {"label": label, "world": args.world, "train_sessions": n, "train_rows": int(ms.meta["rows"]),
@@ -109,13 +109,18 @@ def main() -> None:
                "closed_norm": cl.loc["learned", "norm_vs_full_info"],
                "closed_norm_low": cl.loc["learned", "norm_ci_low"], "closed_norm_high": cl.loc["learned", "norm_ci_high"],
                "needless_share_learned": cl.loc["learned", "needless_offer_share"],
+               "closed_rule": cl.loc["trigger rule", "value"],
+               "needless_share_rule": cl.loc["trigger rule", "needless_offer_share"],
+               "offers_per_session_learned": cl.loc["learned", "offers_per_session"] if "offers_per_session" in cl else
+               float("nan"),
                "train_config": tcfg.to_dict()}
         rows.append(row)
         print(f"n={n:>7,d}  trained {t_train:6.0f} s  one-step learned/full-info {row['one_step_norm']:.3f}  "
               f"(channel model's own EVs {row['one_step_channel_model_norm']:.3f})  closed-loop {row['closed_norm']:.3f} [{row['closed_norm_low']:.3f}, {row['closed_norm_high']:.3f}]  "
               f"(values: learned {v1_l:.4f} / {row['closed_learned']:.4f}, full-info {v1_f:.4f} / "
               f"{row['closed_full_info']:.4f}, never {v_never_1:.4f} / {row['closed_never']:.4f}; "
-              f"needless offer share {row['needless_share_learned']:.3f})", flush=True)
+              f"needless offer share {row['needless_share_learned']:.3f}, the rule's {row['needless_share_rule']:.3f}; "
+              f"rule closed-loop {row['closed_rule']:.4f})", flush=True)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("a") as f:

@@ -243,8 +243,11 @@ def _report(args: argparse.Namespace) -> int:
 def _loop(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    import dataclasses
+
     from nextchannel.learning_loop import run_learning_loop
     from nextchannel.plots import plot_learning_loop
+    from nextchannel.policy import PolicyConfig
     from nextchannel.simulation import SimConfig
     from nextchannel.training import TrainConfig
 
@@ -252,13 +255,19 @@ def _loop(args: argparse.Namespace) -> int:
         raise _UsageError("--n-estimators cannot be combined with --config (the config file sets the learner; "
                           "edit it instead)")
     cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
+    if args.config and args.target is not None:
+        raise _UsageError("--target cannot be combined with --config (the config file sets the learner; edit it instead)")
     tcfg = TrainConfig.from_json(_read_text(args.config, "--config")) if args.config else TrainConfig(
-        n_estimators=300 if args.n_estimators is None else args.n_estimators)
+        n_estimators=300 if args.n_estimators is None else args.n_estimators, target=args.target or "one_step")
     print(f"learning loop: {args.weeks} weeks x {args.sessions:,} sessions of the {args.world} world (seed {args.seed}); "
-          f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with epsilon "
-          f"{args.epsilon:g}")
-    loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, train_config=tcfg,
-                             epsilon=args.epsilon, root=args.publish)
+          f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with "
+          + (f"softmax exploration (temperature {args.temperature:g})" if args.exploration == "softmax"
+             else f"epsilon {args.epsilon:g}") + f"; value target {tcfg.target}")
+    pol = dataclasses.replace(PolicyConfig.from_sim(cfg), offer_margin=args.offer_margin) \
+        if args.offer_margin is not None else None
+    loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, train_config=tcfg, policy=pol,
+                             epsilon=args.epsilon, exploration=args.exploration, temperature=args.temperature,
+                             root=args.publish)
     w = loop.weeks.merge(loop.references, on="week")
     w["normalised"] = (w["value"] - w["never"]) / (w["oracle"] - w["never"])
     cols = ["week", "deployed", "value", "value_low", "value_high", "normalised", "greedy_value", "exploration_cost",
@@ -371,6 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sessions", type=int, default=10000, help="sessions per week")
     p.add_argument("--world", default="default", help="default, phone_costly, long_queues, mobile_heavy, problem_heavy")
     p.add_argument("--epsilon", type=float, default=0.1, help="exploration of the deployed learned policy")
+    p.add_argument("--exploration", choices=("epsilon", "softmax"), default="epsilon",
+                   help="how the deployed learned policy explores (default epsilon)")
+    p.add_argument("--temperature", type=float, default=0.3, help="temperature of softmax exploration (default 0.3)")
+    p.add_argument("--offer-margin", type=float, default=None,
+                   help="PolicyConfig.offer_margin of the learned policies (default: the world's, 0)")
+    p.add_argument("--target", choices=("one_step", "session"), default=None,
+                   help="value target of the learner (TrainConfig.target; default one_step)")
     p.add_argument("--n-estimators", type=int, default=None, help="trees per head (default 300)")
     p.add_argument("--config", help="TrainConfig JSON file (not with --n-estimators)")
     p.add_argument("--seed", type=int, default=0)

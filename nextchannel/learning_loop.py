@@ -8,7 +8,11 @@ and the scorer (deployment). Week 1 is logged by the trigger rule with explorati
    deployed policies logged) — with a random fifth of the sessions held out for the gate;
 2. the gate: the challenger's greedy policy against the champion's (the current policy, the
    trigger rule at first) with :func:`nextchannel.evaluate.compare` — doubly robust, paired, on
-   the held-out logged decisions; publish only when the challenger is not worse;
+   the held-out logged decisions; publish only when the challenger is not worse — *better* when
+   its offer rate differs from the champion's by more than a factor ``offer_rate_ratio`` (a
+   wide interval must not let a policy that changes the offer rate through), and never when
+   :func:`~nextchannel.train`'s guard fell back to a constant action (the constant is chosen on
+   noisy held-out values; the champion stays);
 3. deploy the champion with epsilon exploration (its propensities are logged) and simulate the
    next week closed-loop under it; a shadow run of the same week under the greedy champion
    (same seed, no exploration) measures the exploration's cost.
@@ -41,11 +45,11 @@ import pandas as pd
 from nextchannel.errors import ConfigError
 from nextchannel.features import features_many
 from nextchannel.modelset import ModelSet
-from nextchannel.policy import PolicyConfig
+from nextchannel.policy import PolicyConfig, eligibility_frame
 from nextchannel.scorer import Scorer
 from nextchannel.schema import PAGE_TYPES
 from nextchannel.simulation import SimConfig, SimResult, simulate
-from nextchannel.training import TrainConfig, context_frame, train
+from nextchannel.training import TrainConfig, context_frame, session_reward, train
 
 __all__ = ["LoopResult", "run_learning_loop", "WEEK_COLUMNS"]
 
@@ -74,8 +78,10 @@ class LoopResult:
         ``greedy_value``, the same week under the greedy version of that policy, and
         ``exploration_cost`` = ``greedy_value - value``; ``offers_per_session``, the share of offers
         that went to visitors who needed none (``needless_offer_share``) and their number per
-        session; the gate that chose the policy (``gate``: ``"first week"``, ``"published"`` or
-        ``"kept: challenger worse"``, with the paired DR difference and its interval) and how many
+        session; the gate that chose the policy (``gate``: ``"first week"``, ``"published"``,
+        ``"published (better; offer rate changed)"``, ``"kept: challenger worse"``,
+        ``"kept: offer rate changed, not better"`` or ``"kept: guard fell back (always <action>)"``,
+        with the paired DR difference and its interval) and how many
         sessions the challenger was trained on.
     model_sets : list of ModelSet or None
         The model set deployed each week (None: the trigger rule).
@@ -116,10 +122,10 @@ def _pool(parts: list[SimResult]) -> SimResult:
                                decisions=cat("decisions"), sessions=cat("sessions"))
 
 
-def _with_exploration(ms: ModelSet, exploration: str, epsilon: float) -> ModelSet:
-    pol = dataclasses.replace(ms.policy, exploration=exploration, epsilon=epsilon)
+def _with_exploration(ms: ModelSet, exploration: str, epsilon: float, temperature: float) -> ModelSet:
+    pol = dataclasses.replace(ms.policy, exploration=exploration, epsilon=epsilon, temperature=temperature)
     return ModelSet(ms.channel_model, ms.value_model, ms.offer_model, pol, ms.profile_config, meta=ms.meta,
-                    evaluation=ms.evaluation)
+                    evaluation=ms.evaluation, constant_action=ms.constant_action)
 
 
 def _held_out(session_ids: pd.Series, share: float, seed: int) -> np.ndarray:
@@ -157,7 +163,8 @@ def _session_stats(res: SimResult) -> dict[str, float]:
 def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed: int = 0,
                       config: SimConfig | None = None, train_config: TrainConfig | None = None,
                       policy: PolicyConfig | None = None, epsilon: float = 0.1, first_week_epsilon: float | None = None,
-                      gate_share: float = 0.2, min_effect: float = 0.0,
+                      gate_share: float = 0.2, min_effect: float = 0.0, offer_rate_ratio: float = 2.0,
+                      exploration: str = "epsilon", temperature: float = 0.3,
                       references: Mapping[str, Any] | None = None, root: str | Path | None = None) -> LoopResult:
     """Run the weekly loop: log → retrain → gate → publish → deploy with exploration → next week.
 
@@ -175,14 +182,25 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
     policy : PolicyConfig, optional
         Business values and contact rules (default: ``PolicyConfig.from_sim(config)``).
     epsilon : float, default 0.1
-        Exploration of the deployed learned policy (epsilon-greedy; propensities logged).
+        Exploration of the deployed learned policy with ``exploration="epsilon"`` (propensities logged).
     first_week_epsilon : float, optional
-        Exploration of week 1's trigger rule (default: ``config.epsilon``).
+        Exploration of week 1's trigger rule (default: ``config.epsilon``); in later weeks in which
+        the rule is still the champion it explores with ``epsilon``.
     gate_share : float, default 0.2
         Share of sessions held out from training for the gate.
     min_effect : float, default 0.0
         Margin of :func:`~nextchannel.evaluate.compare`: the challenger is refused when its DR
         value is below the champion's by more than this, with 95% confidence.
+    offer_rate_ratio : float, default 2.0
+        When the challenger's offer rate on the gate's decisions is more than this factor above or
+        below the champion's, the gate publishes only a challenger that is *better* (not merely
+        not worse).
+    exploration : {"epsilon", "softmax"}, default "epsilon"
+        How the deployed learned policy explores: epsilon-greedy (``epsilon`` spread uniformly over
+        the eligible actions) or softmax over the value gains (``temperature``: actions close to the
+        best are tried, clearly worse ones seldom).
+    temperature : float, default 0.3
+        Temperature of the softmax exploration (in the unit of the business values).
     references : dict, optional
         Name → policy (a ``simulate`` policy, e.g. ``"oracle"``, or a callable
         ``f(logs: SimResult, model_set: ModelSet | None) -> policy`` built each week from the logs
@@ -200,6 +218,10 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
         raise ConfigError(f"gate_share must be in (0, 1), got {gate_share!r}")
     if not 0 <= epsilon <= 1:
         raise ConfigError(f"epsilon must be in [0, 1], got {epsilon!r}")
+    if exploration not in ("epsilon", "softmax"):
+        raise ConfigError(f"exploration must be 'epsilon' or 'softmax', got {exploration!r}")
+    if not offer_rate_ratio >= 1:
+        raise ConfigError(f"offer_rate_ratio must be >= 1, got {offer_rate_ratio!r}")
     from nextchannel.evaluate import compare  # the gate: evaluation tools load only when the loop runs
 
     cfg = config if config is not None else SimConfig()
@@ -218,18 +240,20 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
         wseed = seed * 1000 + week
         if week > 1:
             gate, challenger = _retrain_and_gate(_pool(parts), cfg, pol, tcfg, champion, gate_share, min_effect,
-                                                 compare, seed)
+                                                 offer_rate_ratio, compare, seed)
             if challenger is not None:
                 champion = challenger
                 if root is not None:
                     champion.save(Path(root) / f"week-{week}", overwrite=True)
         if champion is None:
             live = simulate(sessions_per_week, seed=wseed,
-                            config=dataclasses.replace(wcfg, logging_policy="rule_epsilon", epsilon=eps1))
+                            config=dataclasses.replace(wcfg, logging_policy="rule_epsilon",
+                                                       epsilon=eps1 if week == 1 else epsilon))
             greedy = simulate(sessions_per_week, seed=wseed, config=wcfg, policy="rule")
             name, version = "trigger rule + exploration", None
         else:
-            explore = _with_exploration(champion, "epsilon", epsilon) if epsilon > 0 else champion
+            explore = _with_exploration(champion, "softmax", epsilon, temperature) if exploration == "softmax" else \
+                _with_exploration(champion, "epsilon", epsilon, temperature) if epsilon > 0 else champion
             live = simulate(sessions_per_week, seed=wseed, config=wcfg, policy=Scorer(explore, n_reasons=0, seed=wseed))
             greedy = simulate(sessions_per_week, seed=wseed, config=wcfg, policy=Scorer(champion, n_reasons=0))
             name, version = "learned + exploration", champion.version
@@ -251,9 +275,10 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
 
 
 def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: TrainConfig,
-                      champion: ModelSet | None, gate_share: float, min_effect: float, compare: Any,
-                      seed: int) -> tuple[dict[str, Any], ModelSet | None]:
-    """Train a challenger on the logs minus the gate's sessions; compare on the gate's; publish if not worse."""
+                      champion: ModelSet | None, gate_share: float, min_effect: float, offer_rate_ratio: float,
+                      compare: Any, seed: int) -> tuple[dict[str, Any], ModelSet | None]:
+    """Train a challenger on the logs minus the gate's sessions; compare on the gate's; publish if not worse
+    (better, when the offer rate changes by more than ``offer_rate_ratio``; never a guard's constant)."""
     d = logs.decisions
     hold = _held_out(d["session_id"], gate_share, seed)
     train_ids = set(d.loc[~hold, "session_id"])
@@ -272,14 +297,28 @@ def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: 
         p_champ = Scorer(champion, n_reasons=0).decide_many(gd, events=gev, customers=logs.customers,
                                                             contacts=logs.contacts)[
             [f"p_{a}" for a in pol.actions]].to_numpy()
-    reward_hat = challenger.expected_values(
-        features_many(gd[["session_id", "ts", "customer_id"]], events=gev, customers=logs.customers,
-                      contacts=logs.contacts, profile_config=challenger.profile_config)[list(challenger.feature_names)],
-        context_frame(gd, pol.channels))
-    logged = gd.assign(reward=gd["reward"])
+    Xg = features_many(gd[["session_id", "ts", "customer_id"]], events=gev, customers=logs.customers,
+                       contacts=logs.contacts, profile_config=challenger.profile_config)[list(challenger.feature_names)]
+    Cg = context_frame(gd, pol.channels)
+    reward_hat = challenger.expected_values(Xg, Cg)
+    reward = gd["reward"].to_numpy(dtype=float)
+    if tcfg.target == "session":  # the values include the rest of the session: so does the outcome compared
+        reward = session_reward(reward, reward_hat, gd, pol, eligibility_frame(pol, Xg, Cg), tcfg.discount,
+                                continuation=tcfg.continuation)
+    logged = gd.assign(reward=reward)
     c = compare(logged, champion=p_champ, challenger=p_chal, actions=pol.actions, reward_hat=reward_hat,
                 estimator="dr", min_effect=min_effect)
-    ok = c.verdict != "worse"
-    gate = {"gate": "published" if ok else "kept: challenger worse", "gate_difference": float(c.difference),
-            "gate_low": float(c.low), "gate_high": float(c.high), "train_sessions": len(train_ids)}
+    rate_chal, rate_champ = 1.0 - float(p_chal[:, 0].mean()), 1.0 - float(p_champ[:, 0].mean())
+    lo, hi = sorted((rate_chal, rate_champ))
+    needs_better = hi > offer_rate_ratio * lo
+    if challenger.constant_action is not None:
+        ok, verdict = False, f"kept: guard fell back (always {challenger.constant_action})"
+    elif needs_better:
+        ok = c.verdict == "better"
+        verdict = "published (better; offer rate changed)" if ok else "kept: offer rate changed, not better"
+    else:
+        ok = c.verdict != "worse"
+        verdict = "published" if ok else "kept: challenger worse"
+    gate = {"gate": verdict, "gate_difference": float(c.difference), "gate_low": float(c.low),
+            "gate_high": float(c.high), "train_sessions": len(train_ids)}
     return gate, (challenger if ok else None)

@@ -228,7 +228,7 @@ class ChannelModel(_LGBMBase):
 
     def fit(self, X: pd.DataFrame, action: Any, reward: Any = None, propensity: Any = None, *,
             accepted: Any, success: Any, left: Any = None, context: pd.DataFrame | None = None,
-            actions: Sequence[str] | None = None) -> "ChannelModel":
+            actions: Sequence[str] | None = None, early_stopping_rounds: int = 0) -> "ChannelModel":
         """Fit the heads on logged decisions.
 
         Parameters
@@ -243,6 +243,10 @@ class ChannelModel(_LGBMBase):
             (missing columns: wait 0, language served).
         actions : sequence of str, optional
             All actions, ``"none"`` first (default: ``"none"`` + the channels seen, sorted).
+        early_stopping_rounds : int, default 0
+            With > 0, each head stops adding trees (``n_estimators`` is then the most) once its
+            log-loss on the calibration rows has not improved for this many rounds; the trees kept
+            are those of the best round (a fitting setting: the bundle stores only the trees).
         """
         self._check_params()
         X = _check_X(X)
@@ -282,7 +286,9 @@ class ChannelModel(_LGBMBase):
                 Mh = self._design(X, codes, context, STAGE_NONE)
             fit_rows, cal_rows = rows & ~cal, rows & cal
             self.base_rates_[head] = float(y[rows].mean()) if rows.any() else 0.0
-            self.boosters_[head] = self._train(Mh[fit_rows], y[fit_rows], head)
+            valid = (Mh[cal_rows], y[cal_rows].astype(float)) if early_stopping_rounds > 0 and cal_rows.sum() >= 50 \
+                and len(np.unique(y[cal_rows])) == 2 else None
+            self.boosters_[head] = self._train(Mh[fit_rows], y[fit_rows], head, valid, early_stopping_rounds)
             if cal_rows.sum() >= 50 and self.calibration_fraction > 0:
                 raw = self.boosters_[head].predict(Mh[cal_rows])
                 self.calibrators_[head] = Calibrator.fit(raw, y[cal_rows])
@@ -291,7 +297,8 @@ class ChannelModel(_LGBMBase):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _train(self, M: np.ndarray, y: np.ndarray, head: str) -> lgb.Booster:
+    def _train(self, M: np.ndarray, y: np.ndarray, head: str, valid: tuple[np.ndarray, np.ndarray] | None = None,
+               early_stopping_rounds: int = 0) -> lgb.Booster:
         params = _lgb_params(self, "binary", self.random_state)
         mono = [0] * len(self.feature_names_)
         if head in ("accept", "success"):
@@ -306,7 +313,13 @@ class ChannelModel(_LGBMBase):
             y[0] = 1.0 - y[0] if len(y) else 0.0
         ds = lgb.Dataset(M, label=y, feature_name=_lgb_names(self.feature_names_), categorical_feature=cats,
                          free_raw_data=True, params={"verbose": -1, "max_bin": 255})
-        return lgb.train(params, ds, num_boost_round=int(self.n_estimators))
+        if valid is None or len(np.unique(y)) < 2:
+            return lgb.train(params, ds, num_boost_round=int(self.n_estimators))
+        vs = lgb.Dataset(valid[0], label=valid[1], reference=ds, params={"verbose": -1, "max_bin": 255})
+        b = lgb.train({**params, "metric": "binary_logloss"}, ds, num_boost_round=int(self.n_estimators),
+                      valid_sets=[vs], callbacks=[lgb.early_stopping(int(early_stopping_rounds), verbose=False)])
+        # keep the trees of the best round only (the stored text then holds exactly those)
+        return lgb.Booster(model_str=b.model_to_string(num_iteration=b.best_iteration or -1))
 
     def _design(self, X: pd.DataFrame, codes: np.ndarray, context: pd.DataFrame | None,
                 stage: np.ndarray | float = STAGE_NONE) -> np.ndarray:

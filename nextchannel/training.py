@@ -55,7 +55,7 @@ from nextchannel.models import ChannelModel, OfferModel, RewardModel, ValueModel
 from nextchannel.policy import PolicyConfig, eligibility_frame, expected_values, greedy_many
 from nextchannel.profile import ProfileConfig
 
-__all__ = ["TrainConfig", "train", "logged_reward", "context_frame", "select_margin",
+__all__ = ["TrainConfig", "train", "logged_reward", "context_frame", "select_margin", "next_decision", "session_reward",
            "REQUIRED_DECISION_COLUMNS", "KNOWN_DECISION_COLUMNS", "MARGIN_GRID"]
 
 #: Offer margins tried by :func:`select_margin` (in the unit of the business values).
@@ -112,6 +112,25 @@ class TrainConfig:
         skips the check (faster).
     guard_folds : int, default 3
         Folds of the cross-fitting (>= 2).
+    early_stopping_rounds : int, default 0
+        With > 0, each channel-model head stops adding trees once its log-loss on the calibration
+        rows has not improved for this many rounds (``n_estimators`` is then the most); 0: always
+        ``n_estimators`` trees.
+    target : {"one_step", "session"}, default "one_step"
+        What an action's value is. ``"one_step"``: its expected reward at this decision point.
+        ``"session"``: its expected reward plus the value of the rest of the session (fitted-Q
+        iteration, see :func:`train`): a visitor left alone may still solve the problem or accept a
+        later offer, an accepted contact ends the session, a dismissal blocks offers for the
+        cooldown. Needs ``session_id`` and ``ts`` in the decisions.
+    target_iterations : int, default 3
+        Fitted-Q iterations of the ``"session"`` target (each looks one decision point further).
+    continuation : {"greedy", "none"}, default "greedy"
+        The value of the next decision point in the ``"session"`` target: that of its best action
+        under the current model (fitted-Q iteration), or that of offering nothing there (the
+        value of never offering again: a policy-improvement step over "never", free of the
+        upward bias of a maximum over noisy estimates).
+    discount : float, default 1.0
+        Weight of the next decision point's value in the ``"session"`` target, in (0, 1].
     random_state : int, default 0
     n_jobs : int, default 1
 
@@ -137,12 +156,17 @@ class TrainConfig:
     reward_model: str = "pooled"
     guard: bool | str = True
     guard_folds: int = 3
+    early_stopping_rounds: int = 0
+    target: str = "one_step"
+    target_iterations: int = 3
+    continuation: str = "greedy"
+    discount: float = 1.0
     random_state: int = 0
     n_jobs: int = 1
 
     def __post_init__(self) -> None:
         for name in ("n_estimators", "num_leaves", "min_child_samples", "offer_n_estimators", "offer_num_leaves", "value_n_estimators",
-                     "value_num_leaves", "n_jobs"):
+                     "value_num_leaves", "n_jobs", "target_iterations"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
@@ -164,6 +188,15 @@ class TrainConfig:
             raise ConfigError(f"reward_model must be 'per_action' or 'pooled', got {self.reward_model!r}")
         if self.guard not in (True, False, "warn") or (self.guard not in ("warn",) and not isinstance(self.guard, bool)):
             raise ConfigError(f"guard must be True, False or 'warn', got {self.guard!r}")
+        if isinstance(self.early_stopping_rounds, bool) or not isinstance(self.early_stopping_rounds, int) \
+                or self.early_stopping_rounds < 0:
+            raise ConfigError(f"early_stopping_rounds must be an integer >= 0, got {self.early_stopping_rounds!r}")
+        if self.target not in ("one_step", "session"):
+            raise ConfigError(f"target must be 'one_step' or 'session', got {self.target!r}")
+        if self.continuation not in ("greedy", "none"):
+            raise ConfigError(f"continuation must be 'greedy' or 'none', got {self.continuation!r}")
+        if isinstance(self.discount, bool) or not (isinstance(self.discount, (int, float)) and 0 < self.discount <= 1):
+            raise ConfigError(f"discount must be in (0, 1], got {self.discount!r}")
         if isinstance(self.guard_folds, bool) or not isinstance(self.guard_folds, int) or self.guard_folds < 2:
             raise ConfigError(f"guard_folds must be an integer >= 2, got {self.guard_folds!r}")
 
@@ -350,7 +383,7 @@ class _Teacher:
                                        **self._common())
             self.model_.fit(X, decisions["action"], reward, decisions["propensity"], accepted=decisions["accepted"],
                             success=decisions["success"], left=decisions["left"] if "left" in decisions.columns else None,
-                            context=ctx, actions=pol.actions)
+                            context=ctx, actions=pol.actions, early_stopping_rounds=c.early_stopping_rounds)
         elif c.reward_model == "pooled":
             self.model_ = RewardModel(n_estimators=c.n_estimators, **self._common()).fit(
                 X, decisions["action"], reward, actions=pol.actions, context=ctx)
@@ -365,14 +398,76 @@ class _Teacher:
             rows = codes[:, None] == np.arange(len(pol.actions))[None, :]
             self.model_ = ValueModel(n_estimators=c.n_estimators, **self._common()).fit(
                 X, ctx, np.repeat(reward[:, None], len(pol.actions), axis=1), actions=pol.actions, rows=rows)
+        self.continuation_ = None
+        if c.target == "session":
+            self._fit_continuation(X, ctx, decisions)
         return self
 
-    def predict(self, X: pd.DataFrame, ctx: pd.DataFrame) -> np.ndarray:
+    def _fit_continuation(self, X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFrame) -> None:
+        """Fitted-Q iteration: the value of the rest of the session after each action.
+
+        ``C_{k+1}(x_t, a)`` is regressed (one pooled :class:`RewardModel`, the action as an input) on
+        ``discount · max_a' [q(x_{t+1}, a') + C_k(x_{t+1}, a')]`` over the actions eligible at the
+        session's next logged decision point (0 after the last one: the session ended — an accepted
+        contact, leaving — or had no further decision point), ``q`` the immediate expected reward.
+        The next point's features are its own point-in-time features (what the scorer sees there).
+        """
+        c, pol = self.config, self.policy
+        nxt = next_decision(decisions)
+        has = nxt >= 0
+        q_now = self.immediate(X, ctx)
+        elig = eligibility_frame(pol, X, ctx)
+        idx = np.arange(len(X))
+        for _ in range(c.target_iterations):
+            q = q_now if self.continuation_ is None else q_now + self.continuation_.predict(X, ctx)
+            v = q[idx, greedy_many(pol, q, elig)] if c.continuation == "greedy" else q[:, 0]
+            y = np.where(has, c.discount * v[np.maximum(nxt, 0)], 0.0)
+            self.continuation_ = RewardModel(n_estimators=c.n_estimators, **self._common()).fit(
+                X, decisions["action"], y, actions=pol.actions, context=ctx)
+
+    def immediate(self, X: pd.DataFrame, ctx: pd.DataFrame) -> np.ndarray:
+        """Every action's expected reward at this decision point."""
         m = self.model_
         if isinstance(m, ChannelModel):
             p = m.predict_proba(X, ctx)
             return expected_values(self.policy, p["accept"], p["success"], p["leave"])
         return m.predict(X, ctx)
+
+    def predict(self, X: pd.DataFrame, ctx: pd.DataFrame) -> np.ndarray:
+        """Every action's value: the immediate expected reward, plus the continuation (``"session"`` target)."""
+        q = self.immediate(X, ctx)
+        return q if self.continuation_ is None else q + self.continuation_.predict(X, ctx)
+
+
+def next_decision(decisions: pd.DataFrame) -> np.ndarray:
+    """Row position of each decision's next decision point in the same session (by ``ts``), -1 for the last.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"session_id": ["a", "b", "a", "a"], "ts": [5.0, 1.0, 2.0, 9.0]})
+    >>> next_decision(d).tolist()
+    [3, -1, 0, -1]
+    """
+    sid = pd.factorize(decisions["session_id"])[0]
+    ts = pd.to_numeric(decisions["ts"]).to_numpy(dtype=float)
+    order = np.lexsort((np.arange(len(sid)), ts, sid))
+    nxt = np.full(len(sid), -1, dtype=np.int64)
+    same = sid[order[1:]] == sid[order[:-1]]
+    nxt[order[:-1][same]] = order[1:][same]
+    return nxt
+
+
+def session_reward(reward: np.ndarray, q: np.ndarray, decisions: pd.DataFrame, policy: PolicyConfig,
+                   eligible: np.ndarray, discount: float = 1.0, continuation: str = "greedy") -> np.ndarray:
+    """The ``"session"`` target of each logged action: its reward plus the next decision point's value.
+
+    ``reward_t + discount · q(x_{t+1}, π(x_{t+1}))`` with ``π`` greedy on ``q`` (``continuation=
+    "greedy"``) or ``none`` (``"none"``), 0 after the session's last decision point: the outcome
+    the doubly robust estimates of a session-target model are computed on.
+    """
+    nxt = next_decision(decisions)
+    v = q[np.arange(len(q)), greedy_many(policy, q, eligible)] if continuation == "greedy" else q[:, 0]
+    return reward + np.where(nxt >= 0, discount * v[np.maximum(nxt, 0)], 0.0)
 
 
 def _folds(decisions: pd.DataFrame, k: int, seed: int) -> np.ndarray:
@@ -409,6 +504,9 @@ def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFram
             X[~test], ctx[~test], decisions[~test], reward[~test])
         q[test] = t.predict(X[test], ctx[test])
     elig = eligibility_frame(policy, X, ctx)
+    if teacher.config.target == "session":  # the logged action's reward plus the next point's (held-out) value
+        reward = session_reward(reward, q, decisions, policy, elig, teacher.config.discount,
+                                continuation=teacher.config.continuation)
     k = len(policy.actions)
     codes = pd.Index(policy.actions).get_indexer(decisions["action"])
     prop = decisions["propensity"].to_numpy(dtype=float)
@@ -523,6 +621,11 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
         raise ValidationError(f"decisions must be a pandas DataFrame, got {type(decisions).__name__}")
     outcome = _outcome_of(decisions, config)
     _check_decisions(decisions, policy, outcome, events is not None)
+    if config.target == "session":
+        missing = [c for c in ("session_id", "ts") if c not in decisions.columns]
+        if missing:
+            raise ValidationError(f"TrainConfig(target='session') needs the decisions' session_id and ts (to find each "
+                                  f"decision's next decision point), missing {missing}")
     ctx_cols = {f"{k}_{c}{u}" for c in policy.channels.names for k, u in (("open", ""), ("wait", "_s"), ("lang_ok", ""))}
     unused = [c for c in decisions.columns if c not in KNOWN_DECISION_COLUMNS and c not in ctx_cols]
     if outcome == "funnel" and "reward" in decisions.columns:
@@ -566,7 +669,7 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
     vm_params = dict(n_estimators=config.value_n_estimators, num_leaves=config.value_num_leaves,
                      learning_rate=config.value_learning_rate, min_child_samples=config.min_child_samples,
                      categorical_features=cats, random_state=config.random_state, n_jobs=config.n_jobs)
-    if isinstance(teacher.model_, ValueModel):
+    if isinstance(teacher.model_, ValueModel) and teacher.continuation_ is None:
         vm = teacher.model_
     else:
         # distil the teacher into one compact regressor per action (what the scorer evaluates), each
@@ -586,6 +689,10 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
                "the same action; give features that relate to the outcome, or more logs")
         warnings.warn(msg, ConstantModelWarning, stacklevel=3)  # 3: past the accepts_old_form wrapper
         logger.warning(msg)
+    mean_reward = float(reward.mean())
+    if config.target == "session":  # the offer model and the margin learn from the session target as well
+        reward = session_reward(reward, ev, decisions, policy, eligibility_frame(policy, X, ctx), config.discount,
+                                continuation=config.continuation)
     margin_values: dict[float, float] = {}
     if config.tune_margin and cm is not None and cm.holdout_.sum() >= 100:
         hold = cm.holdout_
@@ -612,7 +719,7 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
     offered = (decisions["action"] != "none").to_numpy()
     meta: dict[str, Any] = {
         "rows": int(len(decisions)), "outcome": outcome,
-        "offer_rate": float(offered.mean()), "mean_reward": float(reward.mean()), "train_config": config.to_dict(),
+        "offer_rate": float(offered.mean()), "mean_reward": mean_reward, "train_config": config.to_dict(),
         "offer_margin": policy.offer_margin,
         "margin_dr_values": {f"{k:g}": round(v, 6) for k, v in margin_values.items()},
     }

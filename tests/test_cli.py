@@ -93,6 +93,7 @@ def test_report_from_a_decisions_file(tmp_path, capsys):
     (["demo", "--sessions", "-5"], "nextchannel demo: error: "),
     (["loop", "--config", "c.json", "--n-estimators", "5"], "--n-estimators cannot be combined with --config"),
     (["loop", "--config", "nope.json"], "--config file 'nope.json' does not exist"),
+    (["loop", "--config", "c.json", "--target", "session"], "--target cannot be combined with --config"),
     (["serve", "--workers", "0"], "nextchannel serve: error: --workers must be >= 1, got 0"),
     (["serve", "--workers", "2", "--store", "memory"], "--workers > 1 needs a shared session store"),
 ])

@@ -446,3 +446,67 @@ def test_guard_on_web_funnel_logs(sim):
     assert (ms.constant_action is None) == (g["verdict"] == "better")
     d = g["learned_minus_best_constant"]
     assert d["low"] <= d["difference"] <= d["high"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The "session" value target: an action's reward plus the value of the rest of the session
+# ---------------------------------------------------------------------------------------------
+def _two_step_logs(n_sessions: int = 2500, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sessions of up to two decision points. At the first, "mail" pays 0.5 at once but ends the
+    session; "none" pays nothing and leads to a second point, where "mail" pays 2. Uniform logging."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_sessions):
+        a1 = "mail" if rng.random() < 0.5 else "none"
+        rows.append((f"s{s}", 10.0 * s, 1, a1, (0.5 if a1 == "mail" else 0.0) + rng.normal(0, 0.1)))
+        if a1 == "none":
+            a2 = "mail" if rng.random() < 0.5 else "none"
+            rows.append((f"s{s}", 10.0 * s + 5, 2, a2, (2.0 if a2 == "mail" else 0.0) + rng.normal(0, 0.1)))
+    d = pd.DataFrame(rows, columns=["session_id", "ts", "step", "action", "reward"]).assign(propensity=0.5)
+    return d.drop(columns="step"), d[["step"]]
+
+
+@pytest.mark.filterwarnings("ignore::nextchannel.errors.PersonalisationNotBetterWarning")
+@pytest.mark.parametrize("target, continuation, first_best", [("one_step", "greedy", "mail"),
+                                                             ("session", "greedy", "none"),
+                                                             ("session", "none", "mail")])
+def test_session_target_values_what_an_action_leaves_for_later(target, continuation, first_best) -> None:
+    # with continuation "none" the second point is valued as if nothing were offered there: 0
+    d, X = _two_step_logs()
+    ms = train(decisions=d, features=X, policy=PolicyConfig(channels=["mail"]),
+               config=TrainConfig(n_estimators=40, value_n_estimators=30, offer_n_estimators=5, target=target,
+                                  continuation=continuation, target_iterations=2, guard="warn"))
+    q = ms.expected_values(ms.feature_spec.transform(pd.DataFrame({"step": [1, 2]})),
+                           context_frame(pd.DataFrame(index=range(2)), ms.policy.channels))
+    assert ("mail" if q[0, 1] > q[0, 0] else "none") == first_best
+    assert q[1, 1] > q[1, 0] + 1.5                  # the second point: mail, worth about 2 either way
+    if continuation == "greedy" and target == "session":  # none at the first point is worth the second's mail
+        assert q[0, 0] == pytest.approx(2.0, abs=0.3) and q[0, 1] == pytest.approx(0.5, abs=0.2)
+    else:
+        assert q[0, 0] == pytest.approx(0.0, abs=0.2)
+
+
+def test_session_target_needs_session_and_time() -> None:
+    d, X = _two_step_logs(300)
+    with pytest.raises(ValidationError, match=r"target='session'.*missing \['session_id', 'ts'\]"):
+        train(decisions=d.drop(columns=["session_id", "ts"]), features=X, policy=PolicyConfig(channels=["mail"]),
+              config=TrainConfig(n_estimators=5, target="session", guard=False))
+    with pytest.raises(ConfigError, match="target must be"):
+        TrainConfig(target="forever")
+    with pytest.raises(ConfigError, match="discount"):
+        TrainConfig(discount=0)
+
+
+def test_early_stopping_keeps_fewer_trees_and_the_bundle_holds_them(sim, tmp_path) -> None:
+    pol = PolicyConfig.from_sim(SimConfig())
+    kw = dict(decisions=sim.decisions, events=sim.events, customers=sim.customers, contacts=sim.contacts, policy=pol)
+    ms = train(**kw, config=TrainConfig(n_estimators=400, learning_rate=0.3, offer_n_estimators=5,
+                                        value_n_estimators=10, guard=False, early_stopping_rounds=5))
+    trees = {h: b.num_trees() for h, b in ms.channel_model.boosters_.items()}
+    assert all(1 <= t < 400 for t in trees.values()), trees     # stopped early, on every head
+    ms.save(tmp_path / "b")
+    back = ModelSet.load(tmp_path / "b")
+    assert {h: b.num_trees() for h, b in back.channel_model.boosters_.items()} == trees
+    assert "early_stopping_rounds" not in json.dumps(back.channel_model.get_params())
+    with pytest.raises(ConfigError, match="early_stopping_rounds"):
+        TrainConfig(early_stopping_rounds=-1)
