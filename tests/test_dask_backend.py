@@ -111,3 +111,23 @@ def test_the_scorer_never_imports_dask():
             "print(any(m == 'dask' or m.startswith(('dask.', 'distributed')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_dask_points_give_a_dask_frame_computed_on_the_cluster(cluster, tiny_sim):
+    sim = tiny_sim
+    at = sim.decisions[["session_id", "ts"]]
+    expected = features_many(sim.events, at, with_profile=False)
+    sessions = pd.unique(sim.events["session_id"])
+    halves = [sessions[i::2] for i in range(2)]
+    ev = dd.concat([dd.from_pandas(sim.events[sim.events["session_id"].isin(h)], npartitions=1, sort=False)
+                    for h in halves])
+    at_dd = dd.from_pandas(at, npartitions=3, sort=False)
+    for presplit in (True, False):
+        got = dask_backend.features_many(ev, at_dd, client=cluster, with_profile=False,
+                                         partitioned_by_session=presplit)
+        assert dd.utils.is_dataframe_like(got._meta) and hasattr(got, "npartitions")   # still lazy
+        pd.testing.assert_frame_equal(got.compute().sort_index(), expected.sort_index())
+    # points written with their sessions' events (partition i with partition i): zipped, nothing shuffled
+    at_co = dd.concat([dd.from_pandas(at[at["session_id"].isin(h)], npartitions=1, sort=False) for h in halves])
+    got = dask_backend.features_many(ev, at_co, client=cluster, with_profile=False, copartitioned=True)
+    pd.testing.assert_frame_equal(got.compute().sort_index(), expected.sort_index())
