@@ -20,9 +20,11 @@ fresh process (time = reading the Parquet + featurising every decision point):
 * ``dask-shuffle`` (``--executors``): the same, but the points come as one unpartitioned frame
   and are joined to their session's partition on the cluster (``partitioned_by_session=True``).
 
-Peak RSS: ``ru_maxrss`` of each process; for Dask the sum over driver, scheduler (in the driver
-process for a LocalCluster), worker processes and their nannies -- an upper bound of the peak of
-the sum. Session features only (no profiles): events are what grows. The machine has 2 cores
+Peak RSS: ``ru_maxrss`` of each process; for Dask the sum over the driver (which also runs the
+scheduler and the nannies of a LocalCluster) and the two worker processes -- an upper bound of the
+peak of the sum. CPU s: user + system CPU time of all those processes during the measurement;
+events per CPU second is the per-core rate that the machine's other load does not distort (the
+2 cores are shared; wall-clock rates are what this run got). Session features only (no profiles): events are what grows. The machine has 2 cores
 shared with other work: figures are from one run.
 """
 
@@ -63,18 +65,26 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _usage() -> tuple[float, float]:
+    """(peak RSS in MB, CPU seconds user + system) of this process."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_maxrss / 1024, r.ru_utime + r.ru_stime
+
+
 def run_pandas(folder: str) -> dict:
     import pandas as pd
 
     from nextchannel.features import features_many
 
+    cpu0 = _usage()[1]
     t0 = time.perf_counter()
     events = pd.read_parquet(pathlib.Path(folder) / "events")
     at = pd.read_parquet(pathlib.Path(folder) / "at")
     t1 = time.perf_counter()
     X = features_many(events, at, with_profile=False)
     t2 = time.perf_counter()
-    return {"events": len(events), "rows": len(X), "read_s": t1 - t0, "features_s": t2 - t1, "peak_rss_mb": _rss_mb()}
+    return {"events": len(events), "rows": len(X), "read_s": t1 - t0, "features_s": t2 - t1, "peak_rss_mb": _rss_mb(),
+            "cpu_s": _usage()[1] - cpu0}
 
 
 def run_dask(folder: str, mode: str) -> dict:
@@ -86,6 +96,8 @@ def run_dask(folder: str, mode: str) -> dict:
     c = dask_backend.client(n_workers=2, threads_per_worker=1)
     try:
         c.run(lambda: __import__("nextchannel.features").features and None)  # imports are start-up, not work
+        cpu0 = c.run(_usage)
+        d_cpu0 = _usage()[1]
         t0 = time.perf_counter()
         events = dd.read_parquet(str(pathlib.Path(folder) / "events"))
         if mode == "dask":
@@ -97,14 +109,13 @@ def run_dask(folder: str, mode: str) -> dict:
         sums = c.compute(X.sum(), sync=True)
         n_rows = int(c.compute(X.map_partitions(len).sum(), sync=True)) if mode != "dask" else None
         t1 = time.perf_counter()
-        rss = lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731
-        workers = c.run(rss)
-        nannies = c.run(rss, nanny=True)
+        after = c.run(_usage)
+        workers = {w: u[0] for w, u in after.items()}
+        cpu = sum(after[w][1] - cpu0[w][1] for w in after) + _usage()[1] - d_cpu0
         n_events = int(json.loads((pathlib.Path(folder) / "done.json").read_text())["events"])
         return {"events": n_events, "rows": n_rows, "read_s": 0.0, "features_s": t1 - t0, "finite": bool(pd.Series(sums).notna().all()),
-                "peak_rss_mb": _rss_mb(), "worker_peak_rss_mb": sorted(workers.values()),
-                "nanny_peak_rss_mb": sorted(nannies.values()),
-                "total_peak_rss_mb": _rss_mb() + sum(workers.values()) + sum(nannies.values())}
+                "peak_rss_mb": _rss_mb(), "worker_peak_rss_mb": sorted(workers.values()), "cpu_s": cpu,
+                "total_peak_rss_mb": _rss_mb() + sum(workers.values())}
     finally:
         dask_backend.close(c)
 
@@ -138,7 +149,7 @@ def main() -> None:
         info = json.loads((folder / "done.json").read_text())
         print(f"\n{info['events']:,} events, {info['at']:,} decision points, {info['files']} Parquet files per table")
         print(f"{'executor':>13} {'read s':>7} {'feat. s':>8} {'total s':>8} {'events/s':>10} {'ev/s/core':>10} "
-              f"{'peak RSS MB (all processes)':>28}  detail")
+              f"{'CPU s':>7} {'ev/CPU-s':>9} {'peak RSS MB (all processes)':>28}  detail")
         for mode in args.executors:
             env = dict(os.environ, OMP_NUM_THREADS="1")
             out = subprocess.run([sys.executable, __file__, "--mode", mode, "--folder", str(folder),
@@ -155,11 +166,11 @@ def main() -> None:
             cores = 1 if mode == "pandas" else 2
             rate = r["events"] / secs
             total_rss = r.get("total_peak_rss_mb", r["peak_rss_mb"])
-            detail = (f"driver {r['peak_rss_mb']:,.0f}, workers {', '.join(f'{w:,.0f}' for w in r['worker_peak_rss_mb'])}, "
-                      f"nannies {', '.join(f'{w:,.0f}' for w in r['nanny_peak_rss_mb'])}") if mode != "pandas" else \
+            detail = (f"driver+scheduler+nannies {r['peak_rss_mb']:,.0f}, workers "
+                      f"{', '.join(f'{w:,.0f}' for w in r['worker_peak_rss_mb'])}") if mode != "pandas" else \
                 f"{r['rows']:,} rows"
             print(f"{mode:>13} {r['read_s']:>7.1f} {r['features_s']:>8.1f} {secs:>8.1f} {rate:>10,.0f} "
-                  f"{rate / cores:>10,.0f} {total_rss:>28,.0f}  {detail}")
+                  f"{rate / cores:>10,.0f} {r['cpu_s']:>7.1f} {r['events'] / r['cpu_s']:>9,.0f} {total_rss:>28,.0f}  {detail}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from typing import Any, Iterator
@@ -43,7 +44,7 @@ from nextchannel.errors import ValidationError
 from nextchannel.schema import canonical_ids
 
 __all__ = ["client", "close", "features_many", "train", "partition_by_session", "collect_events",
-           "in_cluster_training"]
+           "in_cluster_training", "read_events", "window_events", "digest"]
 
 logger = logging.getLogger(__name__)
 _PART = "_nc_part"
@@ -418,3 +419,94 @@ def train(*, client: Any = None, events: Any = None, decisions: Any, **kwargs: A
     tm = training_module()
     with _on_cluster(c, tm):
         return tm.train(decisions=decisions, events=events, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The retraining job's event log on the cluster (never collected here)
+# ---------------------------------------------------------------------------------------------
+def read_events(source: Any) -> tuple[Any, list[str]]:
+    """A Dask DataFrame of an event log file or folder (CSV, Parquet, JSON lines), one partition per
+    file, and the files' names (partition ``i`` is file ``i``, for messages).
+
+    Examples
+    --------
+    >>> import pandas as pd, pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"session_id": ["a"], "ts": [1.0], "type": ["click"]}).to_csv(d / "e.csv", index=False)
+    >>> ev, files = read_events(d)
+    >>> ev.npartitions, files
+    (1, ['e.csv'])
+    """
+    import pathlib
+
+    from nextchannel.jobs import table_files
+
+    dd, _ = import_dask()
+    if is_dask_collection(source):
+        return source, []
+    path = pathlib.Path(source)
+    files = table_files(path, "events")
+    names = [str(f.relative_to(path)) if path.is_dir() else f.name for f in files]
+    parts = []
+    for f in files:
+        low = f.name.lower()
+        if low.endswith((".parquet", ".pq")):
+            parts.append(dd.read_parquet(str(f)))
+        elif low.endswith((".jsonl", ".json")):
+            parts.append(dd.read_json(str(f), lines=True, blocksize=None))
+        else:
+            parts.append(dd.read_csv(str(f), blocksize=None))
+    cols = [set(p._meta.columns) for p in parts]
+    for name, c in zip(names, cols):
+        missing = [k for k in ("session_id", "ts", "type") if k not in c]
+        if missing:
+            raise ValidationError(f"events ({name}) must have columns ['session_id', 'ts', 'type'], missing {missing}")
+    if len(parts) == 1:
+        return parts[0], names
+    union = sorted(set().union(*cols))
+    return dd.concat([p.assign(**{k: np.nan for k in union if k not in p._meta.columns})[union] for p in parts]), names
+
+
+def _checked_events(part: pd.DataFrame, files: list[str], hi: float | None, sessions: Any,
+                    partition_info: dict | None = None) -> pd.DataFrame:
+    k = partition_info["number"] if partition_info else 0
+    ts = pd.to_numeric(part["ts"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = np.flatnonzero(~np.isfinite(ts))
+    if len(bad):
+        where = files[k] if k < len(files) else f"partition {k}"
+        rows = ", ".join(f"row {i + 1} ({part['ts'].iloc[i]!r})" for i in bad[:5])
+        raise ValidationError(f"events.ts must be a finite number (epoch seconds); {len(bad)} row(s) of {where}: {rows}"
+                              + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    part = part.assign(ts=ts)
+    keep = pd.Series(canonical_ids(part["session_id"]), dtype=object).isin(sessions).to_numpy()
+    if hi is not None:
+        keep &= ts < hi
+    return part.loc[keep]
+
+
+def window_events(events: Any, files: list[str], *, until: float | None, sessions: Any) -> Any:
+    """The events of the window's sessions (before ``until``), with ``ts`` checked; lazy: a bad row
+    raises :class:`~nextchannel.errors.ValidationError` naming its file when the log is first read."""
+    import dask
+
+    wanted = dask.delayed(frozenset(pd.Series(canonical_ids(pd.Series(sessions)), dtype=object).dropna()), pure=True)
+    meta = events._meta.assign(ts=np.array([], dtype=float))
+    return events.map_partitions(_checked_events, files, until, wanted, meta=meta)
+
+
+def _digest_part(part: pd.DataFrame) -> pd.DataFrame:
+    import hashlib
+
+    cols = sorted(map(str, part.columns))
+    h = hashlib.sha256(json.dumps(cols).encode())
+    if len(part):
+        h.update(pd.util.hash_pandas_object(part[cols], index=False).to_numpy().tobytes())
+    return pd.DataFrame({"digest": [h.hexdigest()], "rows": [len(part)]})
+
+
+def digest(events: Any, client: Any) -> str:
+    """sha256 over each partition's row hashes (computed on the workers), in partition order."""
+    import hashlib
+
+    parts = client.compute(events.map_partitions(_digest_part, meta=_digest_part(events._meta.iloc[:0])), sync=True)
+    return hashlib.sha256("".join(parts["digest"]).encode()).hexdigest()
