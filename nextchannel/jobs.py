@@ -7,7 +7,7 @@ week (``nextchannel retrain``, or :func:`retrain` from Python)::
       → time window (since/until or the last N days) → time-based split (earlier: train, later: test)
       → challenger = train(earlier part)      champion = <root>/current (if any)
       → compare(champion, challenger) on the later part (doubly robust, paired interval)
-      → rule (not-worse | better) → publish to <root>/<version>/ and flip <root>/current
+      → rule (not-worse | non-inferior | better) → publish to <root>/<version>/ and flip <root>/current
       → run report (policy report, comparison, drift, channel demand) + one-line JSON summary
 
 Idempotent: training is deterministic for its ``random_state``, the bundle's bytes depend only on
@@ -56,15 +56,18 @@ import pandas as pd
 from nextchannel.compat import is_dask_collection, training_module
 from nextchannel.errors import ConfigError, DriftWarning, ValidationError
 
-__all__ = ["retrain", "RetrainResult", "read_table", "EXIT_CODES", "RULES"]
+__all__ = ["retrain", "RetrainResult", "read_table", "table_files", "gate_passes", "EXIT_CODES", "RULES"]
 
 logger = logging.getLogger(__name__)
 
 #: Exit codes of the job, by status.
 EXIT_CODES: dict[str, int] = {"published": 0, "unchanged": 0, "champion_kept": 3, "bad_input": 2, "error": 1}
-#: Rules of the gate: ``not-worse`` publishes unless the challenger is significantly worse; ``better``
+#: Rules of the gate: ``not-worse`` publishes unless the challenger is significantly worse (the burden of
+#: proof on the champion: an under-powered comparison publishes); ``non-inferior`` only if the lower
+#: bound of the paired interval is at least ``-margin`` (the burden of proof on the challenger: shown to
+#: lose at most ``margin`` per decision point); ``better``
 #: only if it is significantly better.
-RULES: tuple[str, ...] = ("not-worse", "better")
+RULES: tuple[str, ...] = ("not-worse", "non-inferior", "better")
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl", ".json")
 
 
@@ -385,7 +388,7 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
             customers: Any = None, contacts: Any = None, features: Any = None, policy: Any = None,
             config: Any = None, since: Any = None, until: Any = None, window_days: float | None = None,
             test_fraction: float = 0.25, test_days: float | None = None, require: str = "not-worse",
-            min_effect: float = 0.0, keep: int = 5, report: str | os.PathLike[str] | bool | None = None,
+            min_effect: float = 0.0, margin: float = 0.0, keep: int = 5, report: str | os.PathLike[str] | bool | None = None,
             drift_threshold: float | None = None, utc_offset_s: float = 0.0, progress: bool = False,
             dask: Any = None) -> RetrainResult:
     """Retrain on a window of logs, gate the challenger against the champion, publish if it passes.
@@ -417,10 +420,16 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
         Share of the window's sessions (the latest) held out to compare champion and challenger.
     test_days : float, optional
         Hold out the last ``test_days`` days instead.
-    require : {"not-worse", "better"}, default "not-worse"
-        The gate's rule on :func:`nextchannel.evaluate.compare`'s verdict (DR, 95% paired interval).
+    require : {"not-worse", "non-inferior", "better"}, default "not-worse"
+        The gate's rule on :func:`nextchannel.evaluate.compare` (DR, 95% paired interval):
+        ``not-worse`` publishes unless the verdict is ``worse``; ``non-inferior`` publishes only if
+        the interval's lower bound is at least ``-margin`` (a regression larger than ``margin`` is
+        ruled out; an interval too wide to rule it out keeps the champion); ``better`` only if the
+        verdict is ``better``.
     min_effect : float, default 0
         Margin of the verdict (reward units per decision point).
+    margin : float, default 0
+        The loss per decision point ``non-inferior`` tolerates (reward units, >= 0).
     keep : int, default 5
         Versions kept in ``root``.
     report : str, path-like, bool or None
@@ -457,6 +466,8 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
     tm = training_module()
     if require not in RULES:
         raise ConfigError(f"require must be one of {list(RULES)}, got {require!r}")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) or margin < 0:
+        raise ConfigError(f"margin must be a finite number >= 0 (reward per decision point), got {margin!r}")
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ConfigError(f"keep must be an integer >= 1, got {keep!r}")
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
@@ -635,10 +646,11 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
         elif comparison is None:
             status, reason = "published", "the champion's actions differ from the policy's; the challenger replaces it"
         else:
-            passes = comparison.verdict == "better" if require == "better" else comparison.verdict != "worse"
+            passes = gate_passes(comparison, require, margin)
             status = "published" if passes else "champion_kept"
             reason = (f"challenger - champion = {comparison.difference:+.4f} per decision point "
-                      f"[{comparison.low:+.4f}, {comparison.high:+.4f}] ({comparison.verdict}); rule {require}: "
+                      f"[{comparison.low:+.4f}, {comparison.high:+.4f}] ({comparison.verdict}); rule {require}"
+                      f"{f' (margin {margin:g})' if require == 'non-inferior' else ''}: "
                       f"{'publish' if passes else 'keep the champion'}")
         bar.set_postfix_str("publish")
         published_version = None
@@ -663,6 +675,23 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
                         window, None if report_path is None else os.fspath(report_path), time.perf_counter() - t0)
     logger.info("retrain: %s (%s)", status, reason)
     return res
+
+
+def gate_passes(comparison: Any, require: str, margin: float = 0.0) -> bool:
+    """Whether a challenger passes the gate's rule (:data:`RULES`) on a champion-vs-challenger comparison.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as C
+    >>> wide = C(verdict="not distinguishable", low=-0.6, high=0.2)
+    >>> [gate_passes(wide, r, margin=0.1) for r in RULES]
+    [True, False, False]
+    """
+    if require == "better":
+        return comparison.verdict == "better"
+    if require == "non-inferior":
+        return float(comparison.low) >= -float(margin)
+    return comparison.verdict != "worse"
 
 
 def _config(value: Any, cls: Any, name: str) -> Any:
