@@ -4,18 +4,27 @@ Where it sits: beside the batch executors (events → **features / training on D
 an optional layer (``pip install "nextchannel[dask]"``) that nothing on the scoring path imports.
 
 Featurisation (:func:`features_many`) uses that point-in-time features depend only on the
-session's own events (and, for profiles, on the customer's contacts): the event log is split into
-partitions that each hold whole sessions — as given (``partitioned_by_session=True``, e.g. Parquet
-files written per batch of sessions) or by the library (a shuffle on a hash of ``session_id``) —
-and the pandas executor :func:`nextchannel.features.features_many` runs on each partition with
-that partition's decision points. The decision points (much smaller than the events) and the
-customer tables are sent to every worker. The result is a pandas frame equal, value for value, to
-the pandas executor's (property-tested on the same random event logs as the online = batch test).
+session's own events (and, for profiles, on the customer's contacts): events and decision points
+are co-partitioned by session -- partition ``i`` of the events holds whole sessions and partition
+``i`` of the decision points exactly their points -- and the pandas executor
+:func:`nextchannel.features.features_many` runs on each pair. How the pairs are made: files
+written together (``copartitioned=True``: zipped, nothing moves), event partitions that already
+hold whole sessions (``partitioned_by_session=True``: only the points move, joined on the cluster
+to a table of each partition's session ids), or neither (both shuffled on the cluster by a hash of
+``session_id``). Only the customer tables are sent to every worker. The result equals the pandas
+executor's value for value (property-tested on the same random event logs as the online = batch
+test); for a Dask ``at`` it stays a Dask DataFrame on the cluster.
 
 Training (:func:`train`) runs :func:`nextchannel.train` unchanged, with every LightGBM booster fitted
 by ``lightgbm.dask`` on the cluster (data-parallel: the rows are split over the workers, which
 build each tree together over the network). Data-parallel trees are not bit-identical to serial
-ones; the benchmark compares the two bundles' policy values on the same fresh sessions.
+ones; the benchmark compares the two bundles' policy values on the same fresh sessions. Nor are two
+Dask trainings on the same inputs bit-identical: LightGBM's data-parallel bins and trees depend on
+which rows each network rank holds and on the ranks' order, and ``lightgbm.dask`` orders the ranks
+as the scheduler lists the workers holding the data, which varies between runs (measured: four
+trainings of one input on one LocalCluster gave four different bundles). What is guaranteed is the
+job's idempotence: :func:`nextchannel.jobs.retrain` hashes its inputs (the event log on the
+workers) and a run on the inputs of the current champion publishes nothing (status ``unchanged``).
 
 Examples
 --------
@@ -337,9 +346,9 @@ class _DaskLightGBM:
         X = np.asarray(train_set.data, dtype=float)
         y = np.asarray(train_set.label, dtype=float)
         w = train_set.weight
-        # Chunk i lives on the i-th worker (by address), so each LightGBM rank gets the same rows on
-        # every run: lightgbm.dask ranks workers by where the first chunks are, and data-parallel
-        # trees depend on how the rows are split. Same inputs -> same bundle bytes.
+        # Chunk i lives on the i-th worker (by address): every worker gets rows (a LightGBM network
+        # of all workers) in fixed chunks. The ranks' order is lightgbm.dask's, which varies between
+        # runs, so the trees are not byte-identical across runs (see the module docstring).
         workers = sorted(self._client.scheduler_info().get("workers", {}))
         bounds = np.linspace(0, len(X), len(workers) + 1).astype(int)
         keep_alive: list[Any] = []  # scattered data lives as long as its futures are referenced
