@@ -8,7 +8,8 @@ offer: a logging bug that inverts the outcome). ``nextchannel retrain`` (the com
 runs it) then runs like a weekly job on one publish root:
 
 * week 4: the first run (weeks 1-3 train, week 4 held out), no champion yet -> published;
-* weeks 5-8: the last 14 days (the previous week trains, this week is held out), gated with
+* weeks 5-8: the last ``7 * (train_weeks + 1)`` days (the previous ``--train-weeks`` weeks train,
+  default 1; this week is held out), gated with
   ``--require non-inferior --margin M``: published only if the paired 95% interval of
   challenger - champion (DR, per decision point) rules out a loss larger than ``M``;
 * week 8 again on the same files -> unchanged (the input digest), nothing published.
@@ -42,6 +43,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--margin", type=float, default=0.05, help="loss per decision point the gate tolerates")
     ap.add_argument("--worse-week", type=int, default=6)
+    ap.add_argument("--train-weeks", type=int, default=1, help="weeks each weekly run trains on (window = this + 1)")
     args = ap.parse_args()
     cfg = dataclasses.replace(SimConfig(), n_days=56)
     t = time.perf_counter()
@@ -99,11 +101,13 @@ def main() -> None:
     print(f"\n{'run':<44} {'wall':>8}  exit  status         {'challenger - champion [95%]':<34} not-worse would")
     t_all = time.perf_counter()
     run("week 4: train 1-3, test 4 (first)", 4, "--window-days", "28")
+    days = str(7 * (args.train_weeks + 1))
     for w in range(5, 9):
         note = " (tests broken week)" if w == args.worse_week else " (trains on broken)" \
-            if w == args.worse_week + 1 else ""
-        run(f"week {w}: train {w - 1}, test {w}{note}", w, "--window-days", "14")
-    run("week 8 again (same files)", 8, "--window-days", "14")
+            if w - args.train_weeks <= args.worse_week < w else ""
+        trained = f"{w - args.train_weeks}-{w - 1}" if args.train_weeks > 1 else f"{w - 1}"
+        run(f"week {w}: train {trained}, test {w}{note}", w, "--window-days", days)
+    run("week 8 again (same files)", 8, "--window-days", days)
     print(f"\nall runs: {time.perf_counter() - t_all:.1f} s; versions under the root: "
           f"{sorted(p.name for p in root.iterdir() if not p.name.startswith('.'))}")
 
