@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--data", default="/tmp/nc-bench-dask-features", help="where the generated logs are kept")
     ap.add_argument("--generate", action="store_true", help="only generate the logs of each size")
     ap.add_argument("--executors", nargs="+", default=["pandas", "dask"], choices=["pandas", "dask", "dask-shuffle"])
-    ap.add_argument("--pandas-limit-gib", type=float, default=8.0, help="address-space cap of the pandas process")
+    ap.add_argument("--pandas-limit-gib", type=float, default=12.0, help="address-space cap of the pandas process")
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     args = ap.parse_args()
