@@ -327,7 +327,7 @@ def _retrain(args: argparse.Namespace) -> int:
                       contacts=args.contacts, features=args.features, policy=args.policy, config=args.config,
                       root=args.root, since=args.since, until=args.until, window_days=args.window_days,
                       test_fraction=args.test_fraction, test_days=args.test_days, require=args.require,
-                      min_effect=args.min_effect, keep=args.keep, report=False if args.no_report else args.report,
+                      min_effect=args.min_effect, margin=args.margin, keep=args.keep, report=False if args.no_report else args.report,
                       utc_offset_s=args.utc_offset_s, progress=not args.quiet, dask=dask)
         line, code = res.to_json(), res.exit_code
     except (ValidationError, ConfigError) as err:
@@ -409,9 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--window-days", type=float, help="the window is the last N days (before --until)")
     p.add_argument("--test-fraction", type=float, default=0.25, help="latest share of sessions held out (default 0.25)")
     p.add_argument("--test-days", type=float, help="hold out the last N days instead")
-    p.add_argument("--require", choices=["not-worse", "better"], default="not-worse",
-                   help="publish if the challenger is not significantly worse (default) / significantly better")
+    p.add_argument("--require", choices=["not-worse", "non-inferior", "better"], default="not-worse",
+                   help="publish if the challenger is not significantly worse (default) / shown to lose at most "
+                   "--margin (non-inferior) / significantly better")
     p.add_argument("--min-effect", type=float, default=0.0, help="margin of the verdict, reward per decision point")
+    p.add_argument("--margin", type=float, default=0.0, help="loss per decision point --require non-inferior "
+                   "tolerates: publish only if the interval's lower bound is >= -margin")
     p.add_argument("--keep", type=int, default=5, help="versions to keep under --root (default 5)")
     p.add_argument("--report", help="the run's report folder (default <root>-reports/<model version>)")
     p.add_argument("--no-report", action="store_true", help="write no report folder")

@@ -4,18 +4,27 @@ Where it sits: beside the batch executors (events → **features / training on D
 an optional layer (``pip install "nextchannel[dask]"``) that nothing on the scoring path imports.
 
 Featurisation (:func:`features_many`) uses that point-in-time features depend only on the
-session's own events (and, for profiles, on the customer's contacts): the event log is split into
-partitions that each hold whole sessions — as given (``partitioned_by_session=True``, e.g. Parquet
-files written per batch of sessions) or by the library (a shuffle on a hash of ``session_id``) —
-and the pandas executor :func:`nextchannel.features.features_many` runs on each partition with
-that partition's decision points. The decision points (much smaller than the events) and the
-customer tables are sent to every worker. The result is a pandas frame equal, value for value, to
-the pandas executor's (property-tested on the same random event logs as the online = batch test).
+session's own events (and, for profiles, on the customer's contacts): events and decision points
+are co-partitioned by session -- partition ``i`` of the events holds whole sessions and partition
+``i`` of the decision points exactly their points -- and the pandas executor
+:func:`nextchannel.features.features_many` runs on each pair. How the pairs are made: files
+written together (``copartitioned=True``: zipped, nothing moves), event partitions that already
+hold whole sessions (``partitioned_by_session=True``: only the points move, joined on the cluster
+to a table of each partition's session ids), or neither (both shuffled on the cluster by a hash of
+``session_id``). Only the customer tables are sent to every worker. The result equals the pandas
+executor's value for value (property-tested on the same random event logs as the online = batch
+test); for a Dask ``at`` it stays a Dask DataFrame on the cluster.
 
 Training (:func:`train`) runs :func:`nextchannel.train` unchanged, with every LightGBM booster fitted
 by ``lightgbm.dask`` on the cluster (data-parallel: the rows are split over the workers, which
 build each tree together over the network). Data-parallel trees are not bit-identical to serial
-ones; the benchmark compares the two bundles' policy values on the same fresh sessions.
+ones; the benchmark compares the two bundles' policy values on the same fresh sessions. Nor are two
+Dask trainings on the same inputs bit-identical: LightGBM's data-parallel bins and trees depend on
+which rows each network rank holds and on the ranks' order, and ``lightgbm.dask`` orders the ranks
+as the scheduler lists the workers holding the data, which varies between runs (measured: four
+trainings of one input on one LocalCluster gave four different bundles). What is guaranteed is the
+job's idempotence: :func:`nextchannel.jobs.retrain` hashes its inputs (the event log on the
+workers) and a run on the inputs of the current champion publishes nothing (status ``unchanged``).
 
 Examples
 --------
@@ -31,6 +40,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from typing import Any, Iterator
@@ -41,13 +51,17 @@ import pandas as pd
 from nextchannel.compat import import_dask, is_dask_collection, training_module
 from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ValidationError
+from nextchannel.schema import canonical_ids
 
 __all__ = ["client", "close", "features_many", "train", "partition_by_session", "collect_events",
-           "in_cluster_training"]
+           "in_cluster_training", "read_events", "window_events", "digest"]
 
 logger = logging.getLogger(__name__)
 _PART = "_nc_part"
 _ORDER = "_nc_order"
+_AT = "_nc_at"
+_IDX = "_nc_index"
+_SID = "_nc_sid"
 
 
 def client(address: str | None = None, *, n_workers: int = 2, threads_per_worker: int = 1,
@@ -76,69 +90,114 @@ def close(c: Any) -> None:
         cluster.close()
 
 
-def _session_part(session_id: pd.Series, n: int) -> np.ndarray:
-    return (pd.util.hash_array(session_id.astype(str).to_numpy(dtype=object)) % np.uint64(n)).astype(np.int64)
+def _session_part(session_id: Any, n: int) -> np.ndarray:
+    """Partition number of each session id: a hash of its canonical id (as the pandas executor reads
+    ids), modulo ``n``."""
+    ids = pd.Series(canonical_ids(session_id), dtype=object).fillna("")
+    return (pd.util.hash_array(ids.to_numpy(dtype=object)) % np.uint64(n)).astype(np.int64)
 
 
-def _with_order(events: Any) -> Any:
-    """Add each row's position in the whole log: events with equal ``ts`` keep their order of arrival."""
-    lengths = events.map_partitions(len).compute().tolist()
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-
-    def number(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
-        start = offsets[partition_info["number"]] if partition_info else 0
-        return part.assign(**{_ORDER: np.arange(start, start + len(part), dtype=np.int64)})
-
-    meta = events._meta.assign(**{_ORDER: np.array([], dtype=np.int64)})
-    return events.map_partitions(number, meta=meta)
+def _tag_events(part: pd.DataFrame, n: int, partition_info: dict | None = None) -> pd.DataFrame:
+    # position in the log as (input partition, row): keeps ties in ts in arrival order after a shuffle,
+    # without a pass over the log to count each partition's rows first
+    k = np.int64(partition_info["number"] if partition_info else 0)
+    return part.assign(**{_ORDER: k * np.int64(1 << 40) + np.arange(len(part), dtype=np.int64),
+                          _PART: _session_part(part["session_id"], n)})
 
 
 @accepts_old_form(old=("events", "npartitions"))
 def partition_by_session(events: Any, *, npartitions: int) -> Any:
     """A Dask DataFrame of ``events`` whose partitions each hold whole sessions (hash of ``session_id``),
-    with the column ``_nc_order`` (position in the log) that keeps ties in ``ts`` in arrival order."""
+    with the column ``_nc_order`` (position in the log) that keeps ties in ``ts`` in arrival order.
+
+    Decision points shuffled on the same key (``_nc_part``) with the same ``npartitions`` land in the
+    partition of their session's events.
+    """
     dd, _ = import_dask()
     if not is_dask_collection(events):
         events = dd.from_pandas(events, npartitions=max(1, min(npartitions, len(events) // 1000 + 1)), sort=False)
-    tagged = _with_order(events)
-    tagged = tagged.assign(**{_PART: tagged["session_id"].map_partitions(_session_part, npartitions,
-                                                                        meta=("session_id", "i8"))})
+    meta = events._meta.assign(**{_ORDER: np.array([], dtype=np.int64), _PART: np.array([], dtype=np.int64)})
+    tagged = events.map_partitions(_tag_events, npartitions, meta=meta)
     return tagged.shuffle(_PART, npartitions=npartitions)
 
 
-def _pandas_parts(events: pd.DataFrame, npartitions: int) -> list[pd.DataFrame]:
-    # A group keeps the log's row order, so no order column is needed.
-    part = _session_part(events["session_id"], npartitions)
-    return [g for _, g in events.groupby(part, sort=True)]
+def _sessions_of(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+    """The canonical session ids of one partition of events, with the partition's number."""
+    ids = pd.unique(pd.Series(canonical_ids(part["session_id"]), dtype=object).dropna())
+    k = partition_info["number"] if partition_info else 0
+    return pd.DataFrame({_SID: pd.Series(ids, dtype=object), _PART: np.full(len(ids), k, dtype=np.int64)})
 
 
-def _features_part(part: pd.DataFrame, at: pd.DataFrame, customers: Any, contacts: Any, kwargs: dict) -> pd.DataFrame:
+def _number_points(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+    """Decision points of a Dask ``at`` with an id (``_nc_at``) and their index kept in ``_nc_index``."""
+    k = np.int64(partition_info["number"] if partition_info else 0)
+    return part.assign(**{_AT: k * np.int64(1 << 40) + np.arange(len(part), dtype=np.int64),
+                          _IDX: part.index.to_numpy()})
+
+
+def _with_sid(part: pd.DataFrame) -> pd.DataFrame:
+    return part.assign(**{_SID: pd.Series(canonical_ids(part["session_id"]), index=part.index, dtype=object)})
+
+
+def _hash_key(part: pd.DataFrame, n: int) -> pd.DataFrame:
+    return part.assign(**{_PART: _session_part(part["session_id"], n)})
+
+
+def _features_part(part: pd.DataFrame, at: pd.DataFrame, customers: Any = None, contacts: Any = None,
+                   fm_kwargs: dict | None = None) -> pd.DataFrame:
+    """The pandas executor on one partition: its events and exactly the decision points of its sessions."""
     from nextchannel.features import features_many as pandas_features_many
 
     if _ORDER in part.columns:
         part = part.sort_values(_ORDER, kind="stable")
     part = part.drop(columns=[_PART, _ORDER], errors="ignore")
-    mine = at.loc[at["session_id"].isin(pd.unique(part["session_id"])).to_numpy()]
-    if mine.empty:
-        return pd.DataFrame()
+    kwargs = dict(fm_kwargs or {})
     if customers is not None or contacts is not None:
-        kwargs = {**kwargs, "customers": customers, "contacts": contacts}
-    return pandas_features_many(mine, events=part, **kwargs)
+        kwargs.update(customers=customers, contacts=contacts)
+    cols = [c for c in ("session_id", "ts", "customer_id") if c in at.columns]
+    out = pandas_features_many(at[cols].reset_index(drop=True), events=part, **kwargs)
+    out[_AT] = at[_AT].to_numpy(dtype=np.int64)
+    if _IDX in at.columns:
+        out.index = pd.Index(at[_IDX].to_numpy())
+    return out
+
+
+def _in_order(pieces: list[pd.DataFrame], at: pd.DataFrame) -> pd.DataFrame:
+    """The pieces of a pandas ``at`` back in its order and with its index; each point exactly once."""
+    pieces = [p for p in pieces if len(p)]
+    if not pieces:
+        raise ValidationError("no features were computed")  # pragma: no cover - at is not empty here
+    out = pd.concat(pieces) if len(pieces) > 1 else pieces[0]
+    pos = out[_AT].to_numpy(dtype=np.int64)
+    counts = np.bincount(pos, minlength=len(at)) if len(pos) else np.zeros(len(at), dtype=np.int64)
+    if len(counts) != len(at) or (counts != 1).any():
+        dup = int(np.flatnonzero(counts != 1)[0])
+        raise ValidationError("events must be partitioned by session with partitioned_by_session=True, but the "
+                              f"session of decision point {at.index[dup]!r} ({at['session_id'].iloc[dup]!r}) has "
+                              "events in more than one partition; pass partitioned_by_session=False to repartition")
+    return out.iloc[np.argsort(pos, kind="stable")].drop(columns=_AT).set_axis(at.index)
 
 
 @accepts_old_form(old=("events", "at", "customers", "contacts"), renamed={"at": "decisions"})
 def features_many(decisions: Any, *, events: Any, customers: Any = None, contacts: Any = None, client: Any = None,
-                  npartitions: int | None = None, partitioned_by_session: bool = False, **kwargs: Any) -> pd.DataFrame:
+                  npartitions: int | None = None, partitioned_by_session: bool = False, copartitioned: bool = False,
+                  **kwargs: Any) -> Any:
     """:func:`nextchannel.features.features_many` on a Dask cluster; the same frame as the pandas executor.
+
+    Events and decision points are co-partitioned by session: each task gets one partition of events
+    that holds whole sessions and exactly the decision points of those sessions, and runs the pandas
+    executor on them. Dask inputs never pass through this process: the events stay on the workers
+    (shuffled there by a hash of ``session_id``, or used as they are when their partitions already
+    hold whole sessions) and the decision points go to their session's partition on the cluster.
 
     Parameters
     ----------
     decisions : pandas or Dask DataFrame
-        Decision points (``session_id``, ``ts``, optional ``customer_id``); computed to pandas.
+        Decision points (``session_id``, ``ts``, optional ``customer_id``); called ``at`` below.
         (Called ``at`` and second before 0.2.)
     events : pandas or Dask DataFrame, keyword-only
         The event log.
-    customers, contacts : DataFrame, optional
+    customers, contacts : pandas DataFrame, optional
         Sent whole to every worker (profiles are per customer, not per session).
     client : distributed.Client, str or None
         A client, a scheduler address, or None for the current default client.
@@ -146,62 +205,108 @@ def features_many(decisions: Any, *, events: Any, customers: Any = None, contact
         Session partitions when the library repartitions (default: the events' partitions, at
         least twice the workers).
     partitioned_by_session : bool, default False
-        The events' partitions already hold whole sessions: no shuffle.
+        The events' partitions already hold whole sessions (e.g. Parquet files written per batch of
+        sessions): the events are not shuffled; the decision points are joined, on the cluster, to
+        a table of each partition's session ids and sent to that partition.
+    copartitioned : bool, default False
+        ``events`` and ``at`` are Dask DataFrames with the same number of partitions, partition
+        ``i`` of ``at`` holding the decision points of the sessions whose events are in partition
+        ``i`` of ``events`` (e.g. both written per batch of sessions, or per hash bucket of
+        ``session_id``): nothing is shuffled or joined; partition ``i`` is featurised with
+        partition ``i``. A point whose session's events are elsewhere gets the features of a
+        session without events, so this is a promise of the caller, like ``partitioned_by_session``.
     **kwargs
-        ``with_profile``, ``profile_config``, ``validate`` as for the pandas executor.
+        ``with_profile``, ``profile_config``, ``validate``, ``channels``, ``limits`` as for the
+        pandas executor.
 
     Returns
     -------
     DataFrame
-        One row per row of ``decisions`` (same index and order), one column per feature.
+        For a pandas ``at``: a pandas frame equal to the pandas executor's (one row per row of
+        ``at``, same index and order, one column per feature). For a Dask ``at``: a Dask DataFrame
+        of those rows (``at``'s index, in partition order rather than ``at``'s order), to be written
+        or reduced on the cluster.
+
+    Raises
+    ------
+    ValidationError
+        Bad arguments, or ``partitioned_by_session=True`` while a session has events in more than one
+        partition.
     """
+    import dask
+
     at = decisions
     dd, distributed = import_dask()
-    from nextchannel.features import features_many as pandas_features_many
-
     c = _as_client(client, distributed)
-    if is_dask_collection(at):
-        at = at.compute()
     for name, frame in (("customers", customers), ("contacts", contacts)):
         if is_dask_collection(frame):
             raise ValidationError(f"{name} must be a pandas DataFrame (it is sent to every worker), got a Dask one")
-    if not isinstance(at, pd.DataFrame) or not {"session_id", "ts"} <= set(at.columns):
+    at_lazy = is_dask_collection(at)
+    at_cols = list(at._meta.columns) if at_lazy else list(at.columns) if isinstance(at, pd.DataFrame) else []
+    if not {"session_id", "ts"} <= set(at_cols):
         raise ValidationError("decisions must be a DataFrame with columns ['session_id', 'ts']")
     if not isinstance(events, pd.DataFrame) and not is_dask_collection(events):
         raise ValidationError(f"events must be a pandas or Dask DataFrame, got {type(events).__name__}")
+    keep = [col for col in ("session_id", "ts", "customer_id") if col in at_cols]
     n_workers = max(1, len(c.scheduler_info().get("workers", {})))
-    n = npartitions or max(2 * n_workers, getattr(events, "npartitions", 1))
-    if not is_dask_collection(events):
-        split = _pandas_parts(events, n)   # pandas: split here, no shuffle
-        inputs = c.scatter(split, hash=False) if split else []
-    elif partitioned_by_session:
-        inputs = c.compute(events.to_delayed())
+    if not is_dask_collection(events):  # pandas events (already here): split them with their points
+        if at_lazy:
+            at = c.compute(at, sync=True)
+        n = npartitions or 2 * n_workers
+        pts = at[keep].assign(**{_AT: np.arange(len(at), dtype=np.int64)})
+        ev_part, at_part = _session_part(events["session_id"], n), _session_part(at["session_id"], n)
+        cust_f = None if customers is None else c.scatter(customers, broadcast=True, hash=False)
+        cont_f = None if contacts is None else c.scatter(contacts, broadcast=True, hash=False)
+        futures = [c.submit(_features_part, events.loc[ev_part == i], pts.loc[at_part == i], cust_f, cont_f,
+                            dict(kwargs), pure=False) for i in range(n) if (at_part == i).any()]
+        return _in_order(c.gather(futures), at)
+
+    if copartitioned:
+        if not at_lazy or at.npartitions != events.npartitions:
+            raise ValidationError("copartitioned=True needs events and at as Dask DataFrames with the same number of "
+                                  f"partitions, got {getattr(at, 'npartitions', 'a pandas at')} and "
+                                  f"{events.npartitions}")
+        ev, pts_parts = events, at[keep].map_partitions(_number_points, meta=_number_points(at._meta[keep]))
+        pts = pts_parts
+    elif at_lazy:
+        pts = at[keep].map_partitions(_number_points, meta=_number_points(at._meta[keep]))
     else:
-        inputs = c.compute(partition_by_session(events, npartitions=n).to_delayed())
-    at_f = c.scatter(at, broadcast=True, hash=False)
-    cust_f = None if customers is None else c.scatter(customers, broadcast=True, hash=False)
-    cont_f = None if contacts is None else c.scatter(contacts, broadcast=True, hash=False)
-    futures = [c.submit(_features_part, p, at_f, cust_f, cont_f, dict(kwargs), pure=False) for p in inputs]
-    pieces = [f for f in c.gather(futures) if len(f)]
-    seen = pd.Index([]) if not pieces else pd.concat([p.index.to_series() for p in pieces]).index
-    if seen.has_duplicates:
-        dup = seen[seen.duplicated()][0]
-        raise ValidationError("events must be partitioned by session with partitioned_by_session=True, but the "
-                              f"session of decision point {dup!r} ({at.loc[dup, 'session_id']!r}) has events in "
-                              "more than one partition; pass partitioned_by_session=False to repartition")
-    rest = at.loc[~at.index.isin(seen)]
-    if len(rest):  # decision points of sessions without any event: the pandas executor's defaults
-        empty = pd.DataFrame({"session_id": pd.Series([], dtype=object), "ts": pd.Series([], dtype=float),
-                              "type": pd.Series([], dtype=object)})
-        extra = {"customers": customers, "contacts": contacts} if customers is not None or contacts is not None else {}
-        pieces.append(pandas_features_many(rest, events=empty, **extra, **kwargs))
-    out = pd.concat(pieces) if len(pieces) > 1 else pieces[0]
-    return out.loc[at.index]
+        pts = dd.from_pandas(at[keep].assign(**{_AT: np.arange(len(at), dtype=np.int64)}),
+                            npartitions=max(1, min(2 * n_workers, len(at) // 50_000 + 1)), sort=False)
+    if copartitioned:
+        pass
+    elif partitioned_by_session:
+        ev, n = events, events.npartitions
+        smap = ev.map_partitions(_sessions_of, meta=_sessions_of(ev._meta))
+        keyed = pts.map_partitions(_with_sid, meta=_with_sid(pts._meta)).merge(smap, on=_SID, how="left")
+        keyed = keyed.assign(**{_PART: keyed[_PART].fillna(0).astype(np.int64)}).drop(columns=_SID)
+        keyed = c.persist(keyed)
+        n_keyed = int(c.compute(keyed.map_partitions(len).sum(), sync=True))
+        n_pts = int(c.compute(pts.map_partitions(len).sum(), sync=True)) if at_lazy else len(at)
+        if n_keyed != n_pts:
+            raise ValidationError("events must be partitioned by session with partitioned_by_session=True, but the "
+                                  f"session of {n_keyed - n_pts} decision point(s) has events in more than one "
+                                  "partition; pass partitioned_by_session=False to repartition")
+        # known divisions 0, 1, ..., n-1: partition i of the points holds _nc_part == i, the i-th events partition
+        pts_parts = keyed.set_index(_PART, divisions=list(range(n)) + [n - 1])
+    else:
+        n = npartitions or max(2 * n_workers, events.npartitions)
+        ev = partition_by_session(events, npartitions=n)
+        pts_parts = pts.map_partitions(_hash_key, n, meta=_hash_key(pts._meta, n)).shuffle(_PART, npartitions=n)
+    small = [None if t is None else t.iloc[:0] for t in (customers, contacts)]
+    meta = _features_part(ev._meta, pts._meta, *small, dict(kwargs))
+    tables = [None if t is None else dask.delayed(t, pure=True) for t in (customers, contacts)]
+    out = dd.map_partitions(_features_part, ev, pts_parts, *tables, dict(kwargs), meta=meta, align_dataframes=False,
+                            enforce_metadata=False)
+    if at_lazy:
+        return out.drop(columns=_AT)
+    return _in_order([c.compute(out, sync=True)], at)
 
 
 @accepts_old_form(old=("events", "session_ids"))
 def collect_events(events: Any, *, session_ids: Any) -> pd.DataFrame:
-    """The events of the given sessions, computed to pandas (for the retraining job's window)."""
+    """The events of the given sessions, computed to pandas (small windows and tests only: the
+    retraining job keeps Dask events on the cluster)."""
     wanted = set(pd.unique(pd.Series(session_ids)))
     return events.map_partitions(lambda p: p.loc[p["session_id"].isin(wanted).to_numpy()]).compute()
 
@@ -247,9 +352,9 @@ class _DaskLightGBM:
         X = np.asarray(train_set.data, dtype=float)
         y = np.asarray(train_set.label, dtype=float)
         w = train_set.weight
-        # Chunk i lives on the i-th worker (by address), so each LightGBM rank gets the same rows on
-        # every run: lightgbm.dask ranks workers by where the first chunks are, and data-parallel
-        # trees depend on how the rows are split. Same inputs -> same bundle bytes.
+        # Chunk i lives on the i-th worker (by address): every worker gets rows (a LightGBM network
+        # of all workers) in fixed chunks. The ranks' order is lightgbm.dask's, which varies between
+        # runs, so the trees are not byte-identical across runs (see the module docstring).
         workers = sorted(self._client.scheduler_info().get("workers", {}))
         bounds = np.linspace(0, len(X), len(workers) + 1).astype(int)
         keep_alive: list[Any] = []  # scattered data lives as long as its futures are referenced
@@ -329,3 +434,94 @@ def train(*, client: Any = None, events: Any = None, decisions: Any, **kwargs: A
     tm = training_module()
     with _on_cluster(c, tm):
         return tm.train(decisions=decisions, events=events, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The retraining job's event log on the cluster (never collected here)
+# ---------------------------------------------------------------------------------------------
+def read_events(source: Any) -> tuple[Any, list[str]]:
+    """A Dask DataFrame of an event log file or folder (CSV, Parquet, JSON lines), one partition per
+    file, and the files' names (partition ``i`` is file ``i``, for messages).
+
+    Examples
+    --------
+    >>> import pandas as pd, pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"session_id": ["a"], "ts": [1.0], "type": ["click"]}).to_csv(d / "e.csv", index=False)
+    >>> ev, files = read_events(d)
+    >>> ev.npartitions, files
+    (1, ['e.csv'])
+    """
+    import pathlib
+
+    from nextchannel.jobs import table_files
+
+    dd, _ = import_dask()
+    if is_dask_collection(source):
+        return source, []
+    path = pathlib.Path(source)
+    files = table_files(path, "events")
+    names = [str(f.relative_to(path)) if path.is_dir() else f.name for f in files]
+    parts = []
+    for f in files:
+        low = f.name.lower()
+        if low.endswith((".parquet", ".pq")):
+            parts.append(dd.read_parquet(str(f)))
+        elif low.endswith((".jsonl", ".json")):
+            parts.append(dd.read_json(str(f), lines=True, blocksize=None))
+        else:
+            parts.append(dd.read_csv(str(f), blocksize=None))
+    cols = [set(p._meta.columns) for p in parts]
+    for name, c in zip(names, cols):
+        missing = [k for k in ("session_id", "ts", "type") if k not in c]
+        if missing:
+            raise ValidationError(f"events ({name}) must have columns ['session_id', 'ts', 'type'], missing {missing}")
+    if len(parts) == 1:
+        return parts[0], names
+    union = sorted(set().union(*cols))
+    return dd.concat([p.assign(**{k: np.nan for k in union if k not in p._meta.columns})[union] for p in parts]), names
+
+
+def _checked_events(part: pd.DataFrame, files: list[str], hi: float | None, sessions: Any,
+                    partition_info: dict | None = None) -> pd.DataFrame:
+    k = partition_info["number"] if partition_info else 0
+    ts = pd.to_numeric(part["ts"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = np.flatnonzero(~np.isfinite(ts))
+    if len(bad):
+        where = files[k] if k < len(files) else f"partition {k}"
+        rows = ", ".join(f"row {i + 1} ({part['ts'].iloc[i]!r})" for i in bad[:5])
+        raise ValidationError(f"events.ts must be a finite number (epoch seconds); {len(bad)} row(s) of {where}: {rows}"
+                              + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    part = part.assign(ts=ts)
+    keep = pd.Series(canonical_ids(part["session_id"]), dtype=object).isin(sessions).to_numpy()
+    if hi is not None:
+        keep &= ts < hi
+    return part.loc[keep]
+
+
+def window_events(events: Any, files: list[str], *, until: float | None, sessions: Any) -> Any:
+    """The events of the window's sessions (before ``until``), with ``ts`` checked; lazy: a bad row
+    raises :class:`~nextchannel.errors.ValidationError` naming its file when the log is first read."""
+    import dask
+
+    wanted = dask.delayed(frozenset(pd.Series(canonical_ids(pd.Series(sessions)), dtype=object).dropna()), pure=True)
+    meta = events._meta.assign(ts=np.array([], dtype=float))
+    return events.map_partitions(_checked_events, files, until, wanted, meta=meta)
+
+
+def _digest_part(part: pd.DataFrame) -> pd.DataFrame:
+    import hashlib
+
+    cols = sorted(map(str, part.columns))
+    h = hashlib.sha256(json.dumps(cols).encode())
+    if len(part):
+        h.update(pd.util.hash_pandas_object(part[cols], index=False).to_numpy().tobytes())
+    return pd.DataFrame({"digest": [h.hexdigest()], "rows": [len(part)]})
+
+
+def digest(events: Any, client: Any) -> str:
+    """sha256 over each partition's row hashes (computed on the workers), in partition order."""
+    import hashlib
+
+    parts = client.compute(events.map_partitions(_digest_part, meta=_digest_part(events._meta.iloc[:0])), sync=True)
+    return hashlib.sha256("".join(parts["digest"]).encode()).hexdigest()

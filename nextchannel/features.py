@@ -837,9 +837,20 @@ class _Log:
 
     def __init__(self, events: pd.DataFrame, limits: Limits = DEFAULT_LIMITS) -> None:
         ts_all = pd.to_numeric(events["ts"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        etype_all = events["type"].to_numpy(dtype=object)
-        sess_codes, uniques = pd.factorize(canonical_ids(events["session_id"]), use_na_sentinel=True)
-        type_codes = pd.Index(list(EVENT_FIELDS)).get_indexer(etype_all)
+        etype = events["type"]
+        sid = events["session_id"]
+        if isinstance(sid.dtype, pd.StringDtype) and not sid.hasnans:
+            # a string column without gaps is its own canonical form: factorised without a copy to objects
+            sess_codes, uniques = pd.factorize(sid, use_na_sentinel=True)
+            uniques = np.asarray(uniques, dtype=object)
+        else:
+            sess_codes, uniques = pd.factorize(canonical_ids(sid), use_na_sentinel=True)
+        if _is_str_column(etype):  # the few distinct types are looked up, not every row
+            tc, tu = pd.factorize(etype, use_na_sentinel=True)
+            known = pd.Index(list(EVENT_FIELDS)).get_indexer(np.asarray(tu, dtype=object))
+            type_codes = np.where(tc >= 0, np.append(known, -1)[tc], -1)
+        else:
+            type_codes = pd.Index(list(EVENT_FIELDS)).get_indexer(etype.to_numpy(dtype=object))
         valid = np.isfinite(ts_all) & (type_codes >= 0) & (sess_codes >= 0)
         rows = np.flatnonzero(valid)
         seg, ts = sess_codes[rows], ts_all[rows]
@@ -893,10 +904,18 @@ class _Log:
         v = pd.to_numeric(self.column(name, rows), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         return np.where(np.isfinite(v), v, np.nan)
 
+def _is_str_column(col: pd.Series) -> bool:
+    """A pandas string column: every value is a ``str`` or missing (vectorised fast paths)."""
+    return isinstance(col.dtype, pd.StringDtype)
+
+
 def _codes_of(col: pd.Series, vocab: Sequence[str], unknown_str: int = -1) -> np.ndarray:
     idx = pd.Index(list(vocab)).get_indexer(col.astype(object))
     if unknown_str != -1:
-        is_str = col.astype(object).map(lambda x: isinstance(x, str)).to_numpy(dtype=bool)
+        if _is_str_column(col):
+            is_str = col.notna().to_numpy(dtype=bool)
+        else:
+            is_str = col.astype(object).map(lambda x: isinstance(x, str)).to_numpy(dtype=bool)
         idx = np.where((idx < 0) & is_str, unknown_str, idx)
     return idx.astype(float)
 
@@ -963,9 +982,16 @@ def _enrich(log: _Log) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
     var["device"] = _codes_of(log.column("device", rows), DEVICES)
     var["language"] = _codes_of(log.column("language", rows), LANGUAGES, unknown_str=_OTHER_LANGUAGE)
     var["referrer"] = _codes_of(log.column("referrer", rows), REFERRERS)
-    var["known"] = log.column("customer_id", rows).astype(object).map(
-        lambda x: 0.0 if (_missing(x) or x == "") else 1.0).to_numpy(dtype=float)
-    var["returning"] = log.column("returning", rows).astype(object).map(_flag).to_numpy(dtype=float)
+    cid = log.column("customer_id", rows)
+    if _is_str_column(cid):
+        var["known"] = (cid.fillna("") != "").to_numpy(dtype=float)
+    else:
+        var["known"] = cid.astype(object).map(lambda x: 0.0 if (_missing(x) or x == "") else 1.0).to_numpy(dtype=float)
+    ret = log.column("returning", rows)
+    if isinstance(ret.dtype, pd.BooleanDtype) or ret.dtype == bool:   # True -> 1, False and missing -> 0
+        var["returning"] = ret.fillna(False).to_numpy(dtype=float)
+    else:
+        var["returning"] = ret.astype(object).map(_flag).to_numpy(dtype=float)
     return out
 
 
@@ -1140,8 +1166,10 @@ def features_many(decisions: pd.DataFrame, *, events: pd.DataFrame, customers: p
     names: dict[str, Any] = {"now": at_ts}
     for slot in SLOTS:
         names[slot.name] = ev_slots.at(slot, pos)
-    data = {f.name: np.broadcast_to(_eval_array(f.expr, names), (len(at),)).astype(float) for f in FEATURES}
-    out = pd.DataFrame(data, index=at.index)
+    data = np.empty((len(FEATURES), len(at)), dtype=float)   # one block, filled in place (no consolidation copy)
+    for j, f in enumerate(FEATURES):
+        data[j] = np.broadcast_to(_eval_array(f.expr, names), (len(at),))
+    out = pd.DataFrame(data.T, index=at.index, columns=[f.name for f in FEATURES], copy=False)
     skipped = dict(log.skipped)
 
     use_profile = with_profile if with_profile is not None else (customers is not None or contacts is not None)

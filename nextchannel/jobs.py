@@ -7,7 +7,7 @@ week (``nextchannel retrain``, or :func:`retrain` from Python)::
       → time window (since/until or the last N days) → time-based split (earlier: train, later: test)
       → challenger = train(earlier part)      champion = <root>/current (if any)
       → compare(logs, champion=..., challenger=...) on the later part (doubly robust, paired interval)
-      → rule (not-worse | better) → publish to <root>/<version>/ and flip <root>/current
+      → rule (not-worse | non-inferior | better) → publish to <root>/<version>/ and flip <root>/current
       → run report (policy report, comparison, drift, channel demand) + one-line JSON summary
 
 Idempotent: training is deterministic for its ``random_state``, the bundle's bytes depend only on
@@ -56,18 +56,19 @@ import pandas as pd
 from nextchannel.compat import is_dask_collection, training_module
 from nextchannel.errors import ConfigError, DriftWarning, ValidationError
 
-__all__ = ["retrain", "RetrainResult", "read_table", "EXIT_CODES", "RULES"]
+__all__ = ["retrain", "RetrainResult", "read_table", "table_files", "gate_passes", "EXIT_CODES", "RULES"]
 
 logger = logging.getLogger(__name__)
 
 #: Exit codes of the job, by status.
 EXIT_CODES: dict[str, int] = {"published": 0, "unchanged": 0, "champion_kept": 3, "bad_input": 2, "error": 1}
-#: Rules of the gate: ``not-worse`` publishes unless the challenger is significantly worse; ``better``
+#: Rules of the gate: ``not-worse`` publishes unless the challenger is significantly worse (the burden of
+#: proof on the champion: an under-powered comparison publishes); ``non-inferior`` only if the lower
+#: bound of the paired interval is at least ``-margin`` (the burden of proof on the challenger: shown to
+#: lose at most ``margin`` per decision point); ``better``
 #: only if it is significantly better.
-RULES: tuple[str, ...] = ("not-worse", "better")
+RULES: tuple[str, ...] = ("not-worse", "non-inferior", "better")
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl", ".json")
-_OUTCOME_COLUMNS = {"accepted": "accepted", "dismissed": "dismissed", "contact_started": "contact_started",
-                    "solved": "success", "success": "success", "left": "left"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,6 +137,19 @@ def read_table(source: Any, what: str = "table") -> pd.DataFrame | None:
     if is_dask_collection(source):
         return source
     path = pathlib.Path(source)
+    files = table_files(path, what)
+    parts = []
+    for f in files:
+        t = _read_one(f, what)
+        t["_source"] = os.fspath(f.relative_to(path)) if path.is_dir() else f.name
+        t["_row"] = np.arange(1, len(t) + 1)
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def table_files(path: pathlib.Path, what: str) -> list[pathlib.Path]:
+    """The table files of a path: the file itself, or a folder's CSV/Parquet/JSON-lines files (recursively,
+    in name order; hidden files skipped)."""
     if not path.exists():
         raise ValidationError(f"{what} must be a file or folder of CSV/Parquet/JSON-lines files, "
                               f"{os.fspath(path)!r} does not exist")
@@ -144,13 +158,7 @@ def read_table(source: Any, what: str = "table") -> pd.DataFrame | None:
                                                 and not p.name.startswith("."))
     if not files:
         raise ValidationError(f"{what} folder {os.fspath(path)!r} holds no {'/'.join(_TABLE_SUFFIXES)} files")
-    parts = []
-    for f in files:
-        t = _read_one(f, what)
-        t["_source"] = os.fspath(f.relative_to(path)) if path.is_dir() else f.name
-        t["_row"] = np.arange(1, len(t) + 1)
-        parts.append(t)
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return files
 
 
 def _rows_text(frame: pd.DataFrame, mask: np.ndarray, column: str, limit: int = 5) -> str:
@@ -187,25 +195,6 @@ def _boolean(frame: pd.DataFrame, column: str, what: str) -> np.ndarray:
     if bad.any():
         raise ValidationError(f"{what}.{column} must be true/false (or 1/0); {_rows_text(frame, bad, column)}")
     return norm.to_numpy(dtype=float) > 0
-
-
-def _join_outcomes(decisions: pd.DataFrame, outcomes: pd.DataFrame | None) -> pd.DataFrame:
-    """Set each decision's outcome columns from an outcome log (``decision_id``, ``outcome``)."""
-    if outcomes is None:
-        return decisions
-    _require_columns(outcomes, ["decision_id", "outcome"], "outcomes")
-    _require_columns(decisions, ["decision_id"], "decisions (to join outcomes)")
-    unknown = ~outcomes["outcome"].isin(list(_OUTCOME_COLUMNS) + ["shown"]).to_numpy()
-    if unknown.any():
-        raise ValidationError(f"outcomes.outcome must be one of {sorted(set(_OUTCOME_COLUMNS) | {'shown'})}; "
-                              f"{_rows_text(outcomes, unknown, 'outcome')}")
-    d = decisions.copy()
-    for outcome, col in _OUTCOME_COLUMNS.items():
-        ids = set(outcomes.loc[outcomes["outcome"] == outcome, "decision_id"])
-        if ids or col not in d.columns:
-            prev = d[col].fillna(False).astype(bool) if col in d.columns else False
-            d[col] = prev | d["decision_id"].isin(ids)
-    return d
 
 
 def _parse_time(value: Any, name: str) -> float | None:
@@ -399,7 +388,7 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
             customers: Any = None, contacts: Any = None, features: Any = None, policy: Any = None,
             config: Any = None, since: Any = None, until: Any = None, window_days: float | None = None,
             test_fraction: float = 0.25, test_days: float | None = None, require: str = "not-worse",
-            min_effect: float = 0.0, keep: int = 5, report: str | os.PathLike[str] | bool | None = None,
+            min_effect: float = 0.0, margin: float = 0.0, keep: int = 5, report: str | os.PathLike[str] | bool | None = None,
             drift_threshold: float | None = None, utc_offset_s: float = 0.0, progress: bool = False,
             dask: Any = None) -> RetrainResult:
     """Retrain on a window of logs, gate the challenger against the champion, publish if it passes.
@@ -431,10 +420,16 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
         Share of the window's sessions (the latest) held out to compare champion and challenger.
     test_days : float, optional
         Hold out the last ``test_days`` days instead.
-    require : {"not-worse", "better"}, default "not-worse"
-        The gate's rule on :func:`nextchannel.evaluate.compare`'s verdict (DR, 95% paired interval).
+    require : {"not-worse", "non-inferior", "better"}, default "not-worse"
+        The gate's rule on :func:`nextchannel.evaluate.compare` (DR, 95% paired interval):
+        ``not-worse`` publishes unless the verdict is ``worse``; ``non-inferior`` publishes only if
+        the interval's lower bound is at least ``-margin`` (a regression larger than ``margin`` is
+        ruled out; an interval too wide to rule it out keeps the champion); ``better`` only if the
+        verdict is ``better``.
     min_effect : float, default 0
         Margin of the verdict (reward units per decision point).
+    margin : float, default 0
+        The loss per decision point ``non-inferior`` tolerates (reward units, >= 0).
     keep : int, default 5
         Versions kept in ``root``.
     report : str, path-like, bool or None
@@ -471,6 +466,8 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
     tm = training_module()
     if require not in RULES:
         raise ConfigError(f"require must be one of {list(RULES)}, got {require!r}")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) or margin < 0:
+        raise ConfigError(f"margin must be a finite number >= 0 (reward per decision point), got {margin!r}")
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ConfigError(f"keep must be an integer >= 1, got {keep!r}")
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
@@ -487,16 +484,26 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
 
     bar.set_postfix_str("read")
     dec = read_table(decisions, "decisions")
-    dec = _join_outcomes(dec, read_table(outcomes, "outcomes"))
-    ev = read_table(events, "events")
+    if outcomes is not None:  # the service's own join (one definition)
+        from nextchannel.web.logs import join_outcomes
+
+        dec = join_outcomes(dec, read_table(outcomes, "outcomes"))
+    # With Dask, an event log given as files (or as a Dask DataFrame) stays on the cluster: it is read,
+    # checked, windowed, hashed and featurised by the workers, never collected here.
+    lazy = is_dask_collection(events) or (dask is not None and not isinstance(events, pd.DataFrame))
+    if lazy:
+        from nextchannel import dask_backend
+        from nextchannel.compat import import_dask
+
+        dask = dask_backend._as_client(dask, import_dask()[1])
+        ev, ev_files = dask_backend.read_events(events)
+    else:
+        ev = read_table(events, "events")
     cust, cont = read_table(customers, "customers"), read_table(contacts, "contacts")
     own = read_table(features, "features")
-    if is_dask_collection(ev):
-        from nextchannel import dask_backend
-
-        ev = dask_backend.collect_events(ev, session_ids=dec["session_id"])
     dec = _prepare(dec, policy)
-    ev = _prepare_events(ev)
+    if not lazy:
+        ev = _prepare_events(ev)
     if own is not None and len(own) != len(dec):
         raise ValidationError(f"features must have one row per decision row: expected {len(dec)}, got {len(own)}")
 
@@ -518,9 +525,12 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
         raise ValidationError(f"decisions in the window [{_iso(lo)}, {_iso(hi)}) must be at least 200 to train and "
                               f"test on, got {len(dec)}")
     sessions = pd.unique(dec["session_id"])
-    ev = ev.loc[ev["session_id"].isin(sessions).to_numpy()]
-    if hi is not None:
-        ev = ev.loc[ev["ts"].to_numpy() < hi]
+    if lazy:
+        ev = dask_backend.window_events(ev, ev_files, until=hi, sessions=sessions)
+    else:
+        ev = ev.loc[ev["session_id"].isin(sessions).to_numpy()]
+        if hi is not None:
+            ev = ev.loc[ev["ts"].to_numpy() < hi]
     is_test, split = _split_point(dec, test_fraction, test_days)
     n_test, n_train = int(is_test.sum()), int((~is_test).sum())
     if n_test < 100 or n_train < 100:
@@ -534,8 +544,9 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
     dec_clean = _strip(dec).reset_index(drop=True)
     ev_clean, cust_clean, cont_clean = _strip(ev), _strip(cust), _strip(cont)
     own_clean = None if own is None else _strip(own).reset_index(drop=True)
-    digest = _input_digest([dec_clean, ev_clean, cust_clean, cont_clean, own_clean],
-                           [config.to_json(), policy.to_json(), repr(split), "dask" if dask is not None else "pandas"])
+    digest = _input_digest([dec_clean, None if lazy else ev_clean, cust_clean, cont_clean, own_clean],
+                           [config.to_json(), policy.to_json(), repr(split), "dask" if dask is not None else "pandas",
+                            dask_backend.digest(ev_clean, dask) if lazy else ""])
     champion, champion_version = _load_champion(root)
     if champion is not None and champion.meta.get("input_digest") == digest:
         # Same inputs as the champion's own run: nothing to train, nothing to publish.
@@ -583,9 +594,15 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
 
     def decide(ms: Any) -> pd.DataFrame:
         frame = pd.concat([test, X_test.drop(columns=[c for c in X_test.columns if c in test.columns])], axis=1)
+        if own_clean is not None:
+            own_test = own_clean.iloc[test_rows].set_axis(test.index)
+            frame = pd.concat([frame, own_test.drop(columns=[c for c in own_test.columns if c in frame.columns])],
+                              axis=1)
         if all(c in frame.columns for c in ms.feature_names):
             return Scorer(ms).decide_many(frame)
-        return Scorer(ms).decide_many(test, events=ev_clean, customers=cust_clean, contacts=cont_clean)
+        # a champion with other features: its own featurisation, on the test sessions' events only
+        ev_test = dask_backend.collect_events(ev_clean, session_ids=test["session_id"]) if lazy else ev_clean
+        return Scorer(ms).decide_many(test, events=ev_test, customers=cust_clean, contacts=cont_clean)
 
     out_ch = decide(challenger)
     comparison = None
@@ -629,10 +646,11 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
         elif comparison is None:
             status, reason = "published", "the champion's actions differ from the policy's; the challenger replaces it"
         else:
-            passes = comparison.verdict == "better" if require == "better" else comparison.verdict != "worse"
+            passes = gate_passes(comparison, require, margin)
             status = "published" if passes else "champion_kept"
             reason = (f"challenger - champion = {comparison.difference:+.4f} per decision point "
-                      f"[{comparison.low:+.4f}, {comparison.high:+.4f}] ({comparison.verdict}); rule {require}: "
+                      f"[{comparison.low:+.4f}, {comparison.high:+.4f}] ({comparison.verdict}); rule {require}"
+                      f"{f' (margin {margin:g})' if require == 'non-inferior' else ''}: "
                       f"{'publish' if passes else 'keep the champion'}")
         bar.set_postfix_str("publish")
         published_version = None
@@ -650,13 +668,30 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
             root.with_name(root.name + "-reports") / challenger.version
         _write_run_report(report_path, status=status, reason=reason, window=window, comparison=comparison,
                           drift=dr, challenger=challenger, X_test=X_test, test=test, out_ch=out_ch, logs=logs,
-                          events=ev_clean, utc_offset_s=utc_offset_s)
+                          events=None if lazy else ev_clean, utc_offset_s=utc_offset_s)
     res = RetrainResult(status, EXIT_CODES[status], reason, version, champion_version,
                         published_version,
                         challenger.version, None if comparison is None else comparison.to_dict(), dr.to_dict(),
                         window, None if report_path is None else os.fspath(report_path), time.perf_counter() - t0)
     logger.info("retrain: %s (%s)", status, reason)
     return res
+
+
+def gate_passes(comparison: Any, require: str, margin: float = 0.0) -> bool:
+    """Whether a challenger passes the gate's rule (:data:`RULES`) on a champion-vs-challenger comparison.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as C
+    >>> wide = C(verdict="not distinguishable", low=-0.6, high=0.2)
+    >>> [gate_passes(wide, r, margin=0.1) for r in RULES]
+    [True, False, False]
+    """
+    if require == "better":
+        return comparison.verdict == "better"
+    if require == "non-inferior":
+        return float(comparison.low) >= -float(margin)
+    return comparison.verdict != "worse"
 
 
 def _config(value: Any, cls: Any, name: str) -> Any:

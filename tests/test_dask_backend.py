@@ -110,3 +110,56 @@ def test_the_scorer_never_imports_dask():
             "print(any(m == 'dask' or m.startswith(('dask.', 'distributed')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_dask_points_give_a_dask_frame_computed_on_the_cluster(cluster, tiny_sim):
+    sim = tiny_sim
+    at = sim.decisions[["session_id", "ts"]]
+    expected = features_many(at, events=sim.events, with_profile=False)
+    sessions = pd.unique(sim.events["session_id"])
+    halves = [sessions[i::2] for i in range(2)]
+    ev = dd.concat([dd.from_pandas(sim.events[sim.events["session_id"].isin(h)], npartitions=1, sort=False)
+                    for h in halves])
+    at_dd = dd.from_pandas(at, npartitions=3, sort=False)
+    for presplit in (True, False):
+        got = dask_backend.features_many(at_dd, events=ev, client=cluster, with_profile=False,
+                                         partitioned_by_session=presplit)
+        assert dd.utils.is_dataframe_like(got._meta) and hasattr(got, "npartitions")   # still lazy
+        pd.testing.assert_frame_equal(got.compute().sort_index(), expected.sort_index())
+    # points written with their sessions' events (partition i with partition i): zipped, nothing shuffled
+    at_co = dd.concat([dd.from_pandas(at[at["session_id"].isin(h)], npartitions=1, sort=False) for h in halves])
+    got = dask_backend.features_many(at_co, events=ev, client=cluster, with_profile=False, copartitioned=True)
+    pd.testing.assert_frame_equal(got.compute().sort_index(), expected.sort_index())
+
+
+def test_retrain_with_dask_keeps_the_event_log_on_the_cluster(cluster, tiny_sim, tmp_path, monkeypatch):
+    from nextchannel import PolicyConfig, TrainConfig, jobs
+
+    sim = tiny_sim
+    (tmp_path / "events").mkdir()
+    sessions = pd.unique(sim.events["session_id"])
+    for i in range(3):   # files that split no session here, but the job does not rely on that
+        sim.events[sim.events["session_id"].isin(sessions[i::3])].to_parquet(tmp_path / "events" / f"p{i}.parquet")
+    real_read = jobs.read_table
+
+    def read_no_events(source, what="table"):
+        assert what != "events", "the event log was read into the driver"
+        return real_read(source, what)
+
+    monkeypatch.setattr(jobs, "read_table", read_no_events)
+    monkeypatch.setattr(dask_backend, "collect_events", lambda *a, **k: pytest.fail("events collected"))
+    cfg = TrainConfig(n_estimators=8, offer_n_estimators=4, value_n_estimators=6, guard=False)
+    kw = dict(decisions=sim.decisions, events=tmp_path / "events", customers=sim.customers, contacts=sim.contacts,
+              root=tmp_path / "models", config=cfg, policy=PolicyConfig.from_sim(sim.config), report=False,
+              dask=cluster)
+    first = jobs.retrain(**kw)
+    assert (first.status, first.window["train_rows"] + first.window["test_rows"]) == ("published", len(sim.decisions))
+    assert jobs.retrain(**kw).status == "unchanged"   # the digest of the files, hashed on the workers
+    # a bad row is named by its file, from the worker that read it
+    bad = sim.events[sim.events["session_id"].isin(sessions[0::3])].copy()
+    bad.loc[bad.index[4], "ts"] = float("nan")
+    bad.to_parquet(tmp_path / "events" / "p0.parquet")
+    from nextchannel.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=r"events\.ts must be a finite number.*p0\.parquet: row 5"):
+        jobs.retrain(**{**kw, "root": tmp_path / "other"})

@@ -87,7 +87,16 @@ def _assert_same(batch_row: dict, online: dict, ctx):
             assert abs(a - b) <= 1e-9, (name, a, b, ctx)
 
 
-def _check_online_equals_batch(rows, data, limits=None):
+def _parquet_typed(events):
+    """The frame as a Parquet reader returns it (string, boolean dtypes): the batch path's fast paths."""
+    import io
+
+    buf = io.BytesIO()
+    events.to_parquet(buf, index=False)
+    return pd.read_parquet(io.BytesIO(buf.getvalue()))
+
+
+def _check_online_equals_batch(rows, data, limits=None, typed=False):
     ts_pool = sorted({r["ts"] for r in rows}) or [0.0]
     at_rows = []
     for _ in range(data.draw(st.integers(1, 8))):
@@ -96,7 +105,7 @@ def _check_online_equals_batch(rows, data, limits=None):
         t = base + data.draw(st.sampled_from([0.0, 0.0, 0.1, 30.0, -1.0]))
         at_rows.append({"session_id": sid, "ts": t})
     at = pd.DataFrame(at_rows)
-    events = _frame(rows)
+    events = _parquet_typed(_frame(rows)) if typed else _frame(rows)
     before = events.copy(deep=True)
     batch = features_many(at, events=events, limits=limits)
     pd.testing.assert_frame_equal(events, before)  # no mutation of the input
@@ -115,6 +124,31 @@ def _check_online_equals_batch(rows, data, limits=None):
 @given(rows=event_logs(), data=st.data())
 def test_online_equals_batch(rows, data):
     _check_online_equals_batch(rows, data)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=event_logs(late=True), data=st.data())
+def test_online_equals_batch_on_parquet_typed_columns(rows, data):
+    """Columns typed as Parquet gives them (pandas string and boolean dtypes) take vectorised paths in
+    batch; the answers stay the online ones."""
+    _check_online_equals_batch(rows, data, typed=True)
+
+
+def test_parquet_typed_session_context_equals_online():
+    """The typed fast paths on the values they treat specially: missing and empty customer ids, a
+    language outside the vocabulary, a boolean ``returning`` column, string event types."""
+    starts = [("a", True, "c1", "en"), ("b", False, None, None), ("c", True, "", "xx")]
+    rows = [{"session_id": sid, "ts": 10.0 + i, "type": "session_start", "device": "mobile", "language": lang,
+             "referrer": "direct", "customer_id": cid, "returning": ret, "utc_offset_s": 0.0}
+            for i, (sid, ret, cid, lang) in enumerate(starts)]
+    rows += [{"session_id": "b", "ts": 20.0, "type": "click"}]
+    events = _parquet_typed(_frame(rows)).astype({"returning": "boolean", "customer_id": "str"})  # as simulate() writes
+    assert isinstance(events["type"].dtype, pd.StringDtype) and isinstance(events["customer_id"].dtype, pd.StringDtype)
+    at = pd.DataFrame({"session_id": ["a", "b", "c"], "ts": [30.0, 30.0, 30.0]})
+    batch = features_many(at, events=events)
+    for i, sid in enumerate(["a", "b", "c"]):
+        _assert_same(batch.iloc[i].to_dict(), _online(rows, sid, 30.0), sid)
+    assert batch["is_returning"].tolist() == [1.0, 0.0, 1.0] and batch["is_known"].tolist() == [1.0, 0.0, 0.0]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -122,6 +122,17 @@ def test_require_better_keeps_an_indistinguishable_challenger(world, tmp_path):
                       window_days=4, require="better", min_effect=0.5, report=False)
     assert first.status == "published"
     assert res.comparison["verdict"] == "not distinguishable" and res.status == "champion_kept"
+    # non-inferior puts the burden of proof on the challenger: a lower bound below -margin keeps the champion
+    low = res.comparison["low"]
+    assert low < 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        strict = retrain(decisions=decisions, events=sim.events, root=root, policy=policy, config=other,
+                         window_days=4, require="non-inferior", margin=-low / 2, report=False)
+        loose = retrain(decisions=decisions, events=sim.events, root=root, policy=policy, config=other,
+                        window_days=4, require="non-inferior", margin=-low * 2, report=False)
+    assert strict.comparison["low"] == pytest.approx(low) and strict.status == "champion_kept"
+    assert loose.status == "published" and "non-inferior (margin" in loose.reason
 
 
 def _mutate(files, tmp_path, fn, name="decisions.csv"):
@@ -234,3 +245,25 @@ def test_a_reader_reloading_current_in_a_loop_never_fails_while_retrain_publishe
     assert errors == []
     assert second.status == "published" and second.version != first.version
     assert {first.model_version, second.model_version} <= seen
+
+
+def test_one_outcome_join_for_the_service_logs_and_the_job(tmp_path):
+    from nextchannel.errors import ValidationError
+    from nextchannel.jobs import read_table
+    from nextchannel.web.logs import DecisionLog, join_outcomes, read_logs
+
+    log = DecisionLog(tmp_path, key=b"k")
+    for i in range(3):
+        log.decision({"decision_id": f"d{i}", "session_id": "s", "ts": float(i), "action": "none", "propensity": 1.0})
+    for did, outcome in (("d1", "accepted"), ("d1", "solved"), ("d2", "contact_started"), ("d0", "shown")):
+        log.outcome({"decision_id": did, "outcome": outcome, "ts": 9.0})
+    log.close()
+    cols = ["decision_id", "accepted", "dismissed", "contact_started", "success"]
+    service = read_logs(tmp_path).decisions[cols]
+    job = join_outcomes(read_table(tmp_path / "decisions", "decisions"), read_table(tmp_path / "outcomes", "outcomes"))
+    pd.testing.assert_frame_equal(job[cols].sort_values("decision_id").reset_index(drop=True), service)
+    assert service.set_index("decision_id").loc["d1", ["accepted", "success"]].tolist() == [True, True]
+    bad = read_table(tmp_path / "outcomes", "outcomes")
+    bad.loc[2, "outcome"] = "bought"
+    with pytest.raises(ValidationError, match=r"outcomes\.outcome must be one of .* row 3 \('bought'\)"):
+        join_outcomes(read_table(tmp_path / "decisions", "decisions"), bad)

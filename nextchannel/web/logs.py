@@ -31,15 +31,75 @@ from typing import Any, Iterable, Mapping, NamedTuple
 
 import pandas as pd
 
-from nextchannel.errors import ConfigError
+from nextchannel.errors import ConfigError, ValidationError
 from nextchannel.schema import EVENT_COLUMNS
 
-__all__ = ["DecisionLog", "LogFrames", "read_logs", "export_parquet", "pseudonymise", "OUTCOMES"]
+__all__ = ["DecisionLog", "LogFrames", "read_logs", "export_parquet", "pseudonymise", "OUTCOMES",
+           "OUTCOME_ALIASES", "join_outcomes"]
 
 #: Outcomes ``/v1/outcome`` accepts, and the decision column each one sets.
 OUTCOMES: dict[str, str | None] = {"shown": None, "accepted": "accepted", "dismissed": "dismissed",
                                    "contact_started": "contact_started", "solved": "success"}
+#: Outcome names an outcome log from elsewhere may also hold, and the decision column each one sets.
+OUTCOME_ALIASES: dict[str, str] = {"success": "success", "left": "left"}
 _KINDS = ("decisions", "outcomes", "events")
+
+
+def _rows(frame: pd.DataFrame, mask: Any, column: str, limit: int = 5) -> str:
+    idx = [i for i, m in enumerate(mask) if m]
+    shown = frame.iloc[idx[:limit]]
+    if {"_source", "_row"} <= set(frame.columns):
+        where = [f"{s} row {r}" for s, r in zip(shown["_source"], shown["_row"])]
+    else:
+        where = [f"row {i}" for i in idx[:limit]]
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return f"{len(idx)} row(s): " + ", ".join(f"{w} ({v!r})" for w, v in zip(where, shown[column])) + more
+
+
+def join_outcomes(decisions: pd.DataFrame, outcomes: pd.DataFrame | None) -> pd.DataFrame:
+    """Each decision's outcome columns from an outcome log (``decision_id``, ``outcome``): the one join
+    of the service's logs (:func:`read_logs`) and of the retraining job.
+
+    A decision's column is true if it was already, or if an outcome record of that decision says so
+    (``accepted``, ``dismissed``, ``contact_started``, ``solved`` -> ``success``; from other systems
+    also ``success`` and ``left``). The columns of :data:`OUTCOMES` always exist afterwards (false
+    where nothing was recorded); ``left`` when some record says so. ``shown`` sets nothing; records
+    of unknown decisions are ignored.
+
+    Raises
+    ------
+    ValidationError
+        Missing ``decision_id`` / ``outcome`` columns, or an outcome outside the vocabulary (the rows named).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"decision_id": ["d1", "d2"], "accepted": [False, False]})
+    >>> o = pd.DataFrame({"decision_id": ["d2", "d2"], "outcome": ["accepted", "solved"]})
+    >>> join_outcomes(d, o)[["accepted", "success", "contact_started"]].to_numpy().tolist()
+    [[False, False, False], [True, True, False]]
+    """
+    vocabulary = {**OUTCOMES, **OUTCOME_ALIASES}
+    if "decision_id" not in decisions.columns:
+        raise ValidationError("decisions must have the column 'decision_id' to join outcomes to, missing it")
+    if outcomes is None or not len(outcomes):
+        outcomes = pd.DataFrame({"decision_id": pd.Series([], dtype=object), "outcome": pd.Series([], dtype=object)})
+    missing = [c for c in ("decision_id", "outcome") if c not in outcomes.columns]
+    if missing:
+        raise ValidationError(f"outcomes must have columns ['decision_id', 'outcome'], missing {missing}")
+    unknown = ~outcomes["outcome"].isin(list(vocabulary)).to_numpy()
+    if unknown.any():
+        raise ValidationError(f"outcomes.outcome must be one of {sorted(vocabulary)}; "
+                              f"{_rows(outcomes, unknown, 'outcome')}")
+    d = decisions.copy()
+    always = {c for c in OUTCOMES.values() if c is not None}
+    for outcome, col in vocabulary.items():
+        if col is None:
+            continue
+        ids = set(outcomes.loc[outcomes["outcome"] == outcome, "decision_id"])
+        if ids or col in always:
+            prev = d[col].fillna(False).astype(bool) if col in d.columns else False
+            d[col] = prev | d["decision_id"].isin(ids)
+    return d
 
 
 def pseudonymise(customer_id: str, key: bytes) -> str:
@@ -223,13 +283,7 @@ def read_logs(directory: str | Path) -> LogFrames:
     if len(ev):
         ev = ev.sort_values("ts", kind="stable").reset_index(drop=True)
     if len(dec):
-        dec["contact_started"] = False
-        if len(out):
-            for outcome, col in OUTCOMES.items():
-                if col is not None:
-                    ids = set(out.loc[out["outcome"] == outcome, "decision_id"])
-                    dec[col] = dec[col].astype(bool) | dec["decision_id"].isin(ids)
-        dec = dec.sort_values(["ts", "decision_id"], kind="stable").reset_index(drop=True)
+        dec = join_outcomes(dec, out).sort_values(["ts", "decision_id"], kind="stable").reset_index(drop=True)
     return LogFrames(dec, ev, out)
 
 
