@@ -499,7 +499,7 @@ def _checked_events(part: pd.DataFrame, files: list[str], hi: float | None, sess
     return part.loc[keep]
 
 
-def window_events(events: Any, files: list[str], *, until: float | None, sessions: Any) -> Any:
+def window_events(events: Any, *, files: list[str], until: float | None, sessions: Any) -> Any:
     """The events of the window's sessions (before ``until``), with ``ts`` checked; lazy: a bad row
     raises :class:`~nextchannel.errors.ValidationError` naming its file when the log is first read."""
     import dask
@@ -519,7 +519,7 @@ def _digest_part(part: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"digest": [h.hexdigest()], "rows": [len(part)]})
 
 
-def digest(events: Any, client: Any) -> str:
+def digest(events: Any, *, client: Any) -> str:
     """sha256 over each partition's row hashes (computed on the workers), in partition order."""
     import hashlib
 

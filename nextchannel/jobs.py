@@ -487,7 +487,7 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
     if outcomes is not None:  # the service's own join (one definition)
         from nextchannel.web.logs import join_outcomes
 
-        dec = join_outcomes(dec, read_table(outcomes, "outcomes"))
+        dec = join_outcomes(dec, outcomes=read_table(outcomes, "outcomes"))
     # With Dask, an event log given as files (or as a Dask DataFrame) stays on the cluster: it is read,
     # checked, windowed, hashed and featurised by the workers, never collected here.
     lazy = is_dask_collection(events) or (dask is not None and not isinstance(events, pd.DataFrame))
@@ -526,7 +526,7 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
                               f"test on, got {len(dec)}")
     sessions = pd.unique(dec["session_id"])
     if lazy:
-        ev = dask_backend.window_events(ev, ev_files, until=hi, sessions=sessions)
+        ev = dask_backend.window_events(ev, files=ev_files, until=hi, sessions=sessions)
     else:
         ev = ev.loc[ev["session_id"].isin(sessions).to_numpy()]
         if hi is not None:
@@ -546,7 +546,7 @@ def retrain(*, decisions: Any, root: str | os.PathLike[str], events: Any = None,
     own_clean = None if own is None else _strip(own).reset_index(drop=True)
     digest = _input_digest([dec_clean, None if lazy else ev_clean, cust_clean, cont_clean, own_clean],
                            [config.to_json(), policy.to_json(), repr(split), "dask" if dask is not None else "pandas",
-                            dask_backend.digest(ev_clean, dask) if lazy else ""])
+                            dask_backend.digest(ev_clean, client=dask) if lazy else ""])
     champion, champion_version = _load_champion(root)
     if champion is not None and champion.meta.get("input_digest") == digest:
         # Same inputs as the champion's own run: nothing to train, nothing to publish.

@@ -260,10 +260,10 @@ def test_one_outcome_join_for_the_service_logs_and_the_job(tmp_path):
     log.close()
     cols = ["decision_id", "accepted", "dismissed", "contact_started", "success"]
     service = read_logs(tmp_path).decisions[cols]
-    job = join_outcomes(read_table(tmp_path / "decisions", "decisions"), read_table(tmp_path / "outcomes", "outcomes"))
+    job = join_outcomes(read_table(tmp_path / "decisions", "decisions"), outcomes=read_table(tmp_path / "outcomes", "outcomes"))
     pd.testing.assert_frame_equal(job[cols].sort_values("decision_id").reset_index(drop=True), service)
     assert service.set_index("decision_id").loc["d1", ["accepted", "success"]].tolist() == [True, True]
     bad = read_table(tmp_path / "outcomes", "outcomes")
     bad.loc[2, "outcome"] = "bought"
     with pytest.raises(ValidationError, match=r"outcomes\.outcome must be one of .* row 3 \('bought'\)"):
-        join_outcomes(read_table(tmp_path / "decisions", "decisions"), bad)
+        join_outcomes(read_table(tmp_path / "decisions", "decisions"), outcomes=bad)

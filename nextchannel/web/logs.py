@@ -56,7 +56,7 @@ def _rows(frame: pd.DataFrame, mask: Any, column: str, limit: int = 5) -> str:
     return f"{len(idx)} row(s): " + ", ".join(f"{w} ({v!r})" for w, v in zip(where, shown[column])) + more
 
 
-def join_outcomes(decisions: pd.DataFrame, outcomes: pd.DataFrame | None) -> pd.DataFrame:
+def join_outcomes(decisions: pd.DataFrame, *, outcomes: pd.DataFrame | None) -> pd.DataFrame:
     """Each decision's outcome columns from an outcome log (``decision_id``, ``outcome``): the one join
     of the service's logs (:func:`read_logs`) and of the retraining job.
 
@@ -75,7 +75,7 @@ def join_outcomes(decisions: pd.DataFrame, outcomes: pd.DataFrame | None) -> pd.
     --------
     >>> d = pd.DataFrame({"decision_id": ["d1", "d2"], "accepted": [False, False]})
     >>> o = pd.DataFrame({"decision_id": ["d2", "d2"], "outcome": ["accepted", "solved"]})
-    >>> join_outcomes(d, o)[["accepted", "success", "contact_started"]].to_numpy().tolist()
+    >>> join_outcomes(d, outcomes=o)[["accepted", "success", "contact_started"]].to_numpy().tolist()
     [[False, False, False], [True, True, False]]
     """
     vocabulary = {**OUTCOMES, **OUTCOME_ALIASES}
@@ -283,7 +283,7 @@ def read_logs(directory: str | Path) -> LogFrames:
     if len(ev):
         ev = ev.sort_values("ts", kind="stable").reset_index(drop=True)
     if len(dec):
-        dec = join_outcomes(dec, out).sort_values(["ts", "decision_id"], kind="stable").reset_index(drop=True)
+        dec = join_outcomes(dec, outcomes=out).sort_values(["ts", "decision_id"], kind="stable").reset_index(drop=True)
     return LogFrames(dec, ev, out)
 
 
