@@ -261,20 +261,17 @@ def features_many(decisions: Any, *, events: Any, customers: Any = None, contact
                             dict(kwargs), pure=False) for i in range(n) if (at_part == i).any()]
         return _in_order(c.gather(futures), at)
 
-    if copartitioned:
-        if not at_lazy or at.npartitions != events.npartitions:
-            raise ValidationError("copartitioned=True needs events and at as Dask DataFrames with the same number of "
-                                  f"partitions, got {getattr(at, 'npartitions', 'a pandas at')} and "
-                                  f"{events.npartitions}")
-        ev, pts_parts = events, at[keep].map_partitions(_number_points, meta=_number_points(at._meta[keep]))
-        pts = pts_parts
-    elif at_lazy:
+    if copartitioned and (not at_lazy or at.npartitions != events.npartitions):
+        raise ValidationError("copartitioned=True needs events and decisions as Dask DataFrames with the same number "
+                              f"of partitions, got {getattr(at, 'npartitions', 'a pandas frame')} and "
+                              f"{events.npartitions}")
+    if at_lazy:
         pts = at[keep].map_partitions(_number_points, meta=_number_points(at._meta[keep]))
     else:
         pts = dd.from_pandas(at[keep].assign(**{_AT: np.arange(len(at), dtype=np.int64)}),
                             npartitions=max(1, min(2 * n_workers, len(at) // 50_000 + 1)), sort=False)
-    if copartitioned:
-        pass
+    if copartitioned:  # partition i of the points goes with partition i of the events, as they are
+        ev, pts_parts = events, pts
     elif partitioned_by_session:
         ev, n = events, events.npartitions
         smap = ev.map_partitions(_sessions_of, meta=_sessions_of(ev._meta))

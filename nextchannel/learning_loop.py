@@ -44,6 +44,7 @@ import pandas as pd
 
 from nextchannel.errors import ConfigError
 from nextchannel.features import features_many
+from nextchannel.jobs import gate_passes
 from nextchannel.modelset import ModelSet
 from nextchannel.policy import PolicyConfig, eligibility_frame
 from nextchannel.scorer import Scorer
@@ -314,10 +315,10 @@ def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: 
     if challenger.constant_action is not None:
         ok, verdict = False, f"kept: guard fell back (always {challenger.constant_action})"
     elif needs_better:
-        ok = c.verdict == "better"
+        ok = gate_passes(c, "better")
         verdict = "published (better; offer rate changed)" if ok else "kept: offer rate changed, not better"
     else:
-        ok = c.verdict != "worse"
+        ok = gate_passes(c, "not-worse")
         verdict = "published" if ok else "kept: challenger worse"
     gate = {"gate": verdict, "gate_difference": float(c.difference), "gate_low": float(c.low),
             "gate_high": float(c.high), "train_sessions": len(train_ids)}

@@ -163,3 +163,15 @@ def test_retrain_with_dask_keeps_the_event_log_on_the_cluster(cluster, tiny_sim,
 
     with pytest.raises(ValidationError, match=r"events\.ts must be a finite number.*p0\.parquet: row 5"):
         jobs.retrain(**{**kw, "root": tmp_path / "other"})
+
+
+def test_copartitioned_needs_dask_points_with_the_events_partition_count(cluster, tiny_sim):
+    sim = tiny_sim
+    at = sim.decisions[["session_id", "ts"]]
+    ev = dd.from_pandas(sim.events, npartitions=2, sort=False)
+    from nextchannel.errors import ValidationError
+    with pytest.raises(ValidationError, match="same number of partitions, got a pandas frame and 2"):
+        dask_backend.features_many(at, events=ev, client=cluster, copartitioned=True)
+    with pytest.raises(ValidationError, match="got 3 and 2"):
+        dask_backend.features_many(dd.from_pandas(at, npartitions=3, sort=False), events=ev, client=cluster,
+                                   copartitioned=True)
