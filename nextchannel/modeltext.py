@@ -100,7 +100,29 @@ _FEATURE_NAME_RE = re.compile(r"[^\s=]+")
 _FEATURE_INFO_RE = re.compile(rf"none|\[{_FLOAT}:{_FLOAT}\]|{_INT}(?::{_INT})*")
 _OBJECTIVE_OPTION_RE = re.compile(rf"[a-z_]+:{_FLOAT}")
 _IMPORTANCE_RE = re.compile(r"[^\s=]+=[0-9]+")
-_PARAMETER_RE = re.compile(r"\[[a-z_0-9]+: [^\n]*\]")
+_PARAMETER_RE = re.compile(r"\[([a-z_0-9]+): ([^\n]*)\]")
+# The lightgbm package reads the parameters back (``LGBM_BoosterGetLoadedParam``): LightGBM parses
+# the numeric ones with its own number parser (a fatal "Unknown token" on anything else) and the
+# package json-decodes the result (control characters break it). So a parameter's value must be a
+# plain decimal number where LightGBM writes one, and otherwise plain printable text.
+_NUMERIC_PARAMETERS = frozenset("""
+    num_iterations learning_rate num_leaves num_threads seed deterministic force_col_wise force_row_wise
+    histogram_pool_size max_depth min_data_in_leaf min_sum_hessian_in_leaf bagging_fraction
+    pos_bagging_fraction neg_bagging_fraction bagging_freq bagging_seed bagging_by_query feature_fraction
+    feature_fraction_bynode feature_fraction_seed extra_trees extra_seed early_stopping_round
+    early_stopping_min_delta first_metric_only max_delta_step lambda_l1 lambda_l2 linear_lambda
+    min_gain_to_split drop_rate max_drop skip_drop xgboost_dart_mode uniform_drop drop_seed top_rate
+    other_rate min_data_per_group max_cat_threshold cat_l2 cat_smooth max_cat_to_onehot top_k
+    monotone_penalty refit_decay_rate cegb_tradeoff cegb_penalty_split path_smooth verbosity
+    saved_feature_importance_type use_quantized_grad num_grad_quant_bins quant_train_renew_leaf
+    stochastic_rounding linear_tree max_bin min_data_in_bin bin_construct_sample_cnt data_random_seed
+    is_enable_sparse enable_bundle use_missing zero_as_missing feature_pre_filter pre_partition two_round
+    header precise_float_parser objective_seed num_class is_unbalance scale_pos_weight sigmoid
+    boost_from_average reg_sqrt alpha fair_c poisson_max_delta_step tweedie_variance_power
+    lambdarank_truncation_level lambdarank_norm lambdarank_position_bias_regularization multi_error_top_k
+    num_machines local_listen_port time_out gpu_platform_id gpu_device_id gpu_use_dp num_gpu""".split())
+_NUMBER_RE = re.compile(_FLOAT)
+_PARAMETER_TEXT_RE = re.compile(r"[A-Za-z0-9_.,:;+\-\[\]()/ ]*")
 _INT32_MAX = 2**31 - 1
 _UINT32_MAX = 2**32 - 1
 
@@ -357,9 +379,19 @@ def _check_trailer(lines: list[str]) -> None:
             section = "end"
             continue
         ok = ((section == "feature_importances:" and _IMPORTANCE_RE.fullmatch(line))
-              or (section == "parameters:" and _PARAMETER_RE.fullmatch(line) and len(line) < 100_000))
+              or (section == "parameters:" and len(line) < 100_000 and _parameter_ok(line)))
         if not ok:
             raise _Refuse(f"unexpected line after 'end of trees': {_excerpt(line)}")
+
+
+def _parameter_ok(line: str) -> bool:
+    m = _PARAMETER_RE.fullmatch(line)
+    if m is None:
+        return False
+    name, value = m.groups()
+    if name in _NUMERIC_PARAMETERS:
+        return _NUMBER_RE.fullmatch(value) is not None
+    return _PARAMETER_TEXT_RE.fullmatch(value) is not None
 
 
 def _check_pandas_categorical(value: str) -> None:

@@ -153,3 +153,13 @@ def test_random_byte_damage_never_escapes_as_another_error(text, cut, byte):
     except BundleError:
         return
     assert lgb.Booster(model_str=bytes(data).decode("utf-8")).num_trees() > 0  # passed: LightGBM must load it
+
+
+@pytest.mark.parametrize("old,new", [("[learning_rate: 0.1]", "[learning_rate: x.1]"),
+                                     ("[boosting: gbdt]", "[boosting: \x01bdt]"),
+                                     ("[metric: l2]", '[metric: l"]')])
+def test_parameters_lightgbm_reads_back_must_be_as_it_writes_them(text, old, new):
+    """The lightgbm package parses the parameters again (numbers natively, the rest as JSON): found by byte damage."""
+    assert old in text
+    with pytest.raises(BundleError, match="unexpected line after 'end of trees'"):
+        check_model_text(text.replace(old, new))
