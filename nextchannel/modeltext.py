@@ -122,7 +122,8 @@ _NUMERIC_PARAMETERS = frozenset("""
     lambdarank_truncation_level lambdarank_norm lambdarank_position_bias_regularization multi_error_top_k
     num_machines local_listen_port time_out gpu_platform_id gpu_device_id gpu_use_dp num_gpu""".split())
 _NUMBER_RE = re.compile(_FLOAT)
-_PARAMETER_TEXT_RE = re.compile(r"[A-Za-z0-9_.,:;+\-\[\]()/ ]*")
+_INDEX_LIST_RE = re.compile(r"(?:[0-9]{1,9}(?:,[0-9]{1,9})*)?")
+_PARAMETER_TEXT_RE = re.compile(r"[A-Za-z0-9_.,:;+\-/ ]*")  # no brackets: one line holds one parameter
 _INT32_MAX = 2**31 - 1
 _UINT32_MAX = 2**32 - 1
 
@@ -391,6 +392,8 @@ def _parameter_ok(line: str) -> bool:
     name, value = m.groups()
     if name in _NUMERIC_PARAMETERS:
         return _NUMBER_RE.fullmatch(value) is not None
+    if name == "categorical_feature":  # read back as JSON without quotes: feature indices only
+        return _INDEX_LIST_RE.fullmatch(value) is not None
     return _PARAMETER_TEXT_RE.fullmatch(value) is not None
 
 
