@@ -379,22 +379,22 @@ def _check_trailer(lines: list[str]) -> None:
             _check_pandas_categorical(line[len("pandas_categorical:"):])
             section = "end"
             continue
-        ok = ((section == "feature_importances:" and _IMPORTANCE_RE.fullmatch(line))
-              or (section == "parameters:" and len(line) < 100_000 and _parameter_ok(line)))
-        if not ok:
+        if section == "parameters:" and _PARAMETER_RE.fullmatch(line) and len(line) < 100_000:
+            _check_parameter(line)
+        elif not (section == "feature_importances:" and _IMPORTANCE_RE.fullmatch(line)):
             raise _Refuse(f"unexpected line after 'end of trees': {_excerpt(line)}")
 
 
-def _parameter_ok(line: str) -> bool:
-    m = _PARAMETER_RE.fullmatch(line)
-    if m is None:
-        return False
-    name, value = m.groups()
+def _check_parameter(line: str) -> None:
+    name, value = _PARAMETER_RE.fullmatch(line).groups()
     if name in _NUMERIC_PARAMETERS:
-        return _NUMBER_RE.fullmatch(value) is not None
-    if name == "categorical_feature":  # read back as JSON without quotes: feature indices only
-        return _INDEX_LIST_RE.fullmatch(value) is not None
-    return _PARAMETER_TEXT_RE.fullmatch(value) is not None
+        ok, want = _NUMBER_RE.fullmatch(value), "a decimal number"
+    elif name == "categorical_feature":  # read back as JSON without quotes
+        ok, want = _INDEX_LIST_RE.fullmatch(value), "comma-separated feature indices"
+    else:
+        ok, want = _PARAMETER_TEXT_RE.fullmatch(value), "letters, digits and _.,:;+-/ only"
+    if not ok:
+        raise _Refuse(f"parameter {name!r} must be {want} (LightGBM reads it back), got {_excerpt(value)}")
 
 
 def _check_pandas_categorical(value: str) -> None:

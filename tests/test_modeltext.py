@@ -155,11 +155,24 @@ def test_random_byte_damage_never_escapes_as_another_error(text, cut, byte):
     assert lgb.Booster(model_str=bytes(data).decode("utf-8")).num_trees() > 0  # passed: LightGBM must load it
 
 
-@pytest.mark.parametrize("old,new", [("[learning_rate: 0.1]", "[learning_rate: x.1]"),
-                                     ("[boosting: gbdt]", "[boosting: \x01bdt]"),
-                                     ("[metric: l2]", '[metric: l"]')])
-def test_parameters_lightgbm_reads_back_must_be_as_it_writes_them(text, old, new):
+@pytest.mark.parametrize("old,new,match", [
+    ("[learning_rate: 0.1]", "[learning_rate: x.1]", "parameter 'learning_rate' must be a decimal number"),
+    ("[boosting: gbdt]", "[boosting: \x01bdt]", "parameter 'boosting' must be letters"),
+    ("[metric: l2]", '[metric: l"]', "parameter 'metric' must be letters"),
+    ("[categorical_feature: 3]", "[categorical_feature: +]", "parameter 'categorical_feature' must be comma-separated"),
+    ("[data: ]\n[valid: ]", "[data: ] [valid: ]", "parameter 'data' must be letters")])
+def test_parameters_lightgbm_reads_back_must_be_as_it_writes_them(text, old, new, match):
     """The lightgbm package parses the parameters again (numbers natively, the rest as JSON): found by byte damage."""
     assert old in text
-    with pytest.raises(BundleError, match="unexpected line after 'end of trees'"):
+    with pytest.raises(BundleError, match=re.escape(match)):
         check_model_text(text.replace(old, new))
+    lgb.Booster(model_str=text)  # the undamaged text loads
+
+
+def test_numeric_parameter_table_is_what_this_lightgbm_writes(text):
+    """Every parameter LightGBM writes as a number is in the table (an upgrade adding one fails here)."""
+    from nextchannel.modeltext import _NUMERIC_PARAMETERS
+    written = dict(re.fullmatch(r"\[([a-z_0-9]+): (.*)\]", line).groups()
+                   for line in text[text.index("parameters:\n") + 12:text.index("\nend of parameters")].split("\n") if line)
+    numeric = {k for k, v in written.items() if re.fullmatch(r"-?[0-9.]+(?:e[-+]?[0-9]+)?", v)} - {"categorical_feature"}
+    assert numeric == _NUMERIC_PARAMETERS
