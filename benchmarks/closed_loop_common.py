@@ -7,6 +7,7 @@ root as ``.venv/bin/python benchmarks/<script>.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any, Mapping
@@ -14,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nextchannel import ModelSet, Scorer, simulate
+from nextchannel import ModelSet, PolicyConfig, Scorer, TrainConfig, simulate
 from nextchannel.features import CATEGORICAL_FEATURES, features_many
 from nextchannel.models import ValueModel
 from nextchannel.simulation import SimConfig, SimResult
@@ -22,10 +23,48 @@ from nextchannel.training import context_frame
 
 Z95 = 1.959963984540054
 
+#: PolicyConfig fields a variant may set (passed to ``train``: its guard then tests that margin).
+POLICY_KEYS = ("offer_margin",)
+
+
+def _typed(cur: Any, v: str) -> Any:
+    if isinstance(cur, bool) or v.lower() in ("true", "false", "warn"):
+        return v if v.lower() == "warn" else v.lower() in ("1", "true", "yes")
+    return type(cur)(v)
+
+
+def parse_variant(spec: str, base: TrainConfig, policy: PolicyConfig) -> tuple[str, TrainConfig, PolicyConfig]:
+    """``"name:key=value,key=value"`` → (name, TrainConfig, PolicyConfig) — one parser for every script.
+
+    Keys are ``TrainConfig`` fields (``early_stopping_rounds=30``, ``guard=warn``) or ``offer_margin``,
+    which goes to the ``PolicyConfig`` given to ``train`` (so that the guard tests the margin the
+    bundle will decide with). A spec without ``:`` is a name with no overrides.
+
+    >>> name, t, p = parse_variant("es:early_stopping_rounds=10,offer_margin=0.25", TrainConfig(), PolicyConfig())
+    >>> name, t.early_stopping_rounds, p.offer_margin
+    ('es', 10, 0.25)
+    """
+    name, _, sets = spec.partition(":")
+    tkw, pkw = {}, {}
+    for item in (s for s in sets.split(",") if s):
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--variant {spec!r}: expected key=value, got {item!r}")
+        if k in POLICY_KEYS:
+            pkw[k] = float(v)
+        elif k in {f.name for f in dataclasses.fields(TrainConfig)}:
+            tkw[k] = _typed(getattr(base, k), v)
+        else:
+            raise SystemExit(f"--variant {spec!r}: {k!r} is neither a TrainConfig field nor one of {POLICY_KEYS}")
+    return name or "default", dataclasses.replace(base, **tkw), dataclasses.replace(policy, **pkw)
+
 
 def full_information_model_set(ms: ModelSet, sim: SimResult, *, n_estimators: int = 300, num_leaves: int = 15,
-                               learning_rate: float = 0.05, min_child_samples: int = 40) -> ModelSet:
+                               learning_rate: float = 0.05, min_child_samples: int = 40,
+                               policy: PolicyConfig | None = None) -> ModelSet:
     """``ms`` with its value model replaced by one fitted to every action's *true* expected value.
+
+    Deployed with ``policy`` (default ``ms.policy``; the scripts give the world's, margin 0).
 
     Same features, same channel context, same policy rules, the same :class:`Scorer` machinery —
     only the targets differ: ``ev_<action>`` of every decision point (which no real log has) instead
@@ -39,7 +78,7 @@ def full_information_model_set(ms: ModelSet, sim: SimResult, *, n_estimators: in
     vm = ValueModel(n_estimators=n_estimators, num_leaves=num_leaves, learning_rate=learning_rate,
                     min_child_samples=min_child_samples, categorical_features=tuple(CATEGORICAL_FEATURES),
                     random_state=0, n_jobs=1).fit(X, C, ev, actions=ms.actions)
-    return ModelSet(ms.channel_model, vm, ms.offer_model, ms.policy, ms.profile_config,
+    return ModelSet(ms.channel_model, vm, ms.offer_model, policy or ms.policy, ms.profile_config,
                     meta={**ms.meta, "full_information": True})
 
 

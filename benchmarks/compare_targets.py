@@ -2,7 +2,7 @@
 
 Run:  flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/compare_targets.py \\
           [--train-sessions 20000] [--closed-loop-sessions 60000] \\
-          [--variant NAME:key=value,key=value ...]
+          [--variant NAME:key=value,key=value ...]   (TrainConfig fields, or offer_margin)
 
 Simulates ``--train-sessions`` logged sessions (seed 1, the world's exploring logging policy) once,
 trains every variant (``TrainConfig`` overrides; the guard off, so that the policies themselves are
@@ -29,8 +29,8 @@ import numpy as np
 from nextchannel import ModelSet, PolicyConfig, TrainConfig, simulate, train
 from nextchannel.simulation import SimConfig
 
-from closed_loop_common import Z95, closed_loop_table, deployable, full_information_model_set
-from learning_curve import _override, one_step_value
+from closed_loop_common import Z95, closed_loop_table, deployable, full_information_model_set, parse_variant
+from learning_curve import one_step_value
 
 DEFAULT_VARIANTS = ("one_step:target=one_step", "session_greedy:target=session",
                     "session_none:target=session,continuation=none")
@@ -49,10 +49,9 @@ def main() -> None:
     args = ap.parse_args()
     cfg = SimConfig() if args.world == "default" else SimConfig.shifted(args.world)
     pol = PolicyConfig.from_sim(cfg)
-    variants = {}
+    variants, policies = {}, {}
     for v in args.variant or DEFAULT_VARIANTS:
-        name, _, sets = v.partition(":")
-        variants[name] = _override(TrainConfig(guard=False), [s for s in sets.split(",") if s])
+        name, variants[name], policies[name] = parse_variant(v, TrainConfig(guard=False), pol)
     tr = simulate(args.train_sessions, seed=1, config=cfg)
     te = simulate(args.test_sessions, seed=1001, config=cfg)
     v_never_1 = float(te.decisions["ev_none"].mean())
@@ -63,7 +62,7 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ms = train(decisions=tr.decisions, events=tr.events, customers=tr.customers, contacts=tr.contacts,
-                       config=tcfg, policy=pol)
+                       config=tcfg, policy=policies[name])
         train_s[name] = time.perf_counter() - t0
         scorers[name] = deployable(ms)
         print(f"trained {name} in {train_s[name]:.0f} s", flush=True)
@@ -74,7 +73,7 @@ def main() -> None:
                 evaluation=ms.evaluation, feature_spec=ms.feature_spec, constant_action=ms.constant_action))
             train_s[f"{name}@margin{m:g}"] = train_s[name]
             variants_all[f"{name}@margin{m:g}"] = tcfg
-    full = deployable(full_information_model_set(ms, tr))
+    full = deployable(full_information_model_set(ms, tr, policy=pol))
     v1 = {name: one_step_value(s, te) for name, s in {**scorers, "full-information": full}.items()}
     cl, per = closed_loop_table({"never offer": "never", "trigger rule": "rule", **scorers, "full-information": full},
                                 cfg, args.closed_loop_sessions, (args.closed_loop_seed,), per_session=True)

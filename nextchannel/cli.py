@@ -135,7 +135,8 @@ def _read_text(path: str, what: str) -> str:
 
 def _train_options(args: argparse.Namespace) -> None:
     """Refuse options that contradict each other instead of silently ignoring one."""
-    learner = [f"--{n.replace('_', '-')}" for n in ("n_estimators", "num_leaves", "seed") if getattr(args, n) is not None]
+    learner = [f"--{n.replace('_', '-')}" for n in ("n_estimators", "num_leaves", "early_stopping_rounds", "seed")
+               if getattr(args, n) is not None]
     if args.config and learner:
         raise _UsageError(f"{', '.join(learner)} cannot be combined with --config (the config file sets the learner "
                           "and its random_state; edit it instead)")
@@ -160,7 +161,9 @@ def _train(args: argparse.Namespace) -> int:
         tcfg = TrainConfig.from_json(_read_text(args.config, "--config"))
     else:
         tcfg = TrainConfig(n_estimators=300 if args.n_estimators is None else args.n_estimators,
-                           num_leaves=15 if args.num_leaves is None else args.num_leaves, random_state=seed)
+                           num_leaves=15 if args.num_leaves is None else args.num_leaves, random_state=seed,
+                           **({} if args.early_stopping_rounds is None
+                              else {"early_stopping_rounds": args.early_stopping_rounds}))
     if args.simulate:
         SimConfig, simulate, _ = _sim_api()
         sim_cfg = SimConfig.shifted(args.world) if args.world != "default" else SimConfig()
@@ -267,7 +270,7 @@ def _loop(args: argparse.Namespace) -> int:
         if args.offer_margin is not None else None
     loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, train_config=tcfg, policy=pol,
                              epsilon=args.epsilon, exploration=args.exploration, temperature=args.temperature,
-                             root=args.publish)
+                             explore_floor=args.explore_floor, guard=args.guard, root=args.publish)
     w = loop.weeks.merge(loop.references, on="week")
     w["normalised"] = (w["value"] - w["never"]) / (w["oracle"] - w["never"])
     cols = ["week", "deployed", "value", "value_low", "value_high", "normalised", "greedy_value", "exploration_cost",
@@ -370,6 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", help="TrainConfig JSON file (not with --n-estimators, --num-leaves or --seed)")
     p.add_argument("--n-estimators", type=int, default=None, help="trees per head (default 300)")
     p.add_argument("--num-leaves", type=int, default=None, help="leaves per tree (default 15)")
+    p.add_argument("--early-stopping-rounds", type=int, default=None,
+                   help="stop a head after this many rounds without gain on the calibration rows (default 30; "
+                        "0: always --n-estimators trees)")
     p.add_argument("--seed", type=int, default=None,
                    help="random_state of the learner and seed of --simulate (default 1)")
     p.add_argument("--out", required=True)
@@ -383,6 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--exploration", choices=("epsilon", "softmax"), default="epsilon",
                    help="how the deployed learned policy explores (default epsilon)")
     p.add_argument("--temperature", type=float, default=0.3, help="temperature of softmax exploration (default 0.3)")
+    p.add_argument("--explore-floor", type=float, default=0.0,
+                   help="softmax exploration: share spread uniformly over the eligible actions (default 0)")
+    p.add_argument("--guard", action="store_true",
+                   help="train challengers with train()'s guard (a constant fallback is never shipped); default: "
+                        "off, the loop's own gate decides")
     p.add_argument("--offer-margin", type=float, default=None,
                    help="PolicyConfig.offer_margin of the learned policies (default: the world's, 0)")
     p.add_argument("--target", choices=("one_step", "session"), default=None,

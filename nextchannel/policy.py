@@ -80,9 +80,16 @@ class PolicyConfig:
     exploration : {"none", "epsilon", "softmax"}, default "none"
         ``epsilon``: with probability ``epsilon`` a uniformly random eligible action (``none``
         included), else the greedy one. ``softmax``: eligible actions drawn with probabilities
-        proportional to ``exp(gain / temperature)``, with ``none``'s gain ``offer_margin``.
+        proportional to ``exp(gain / temperature)``, with ``none``'s gain ``offer_margin``: actions
+        close to the best are tried often, clearly worse ones seldom (cheaper than epsilon's uniform
+        draw, see ``explore_floor``).
     epsilon : float, default 0.05
     temperature : float, default 1.0
+    explore_floor : float, default 0.0
+        With softmax exploration, this share of the probability is spread uniformly over the
+        eligible actions, so that every eligible action keeps a propensity of at least
+        ``explore_floor / n_eligible`` (importance weights stay bounded for off-policy
+        evaluation); in [0, 1). Not written to JSON when 0 (bundles without it read as before).
     channels : ChannelCatalogue or list of str, default the default catalogue
         The channels offers can point to; a list of names (any names, e.g. ``["Spring E-Mail",
         "WhatsApp"]``) makes a catalogue of human, not-live channels.
@@ -114,6 +121,7 @@ class PolicyConfig:
     exploration: str = "none"
     epsilon: float = 0.05
     temperature: float = 1.0
+    explore_floor: float = 0.0
     channels: ChannelCatalogue = field(default_factory=ChannelCatalogue.default)
 
     def __post_init__(self) -> None:
@@ -156,6 +164,9 @@ class PolicyConfig:
         _finite("temperature", self.temperature, 0.0)
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
+        if isinstance(self.explore_floor, bool) or not isinstance(self.explore_floor, (int, float)) \
+                or not 0 <= self.explore_floor < 1:
+            raise ConfigError(f"explore_floor must be a number in [0, 1), got {self.explore_floor!r}")
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -171,6 +182,8 @@ class PolicyConfig:
         d["channel_cost"] = dict(self.channel_cost)
         d["wait_limit_s"] = dict(self.wait_limit_s)
         d["unsuitable_devices"] = {k: list(v) for k, v in self.unsuitable_devices.items()}
+        if not self.explore_floor:  # bundles and configs written before it existed stay byte-identical
+            del d["explore_floor"]
         return d
 
     def to_json(self) -> str:
@@ -576,6 +589,9 @@ def choose_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: np.n
         z = z - z.max(axis=1, keepdims=True)
         w = np.exp(z)
         probs = w / w.sum(axis=1, keepdims=True)
+        if cfg.explore_floor > 0:  # every eligible action keeps at least floor / n_eligible
+            n_ok = eligible.sum(axis=1, keepdims=True)
+            probs = (1.0 - cfg.explore_floor) * probs + np.where(eligible, cfg.explore_floor / n_ok, 0.0)
     cum = np.cumsum(probs, axis=1)
     idx = np.minimum((cum <= (np.asarray(u, dtype=float) * cum[:, -1])[:, None]).sum(axis=1), k - 1)
     # float edges may land on a zero-probability action: take the last positive one before it
@@ -606,7 +622,8 @@ def choose(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, u: float,
     (index, propensity, probabilities over all actions)
         Greedy: :func:`greedy_one`'s action; ``epsilon``: with probability ``epsilon`` a uniformly
         random eligible action (``none`` included); ``softmax``: eligible actions weighted by
-        ``exp(gain / temperature)`` with ``none``'s gain ``offer_margin``.
+        ``exp(gain / temperature)`` with ``none``'s gain ``offer_margin``, mixed with a uniform
+        share ``explore_floor``.
     """
     idx, prop, probs = choose_many(cfg, np.asarray(ev, dtype=float)[None, :], np.asarray(eligible, dtype=bool)[None, :],
                                    np.array([u], dtype=float), fixed)

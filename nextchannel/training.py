@@ -26,7 +26,8 @@ The guard
 Before the bundle is built, the learners are cross-fitted on folds of the logs (decisions of one
 session stay in one fold). On the held-out folds the library's doubly robust estimator
 (:func:`nextchannel.evaluate.dr`, with the cross-fitted values as its reward model) estimates,
-with 95% intervals, the learned (greedy) policy, ``none`` for everyone and every constant action;
+with 95% intervals, the learned greedy policy — with the ``offer_margin`` of the policy given to
+:func:`train`, the margin the bundle decides with — ``none`` for everyone and every constant action;
 :func:`nextchannel.evaluate.compare` then tests the learned policy against the best constant. If
 it is not better, :func:`train` warns (:class:`~nextchannel.errors.PersonalisationNotBetterWarning`)
 and the model set decides with that constant action (``TrainConfig(guard=False)`` skips the
@@ -112,10 +113,12 @@ class TrainConfig:
         skips the check (faster).
     guard_folds : int, default 3
         Folds of the cross-fitting (>= 2).
-    early_stopping_rounds : int, default 0
+    early_stopping_rounds : int, default 30
         With > 0, each channel-model head stops adding trees once its log-loss on the calibration
         rows has not improved for this many rounds (``n_estimators`` is then the most); 0: always
-        ``n_estimators`` trees.
+        ``n_estimators`` trees. Measured on the simulator (20,000 logged sessions,
+        ``benchmarks/compare_targets.py``): one-step 0.65 of the full-information learner against
+        0.53 with 300 fixed trees, the same closed-loop value, trained 2.2x faster.
     target : {"one_step", "session"}, default "one_step"
         What an action's value is. ``"one_step"``: its expected reward at this decision point.
         ``"session"``: its expected reward plus the value of the rest of the session (fitted-Q
@@ -156,7 +159,7 @@ class TrainConfig:
     reward_model: str = "pooled"
     guard: bool | str = True
     guard_folds: int = 3
-    early_stopping_rounds: int = 0
+    early_stopping_rounds: int = 30
     target: str = "one_step"
     target_iterations: int = 3
     continuation: str = "greedy"
@@ -524,7 +527,8 @@ def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFram
             "best_constant": best,
             "learned_minus_best_constant": {"difference": round(c.difference, 6), "low": round(c.low, 6),
                                             "high": round(c.high, 6)},
-            "verdict": c.verdict, "learned_offer_rate": round(float((learned[:, 0] == 0).mean()), 6)}
+            "verdict": c.verdict, "learned_offer_rate": round(float((learned[:, 0] == 0).mean()), 6),
+            "offer_margin": float(policy.offer_margin)}
 
 
 class _NoBar:

@@ -33,7 +33,7 @@ def test_weekly_table(loop) -> None:
     w = loop.weeks
     assert tuple(w.columns) == WEEK_COLUMNS and w["week"].tolist() == [1, 2, 3]
     assert w.loc[0, "deployed"] == "trigger rule + exploration" and w.loc[0, "gate"] == "first week"
-    assert w.loc[1:, "gate"].str.fullmatch(r"published( \(better; offer rate changed\))?|kept: (challenger worse|"
+    assert w.loc[1:, "gate"].str.fullmatch(r"published( \(better; offer rate changed\))?|kept: (challenger worse|challenger lower \(not significant\)|worse by its own model|"
                                            r"offer rate changed, not better|guard fell back \(always \w+\))").all()
     published = w["gate"].str.startswith("published")
     assert (w.loc[published, "deployed"] == "learned + exploration").all()
@@ -88,8 +88,47 @@ def test_the_gate_keeps_the_champion_when_the_guard_fell_back(monkeypatch) -> No
 
     monkeypatch.setattr(nextchannel.learning_loop, "train", constant)
     _with_verdict(monkeypatch, "better")
-    loop = run_learning_loop(n_weeks=2, sessions_per_week=500, seed=2, train_config=NO_GUARD)
+    loop = run_learning_loop(n_weeks=2, sessions_per_week=500, seed=2, train_config=TINY, guard=True)
     assert loop.weeks.loc[1, "gate"] == "kept: guard fell back (always callback)" and loop.model_sets == [None, None]
+
+
+def test_the_loop_trains_challengers_without_the_guard_unless_asked(monkeypatch) -> None:
+    seen = []
+    real_train = nextchannel.learning_loop.train
+
+    def spy(**kwargs):
+        seen.append(kwargs["config"].guard)
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(nextchannel.learning_loop, "train", spy)
+    run_learning_loop(n_weeks=2, sessions_per_week=300, seed=2, train_config=TINY)   # TINY has guard=True
+    run_learning_loop(n_weeks=2, sessions_per_week=300, seed=2, train_config=NO_GUARD, guard=True)
+    assert seen == [False, True]
+
+
+def test_the_real_gate_does_not_ship_a_worse_challenger() -> None:
+    # no verdict forced: a challenger that offers wherever it may (margin -10: every eligible visitor gets
+    # the best channel, needed or not) against the trigger rule, judged by the loop's own gate (guard off)
+    pol = dataclasses.replace(PolicyConfig.from_sim(SimConfig()), offer_margin=-10.0)
+    loop = run_learning_loop(n_weeks=2, sessions_per_week=1500, seed=2, train_config=NO_GUARD, policy=pol)
+    w = loop.weeks
+    assert w.loc[1, "gate"].startswith("kept:")
+    assert w.loc[1, "deployed"] == "trigger rule + exploration" and loop.model_sets == [None, None]
+
+
+def test_the_gate_keeps_the_champion_when_the_point_estimate_is_lower(monkeypatch) -> None:
+    real = nextchannel.evaluate.compare
+
+    def lower(*args, **kwargs):
+        c = real(*args, **kwargs)
+        return type(c)(**{**c.__dict__, "verdict": "not distinguishable", "difference": -0.01, "low": -0.5,
+                          "high": 0.48})
+
+    monkeypatch.setattr(nextchannel.evaluate, "compare", lower)
+    loop = run_learning_loop(n_weeks=2, sessions_per_week=400, seed=2, train_config=NO_GUARD)
+    assert loop.weeks.loc[1, "gate"] == "kept: challenger lower (not significant)" and loop.model_sets == [None, None]
+    tolerant = run_learning_loop(n_weeks=2, sessions_per_week=400, seed=2, train_config=NO_GUARD, min_effect=0.02)
+    assert tolerant.weeks.loc[1, "gate"] == "published"
 
 
 @pytest.mark.parametrize("verdict, gate", [("not distinguishable", "kept: offer rate changed, not better"),
@@ -98,7 +137,8 @@ def test_a_challenger_that_changes_the_offer_rate_must_be_better(monkeypatch, ve
     _with_verdict(monkeypatch, verdict)
     # a challenger that offers wherever it may (margin -10) against the trigger rule, which seldom fires
     pol = dataclasses.replace(PolicyConfig.from_sim(SimConfig()), offer_margin=-10.0)
-    loop = run_learning_loop(n_weeks=2, sessions_per_week=500, seed=2, train_config=NO_GUARD, policy=pol)
+    loop = run_learning_loop(n_weeks=2, sessions_per_week=500, seed=2, train_config=NO_GUARD, policy=pol,
+                             offer_rate_ratio=2.0)
     assert loop.weeks.loc[1, "gate"] == gate
     assert (loop.model_sets[1] is None) == gate.startswith("kept")
 
@@ -133,6 +173,7 @@ def test_loop_command_writes_table_and_plot(tmp_path, capsys) -> None:
     ({"epsilon": -0.1}, r"epsilon must be in \[0, 1\], got -0.1"),
     ({"exploration": "ucb"}, "exploration must be 'epsilon' or 'softmax', got 'ucb'"),
     ({"offer_rate_ratio": 0.5}, "offer_rate_ratio must be >= 1, got 0.5"),
+    ({"explore_floor": 1.0}, r"explore_floor must be in \[0, 1\), got 1.0"),
 ])
 def test_bad_arguments(kwargs, match) -> None:
     with pytest.raises(ConfigError, match=match):

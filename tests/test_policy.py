@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -89,9 +90,11 @@ def test_greedy_respects_margin_and_eligibility():
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.floats(-5, 5), min_size=7, max_size=7), st.lists(st.booleans(), min_size=6, max_size=6),
-       st.sampled_from(["none", "epsilon", "softmax"]), st.floats(0, 0.999))
+       st.sampled_from(["none", "epsilon", "softmax", "softmax_floor"]), st.floats(0, 0.999))
 def test_choose_probabilities_are_exact(ev, elig, exploration, u):
-    cfg = PolicyConfig(exploration=exploration, epsilon=0.2, temperature=0.7)
+    floor = 0.05 if exploration == "softmax_floor" else 0.0
+    cfg = PolicyConfig(exploration=exploration.removesuffix("_floor"), epsilon=0.2, temperature=0.7,
+                       explore_floor=floor)
     eligible = np.array([True] + elig)
     a, p, probs = choose(cfg, np.array(ev), eligible, u)
     assert abs(probs.sum() - 1) < 1e-12 and (probs[~eligible] == 0).all()
@@ -121,6 +124,8 @@ def test_expected_values_formula():
     (dict(epsilon=1.5), r"epsilon must be a number in \[0, 1\], got 1.5"),
     (dict(max_offers_per_session=-1), "max_offers_per_session must be an integer >= 0"),
     (dict(temperature=0.0), "temperature must be > 0"),
+    (dict(explore_floor=1.0), r"explore_floor must be a number in \[0, 1\), got 1.0"),
+    (dict(explore_floor=-0.1), r"explore_floor must be a number in \[0, 1\), got -0.1"),
 ])
 def test_bad_config(kw, match):
     with pytest.raises(ConfigError, match=match):
@@ -204,7 +209,8 @@ def test_choose_equals_choose_many_row_by_row(data):
     from nextchannel.policy import choose_many
 
     kind = data.draw(st.sampled_from(["epsilon", "softmax"]))
-    cfg = PolicyConfig(channels=["a", "b", "c"], exploration=kind, epsilon=0.3, temperature=0.7)
+    cfg = PolicyConfig(channels=["a", "b", "c"], exploration=kind, epsilon=0.3, temperature=0.7,
+                       explore_floor=data.draw(st.sampled_from([0.0, 0.02])))
     n = 10
     ev = np.array(data.draw(st.lists(st.lists(st.floats(-3, 3), min_size=4, max_size=4), min_size=n, max_size=n)))
     elig = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=4, max_size=4), min_size=n, max_size=n)))
@@ -215,6 +221,25 @@ def test_choose_equals_choose_many_row_by_row(data):
     for i in range(n):
         a, p, pr = choose(cfg, ev[i], elig[i], float(u[i]), fixed)
         assert (a, p) == (idx[i], prop[i]) and np.array_equal(pr, probs[i]) and elig[i, a], i
+
+
+def test_softmax_floor_keeps_every_eligible_action_explored():
+    """A clearly worse action gets ~0 under plain softmax; the floor keeps floor / n_eligible for it."""
+    from nextchannel.policy import choose_many
+
+    ev = np.array([[0.0, -8.0, 0.4, -3.0], [0.0, 1.0, -9.0, 0.2]])
+    elig = np.array([[True, True, True, False], [True, True, True, True]])
+    u = np.array([0.3, 0.7])
+    plain = PolicyConfig(channels=["a", "b", "c"], exploration="softmax", temperature=0.1, offer_margin=0.25)
+    floored = dataclasses.replace(plain, explore_floor=0.06)
+    p0 = choose_many(plain, ev, elig, u)[2]
+    p1 = choose_many(floored, ev, elig, u)[2]
+    assert p0[0, 1] < 1e-30 and p0[1, 2] < 1e-30
+    assert np.all(p1[elig] >= 0.06 / elig.sum(axis=1, keepdims=True).repeat(4, axis=1)[elig] - 1e-15)
+    assert (p1[~elig] == 0).all() and np.allclose(p1.sum(axis=1), 1)
+    assert np.allclose(p1, 0.94 * p0 + np.where(elig, 0.06 / elig.sum(axis=1, keepdims=True), 0))
+    # JSON: written only when set, so bundles written before the field existed read and write as before
+    assert "explore_floor" not in plain.to_dict() and PolicyConfig.from_json(floored.to_json()) == floored
 
 
 # ---------------------------------------------------------------------------------------------

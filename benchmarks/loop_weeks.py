@@ -1,0 +1,94 @@
+"""The weekly learning loop against the full-information learner: table and plot per world.
+
+Run:  flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/loop_weeks.py \\
+          [--weeks 8] [--sessions 5000] [--world default] [--offer-margin 0.25] \\
+          [--exploration softmax --temperature 0.1 --explore-floor 0.02 | --exploration epsilon --epsilon 0.1]
+
+Runs :func:`nextchannel.learning_loop.run_learning_loop` (default ``TrainConfig()``, train()'s guard
+off: the loop's gate decides; ``--offer-margin`` in the ``PolicyConfig`` the challengers are trained
+and deployed with). References on each week's visitors: never offer, the trigger rule (greedy), and
+— in the weeks of ``--full-info-weeks`` — the full-information learner fitted on every earlier week's
+logs (every action's true value, same features, deployed through the same Scorer, margin 0). Per
+week: the deployed (exploring) value and its greedy twin, normalised (V − V(never)) /
+(V(full-information) − V(never)), the exploration's cost, needless offers, the gate's verdict.
+Writes ``benchmarks/results/loop_<name>.csv`` and ``.png`` (``plot_learning_loop``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from nextchannel import PolicyConfig, TrainConfig, run_learning_loop, train
+from nextchannel.plots import plot_learning_loop
+from nextchannel.simulation import SimConfig
+
+from closed_loop_common import deployable, full_information_model_set
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weeks", type=int, default=8)
+    ap.add_argument("--sessions", type=int, default=5000)
+    ap.add_argument("--world", default="default")
+    ap.add_argument("--offer-margin", type=float, default=0.25)
+    ap.add_argument("--exploration", choices=("epsilon", "softmax"), default="softmax")
+    ap.add_argument("--epsilon", type=float, default=0.1)
+    ap.add_argument("--temperature", type=float, default=0.1)
+    ap.add_argument("--explore-floor", type=float, default=0.02)
+    ap.add_argument("--full-info-weeks", default="2,4,6,8")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--name", default="", help="output name (default: the world)")
+    args = ap.parse_args()
+    cfg = SimConfig() if args.world == "default" else SimConfig.shifted(args.world)
+    base = PolicyConfig.from_sim(cfg)
+    pol = dataclasses.replace(base, offer_margin=args.offer_margin)
+    fi_weeks = {int(x) for x in args.full_info_weeks.split(",") if x}
+    calls = {"week": 1}
+
+    def full_information(logs, model_set):  # called once per week, after the week's policy was chosen
+        week, calls["week"] = calls["week"], calls["week"] + 1
+        if logs is None or week not in fi_weeks:
+            return None
+        donor = model_set
+        if donor is None:  # the rule is still the champion: borrow the schema of a small model
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                donor = train(decisions=logs.decisions, events=logs.events, customers=logs.customers,
+                              contacts=logs.contacts, policy=base,
+                              config=TrainConfig(n_estimators=10, offer_n_estimators=5, value_n_estimators=5,
+                                                 guard=False))
+        return deployable(full_information_model_set(donor, logs, policy=base))
+
+    loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, policy=pol,
+                             exploration=args.exploration, epsilon=args.epsilon, temperature=args.temperature,
+                             explore_floor=args.explore_floor,
+                             references={"never": "never", "trigger rule": "rule",
+                                         "full-information": full_information})
+    w = loop.weeks.merge(loop.references, on="week")
+    gap = w["full-information"] - w["never"]
+    w["normalised"] = (w["value"] - w["never"]) / gap
+    w["greedy_normalised"] = (w["greedy_value"] - w["never"]) / gap
+    cols = ["week", "deployed", "value", "value_low", "value_high", "greedy_value", "exploration_cost", "never",
+            "trigger rule", "full-information", "normalised", "greedy_normalised", "offers_per_session",
+            "needless_offer_share", "needless_offers_per_session", "gate", "gate_difference", "gate_low",
+            "gate_high", "train_sessions"]
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(w[cols].round(4).to_string(index=False))
+    name = args.name or args.world
+    out = Path("benchmarks/results") / f"loop_{name}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    w.to_csv(f"{out}.csv", index=False)
+    refs = loop.references.copy()
+    refs["full-information"] = refs["full-information"].interpolate(limit_area="inside")
+    plot_learning_loop(loop.weeks, refs, title=f"The learning loop, {name} world, {args.sessions:,} sessions a week"
+                       ).savefig(f"{out}.png", dpi=110)
+    print(f"written {out}.csv and {out}.png")
+
+
+if __name__ == "__main__":
+    main()
