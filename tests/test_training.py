@@ -448,6 +448,22 @@ def test_guard_on_web_funnel_logs(sim):
     assert d["low"] <= d["difference"] <= d["high"]
 
 
+def test_the_guard_tests_the_margin_the_bundle_decides_with(sim):
+    """The guard's learned policy is the greedy policy with the given policy's offer_margin: with a margin
+    no gain can clear it never offers, with margin 0 it does; the margin tested is recorded."""
+    import warnings
+
+    cfg = dataclasses.replace(CFG, guard="warn", tune_margin=False, n_estimators=5, offer_n_estimators=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PersonalisationNotBetterWarning)
+        g0 = train(decisions=sim.decisions, events=sim.events, config=cfg).evaluation["guard"]
+        big = train(decisions=sim.decisions, events=sim.events, config=cfg,
+                    policy=PolicyConfig(offer_margin=1e6)).evaluation["guard"]
+    assert g0["offer_margin"] == 0.0 and g0["learned_offer_rate"] > 0
+    assert big["offer_margin"] == 1e6 and big["learned_offer_rate"] == 0
+    assert big["values"]["learned"] == big["values"]["none"]    # never offering is the constant "none"
+
+
 # ---------------------------------------------------------------------------------------------
 # The "session" value target: an action's reward plus the value of the rest of the session
 # ---------------------------------------------------------------------------------------------
