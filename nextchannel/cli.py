@@ -264,7 +264,8 @@ def _loop(args: argparse.Namespace) -> int:
         n_estimators=300 if args.n_estimators is None else args.n_estimators, target=args.target or "one_step")
     print(f"learning loop: {args.weeks} weeks x {args.sessions:,} sessions of the {args.world} world (seed {args.seed}); "
           f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with "
-          + (f"softmax exploration (temperature {args.temperature:g})" if args.exploration == "softmax"
+          + (f"softmax exploration (temperature {args.temperature:g}, floor {args.explore_floor:g})"
+             if args.exploration == "softmax"
              else f"epsilon {args.epsilon:g}") + f"; value target {tcfg.target}")
     pol = dataclasses.replace(PolicyConfig.from_sim(cfg), offer_margin=args.offer_margin) \
         if args.offer_margin is not None else None
@@ -386,11 +387,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sessions", type=int, default=10000, help="sessions per week")
     p.add_argument("--world", default="default", help="default, phone_costly, long_queues, mobile_heavy, problem_heavy")
     p.add_argument("--epsilon", type=float, default=0.1, help="exploration of the deployed learned policy")
-    p.add_argument("--exploration", choices=("epsilon", "softmax"), default="epsilon",
-                   help="how the deployed learned policy explores (default epsilon)")
-    p.add_argument("--temperature", type=float, default=0.3, help="temperature of softmax exploration (default 0.3)")
-    p.add_argument("--explore-floor", type=float, default=0.0,
-                   help="softmax exploration: share spread uniformly over the eligible actions (default 0)")
+    p.add_argument("--exploration", choices=("epsilon", "softmax"), default="softmax",
+                   help="how the deployed learned policy explores (default softmax)")
+    p.add_argument("--temperature", type=float, default=0.1, help="temperature of softmax exploration (default 0.1)")
+    p.add_argument("--explore-floor", type=float, default=0.02,
+                   help="softmax exploration: share spread uniformly over the eligible actions (default 0.02)")
     p.add_argument("--guard", action="store_true",
                    help="train challengers with train()'s guard (a constant fallback is never shipped); default: "
                         "off, the loop's own gate decides")
