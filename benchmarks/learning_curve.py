@@ -11,6 +11,7 @@ action's true value, deployed through the same Scorer with margin 0). Then, on f
 
 * one-step: both policies' exact value (``ev`` of the chosen action) at the decision points of
   ``--test-sessions`` sessions logged by the logging policy (seed 1001);
+  (``--log-epsilon`` changes the exploration share of the *training* logs only)
 * closed loop: each policy deciding live in the same ``--closed-loop-sessions`` sessions (seed
   2001: every policy meets the same visitors), value = expected reward summed over each session;
 
@@ -23,6 +24,7 @@ per size and variant and appends them to ``benchmarks/results/learning_curve.jso
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 import warnings
@@ -65,9 +67,12 @@ def main() -> None:
     ap.add_argument("--closed-loop-sessions", type=int, default=30_000)
     ap.add_argument("--variant", action="append", default=[],
                     help="name:key=value,... (TrainConfig fields or offer_margin); default: TrainConfig() as is")
+    ap.add_argument("--log-epsilon", type=float, default=None,
+                    help="exploration share of the training logs' rule_epsilon logging policy (default: the world's, 0.3)")
     ap.add_argument("--out", default="benchmarks/results/learning_curve.jsonl")
     args = ap.parse_args()
     cfg = SimConfig() if args.world == "default" else SimConfig.shifted(args.world)
+    train_cfg = cfg if args.log_epsilon is None else dataclasses.replace(cfg, epsilon=args.log_epsilon)
     pol = PolicyConfig.from_sim(cfg)
     variants = [parse_variant(v, TrainConfig(), pol) for v in args.variant or ["default"]]
     for name, tcfg, vpol in variants:
@@ -75,7 +80,7 @@ def main() -> None:
     te = simulate(args.test_sessions, seed=1001, config=cfg)
     v_never_1 = float(te.decisions["ev_none"].mean())
     for n in [int(x) for x in args.sizes.split(",")]:
-        tr = simulate(n, seed=1, config=cfg)
+        tr = simulate(n, seed=1, config=train_cfg)
         learned, sets, train_s = {}, {}, {}
         for name, tcfg, vpol in variants:
             t0 = time.perf_counter()
@@ -99,7 +104,7 @@ def main() -> None:
             v1_cm = one_step_channel_model(ms, te)
             g = ms.evaluation.get("guard", {})
             c = (lambda col, who=name: float(cl.loc[who, col]) if cl is not None else float("nan"))
-            row = {"label": name, "world": args.world, "train_sessions": n, "train_rows": int(ms.meta["rows"]),
+            row = {"label": name, "world": args.world, "train_sessions": n, "log_epsilon": train_cfg.epsilon, "train_rows": int(ms.meta["rows"]),
                    "train_s": round(train_s[name], 1), "offer_margin": vpol.offer_margin,
                    "guard_verdict": g.get("verdict"), "guard_best_constant": g.get("best_constant"),
                    "guard_difference": (g.get("learned_minus_best_constant") or {}).get("difference"),
