@@ -25,6 +25,15 @@ def test_train_from_a_simulation_then_verify(bundle, capsys):
     assert capsys.readouterr().out.splitlines()[0] == "ok"
 
 
+def test_train_early_stopping_rounds_reaches_the_train_config(bundle, tmp_path):
+    import json
+
+    assert json.loads((bundle / "manifest.json").read_text())["training"]["train_config"]["early_stopping_rounds"] == 30
+    out = tmp_path / "fixed"
+    assert main(["train", *SMALL, "--early-stopping-rounds", "0", "--out", str(out)]) == 0
+    assert json.loads((out / "manifest.json").read_text())["training"]["train_config"]["early_stopping_rounds"] == 0
+
+
 def test_train_from_files(tmp_path, capsys):
     _, simulate, _ = _sim_api()
     sim = simulate(300, seed=3)
@@ -80,6 +89,8 @@ def test_report_from_a_decisions_file(tmp_path, capsys):
 @pytest.mark.parametrize("argv,match", [
     (["train", "--simulate", "100", "--config", "c.json", "--n-estimators", "5", "--out", "x"],
      "--n-estimators cannot be combined with --config"),
+    (["train", "--simulate", "100", "--config", "c.json", "--early-stopping-rounds", "0", "--out", "x"],
+     "--early-stopping-rounds cannot be combined with --config"),
     (["train", "--simulate", "100", "--config", "c.json", "--seed", "3", "--out", "x"],
      "--seed cannot be combined with --config"),
     (["train", "--simulate", "100", "--events", "e.csv", "--out", "x"], "--simulate cannot be combined with --events"),
