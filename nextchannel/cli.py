@@ -386,7 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weeks", type=int, default=8)
     p.add_argument("--sessions", type=int, default=10000, help="sessions per week")
     p.add_argument("--world", default="default", help="default, phone_costly, long_queues, mobile_heavy, problem_heavy")
-    p.add_argument("--epsilon", type=float, default=0.1, help="exploration of the deployed learned policy")
+    p.add_argument("--epsilon", type=float, default=0.1,
+                   help="epsilon of --exploration epsilon, and of the trigger rule while it is the champion (default 0.1)")
     p.add_argument("--exploration", choices=("epsilon", "softmax"), default="softmax",
                    help="how the deployed learned policy explores (default softmax)")
     p.add_argument("--temperature", type=float, default=0.1, help="temperature of softmax exploration (default 0.1)")
