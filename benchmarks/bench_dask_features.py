@@ -106,6 +106,15 @@ def run_pandas(folder: str, text: str) -> dict:
             "cpu_s": _usage()[1] - cpu0}
 
 
+def _warm_up() -> None:
+    """What a worker imports to read and featurise (start-up, not work)."""
+    import dask.dataframe  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    import nextchannel.dask_backend  # noqa: F401
+    import nextchannel.features  # noqa: F401
+
+
 def run_dask(folder: str, mode: str, text: str) -> dict:
     import dask.dataframe as dd
     import pandas as pd
@@ -118,7 +127,7 @@ def run_dask(folder: str, mode: str, text: str) -> dict:
 
     c = dask_backend.client(n_workers=2, threads_per_worker=1)
     try:
-        c.run(lambda: __import__("nextchannel.features").features and None)  # imports are start-up, not work
+        c.run(_warm_up)  # imports are start-up, not work
         cpu0 = c.run(_usage)
         d_cpu0 = _usage()[1]
         t0 = time.perf_counter()
