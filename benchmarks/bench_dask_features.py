@@ -187,8 +187,9 @@ def main() -> None:
               f"{'CPU s':>7} {'ev/CPU-s':>9} {'peak RSS MB (all processes)':>28}  detail")
         for mode in args.executors:
             env = dict(os.environ, OMP_NUM_THREADS="1")
-            out = subprocess.run([sys.executable, __file__, "--mode", mode, "--folder", str(folder), "--text", args.text,
-                                  "--pandas-limit-gib", str(args.pandas_limit_gib)], capture_output=True, text=True,
+            out = subprocess.run([sys.executable, __file__, "--mode", mode, "--folder", str(folder),
+                                  "--text", args.text, "--pandas-limit-gib", str(args.pandas_limit_gib)],
+                                 capture_output=True, text=True,
                                  env=env)
             lines = out.stdout.strip().splitlines()
             if out.returncode != 0 or not lines:

@@ -828,10 +828,12 @@ def _decode_value(v: Any, name: str) -> Any:
 # Batch executor
 #
 # Slots are evaluated only where they are needed: at each decision point's last event (and, for a
-# slot whose value reads another slot, at that slot's matching rows). For each slot the matching
-# rows are found once (sparse indices); counts, firsts and lasts come from `searchsorted` on them;
-# sums and maxima from a sequential cumulative pass over the matching rows of each session, so
-# floating-point sums add in exactly the order the online path adds them.
+# slot whose value reads another slot, at that slot's matching rows). Each slot is laid out over
+# its event type's rows (which of them it matches, its value there); counts come from prefix counts
+# of the matches, lasts and firsts from forward and backward fills; sums and maxima from a
+# sequential cumulative pass over the matching rows of each session, so floating-point sums add in
+# exactly the order the online path adds them. Text columns (plain strings or categoricals) are
+# read once per distinct value.
 # ---------------------------------------------------------------------------------------------
 class _Log:
     """An event log as arrays: the rows each session keeps, in arrival order, grouped by session.
