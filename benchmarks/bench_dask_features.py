@@ -10,10 +10,12 @@ one file of events and one file of their decision points per chunk (``<data>/<N>
 ``<data>/<N>/at/``), so generation never holds more than one chunk. Each measurement runs in a
 fresh process (time = reading the Parquet + featurising every decision point):
 
-* ``pandas``: ``pd.read_parquet`` of both folders + :func:`nextchannel.features.features_many`, in
+* ``pandas``: both folders read with pyarrow, text columns as dictionaries (pandas categoricals;
+  ``--text plain``: ``pd.read_parquet``, string columns) + :func:`nextchannel.features.features_many`, in
   a process whose address space is capped (``--pandas-limit-gib``, ``RLIMIT_AS``) so that it fails
   instead of exhausting the shared machine: a failure reads "would need > X GiB";
-* ``dask``: ``dd.read_parquet`` of both folders (file ``i`` of decision points goes with file ``i``
+* ``dask``: :func:`nextchannel.dask_backend.read_parquet` of both folders, one partition per file, text
+  as dictionaries (``--text plain``: ``dd.read_parquet``) (file ``i`` of decision points goes with file ``i``
   of events: ``copartitioned=True``, nothing shuffled) + :func:`nextchannel.dask_backend.features_many`
   on a LocalCluster of 2 worker processes (1 thread each); the feature frame stays on the cluster
   (its column sums are computed, so every feature of every point is built);
@@ -71,15 +73,32 @@ def _usage() -> tuple[float, float]:
     return r.ru_maxrss / 1024, r.ru_utime + r.ru_stime
 
 
-def run_pandas(folder: str) -> dict:
-    import pandas as pd
+def _text_columns(folder: pathlib.Path) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
+    schema = pq.read_schema(next(iter(sorted(folder.iterdir()))))
+    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+
+
+def read_folder(folder: pathlib.Path, text: str) -> "pd.DataFrame":
+    """A folder of Parquet files as one pandas frame: text columns as dictionaries (categoricals) or
+    as plain string columns."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    if text == "plain":
+        return pd.read_parquet(folder)
+    return pq.read_table(folder, read_dictionary=_text_columns(folder)).to_pandas()
+
+
+def run_pandas(folder: str, text: str) -> dict:
     from nextchannel.features import features_many
 
     cpu0 = _usage()[1]
     t0 = time.perf_counter()
-    events = pd.read_parquet(pathlib.Path(folder) / "events")
-    at = pd.read_parquet(pathlib.Path(folder) / "at")
+    events = read_folder(pathlib.Path(folder) / "events", text)
+    at = read_folder(pathlib.Path(folder) / "at", text)
     t1 = time.perf_counter()
     X = features_many(at, events=events, with_profile=False)
     t2 = time.perf_counter()
@@ -87,24 +106,37 @@ def run_pandas(folder: str) -> dict:
             "cpu_s": _usage()[1] - cpu0}
 
 
-def run_dask(folder: str, mode: str) -> dict:
+def _warm_up() -> None:
+    """What a worker imports to read and featurise (start-up, not work)."""
+    import dask.dataframe  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    import nextchannel.dask_backend  # noqa: F401
+    import nextchannel.features  # noqa: F401
+
+
+def run_dask(folder: str, mode: str, text: str) -> dict:
     import dask.dataframe as dd
     import pandas as pd
 
     from nextchannel import dask_backend
 
+    def read(sub: str):  # one partition per file
+        path = pathlib.Path(folder) / sub
+        return dd.read_parquet(str(path)) if text == "plain" else dask_backend.read_parquet(sorted(path.iterdir()))
+
     c = dask_backend.client(n_workers=2, threads_per_worker=1)
     try:
-        c.run(lambda: __import__("nextchannel.features").features and None)  # imports are start-up, not work
+        c.run(_warm_up)  # imports are start-up, not work
         cpu0 = c.run(_usage)
         d_cpu0 = _usage()[1]
         t0 = time.perf_counter()
-        events = dd.read_parquet(str(pathlib.Path(folder) / "events"))
+        events = read("events")
         if mode == "dask":
-            at = dd.read_parquet(str(pathlib.Path(folder) / "at"))
+            at = read("at")
             X = dask_backend.features_many(at, events=events, client=c, with_profile=False, copartitioned=True)
         else:
-            at = dd.read_parquet(str(pathlib.Path(folder) / "at")).repartition(npartitions=2)
+            at = read("at").repartition(npartitions=2)
             X = dask_backend.features_many(at, events=events, client=c, with_profile=False, partitioned_by_session=True)
         sums = c.compute(X.sum(), sync=True)
         n_rows = int(c.compute(X.map_partitions(len).sum(), sync=True)) if mode != "dask" else None
@@ -127,6 +159,8 @@ def main() -> None:
     ap.add_argument("--generate", action="store_true", help="only generate the logs of each size")
     ap.add_argument("--executors", nargs="+", default=["pandas", "dask"], choices=["pandas", "dask", "dask-shuffle"])
     ap.add_argument("--pandas-limit-gib", type=float, default=12.0, help="address-space cap of the pandas process")
+    ap.add_argument("--text", choices=["dictionary", "plain"], default="dictionary",
+                    help="read text columns as dictionaries (categoricals) or as plain string columns")
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -134,9 +168,9 @@ def main() -> None:
         if args.mode == "pandas":
             cap = int(args.pandas_limit_gib * 2**30)
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-            print(json.dumps(run_pandas(args.folder)))
+            print(json.dumps(run_pandas(args.folder, args.text)))
         else:
-            print(json.dumps(run_dask(args.folder, args.mode)))
+            print(json.dumps(run_dask(args.folder, args.mode, args.text)))
         return
     for n in args.events:
         folder = pathlib.Path(args.data) / str(n)
@@ -147,13 +181,15 @@ def main() -> None:
         if args.generate:
             continue
         info = json.loads((folder / "done.json").read_text())
-        print(f"\n{info['events']:,} events, {info['at']:,} decision points, {info['files']} Parquet files per table")
+        print(f"\n{info['events']:,} events, {info['at']:,} decision points, {info['files']} Parquet files per table, "
+              f"text columns read {'as dictionaries' if args.text == 'dictionary' else 'plain'}")
         print(f"{'executor':>13} {'read s':>7} {'feat. s':>8} {'total s':>8} {'events/s':>10} {'ev/s/core':>10} "
               f"{'CPU s':>7} {'ev/CPU-s':>9} {'peak RSS MB (all processes)':>28}  detail")
         for mode in args.executors:
             env = dict(os.environ, OMP_NUM_THREADS="1")
             out = subprocess.run([sys.executable, __file__, "--mode", mode, "--folder", str(folder),
-                                  "--pandas-limit-gib", str(args.pandas_limit_gib)], capture_output=True, text=True,
+                                  "--text", args.text, "--pandas-limit-gib", str(args.pandas_limit_gib)],
+                                 capture_output=True, text=True,
                                  env=env)
             lines = out.stdout.strip().splitlines()
             if out.returncode != 0 or not lines:

@@ -54,7 +54,7 @@ from nextchannel.errors import ValidationError
 from nextchannel.schema import canonical_ids
 
 __all__ = ["client", "close", "features_many", "train", "partition_by_session", "collect_events",
-           "in_cluster_training", "read_events", "window_events", "digest"]
+           "in_cluster_training", "read_events", "read_parquet", "window_events", "digest"]
 
 logger = logging.getLogger(__name__)
 _PART = "_nc_part"
@@ -70,7 +70,16 @@ def client(address: str | None = None, *, n_workers: int = 2, threads_per_worker
 
     ``lightgbm.dask`` needs the workers in separate processes (each runs its own LightGBM network
     node), hence ``processes=True`` by default; featurisation alone works with threads too.
+
+    The local workers are started without the ``MALLOC_TRIM_THRESHOLD_=65536`` that ``distributed``
+    sets for worker processes by default: fixing any malloc threshold turns off glibc's adaptive
+    one, so every large numpy array becomes a fresh ``mmap`` whose pages fault in on first touch;
+    measured on one 420k-event partition, featurisation cost 2.5 times the CPU (6.5 times the minor
+    page faults) with it. Workers of a cluster of your own get it from their dask configuration
+    (``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_: null`` removes it).
     """
+    import dask
+
     _, distributed = import_dask()
     if address:
         return distributed.Client(address)
@@ -78,7 +87,8 @@ def client(address: str | None = None, *, n_workers: int = 2, threads_per_worker
                                   dashboard_address=None)
     if memory_limit is not None:
         kwargs["memory_limit"] = memory_limit
-    cluster = distributed.LocalCluster(**kwargs)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = distributed.LocalCluster(**kwargs)
     return distributed.Client(cluster)
 
 
@@ -97,12 +107,19 @@ def _session_part(session_id: Any, n: int) -> np.ndarray:
     return (pd.util.hash_array(ids.to_numpy(dtype=object)) % np.uint64(n)).astype(np.int64)
 
 
+def _plain(part: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns as plain columns of their categories' type: partitions read with their own
+    dictionaries (:func:`read_parquet`) have different categories, which a shuffle cannot mix."""
+    cats = {c: part[c].cat.categories.dtype for c in part.columns if isinstance(part[c].dtype, pd.CategoricalDtype)}
+    return part.astype(cats) if cats else part
+
+
 def _tag_events(part: pd.DataFrame, n: int, partition_info: dict | None = None) -> pd.DataFrame:
     # position in the log as (input partition, row): keeps ties in ts in arrival order after a shuffle,
     # without a pass over the log to count each partition's rows first
     k = np.int64(partition_info["number"] if partition_info else 0)
-    return part.assign(**{_ORDER: k * np.int64(1 << 40) + np.arange(len(part), dtype=np.int64),
-                          _PART: _session_part(part["session_id"], n)})
+    return _plain(part).assign(**{_ORDER: k * np.int64(1 << 40) + np.arange(len(part), dtype=np.int64),
+                                  _PART: _session_part(part["session_id"], n)})
 
 
 @accepts_old_form(old=("events", "npartitions"))
@@ -116,7 +133,7 @@ def partition_by_session(events: Any, *, npartitions: int) -> Any:
     dd, _ = import_dask()
     if not is_dask_collection(events):
         events = dd.from_pandas(events, npartitions=max(1, min(npartitions, len(events) // 1000 + 1)), sort=False)
-    meta = events._meta.assign(**{_ORDER: np.array([], dtype=np.int64), _PART: np.array([], dtype=np.int64)})
+    meta = _tag_events(events._meta, npartitions)
     tagged = events.map_partitions(_tag_events, npartitions, meta=meta)
     return tagged.shuffle(_PART, npartitions=npartitions)
 
@@ -436,6 +453,44 @@ def train(*, client: Any = None, events: Any = None, decisions: Any, **kwargs: A
 # ---------------------------------------------------------------------------------------------
 # The retraining job's event log on the cluster (never collected here)
 # ---------------------------------------------------------------------------------------------
+def _read_parquet_file(path: str, text: list[str]) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, read_dictionary=text).to_pandas()
+
+
+def read_parquet(files: Any) -> Any:
+    """A Dask DataFrame of Parquet files, one partition per file (partition ``i`` is file ``i``), text
+    columns read as dictionaries (pandas categoricals, each partition with its own categories).
+
+    Featurisation then looks each distinct value up once (measured on one 420k-event file: the
+    same CPU to read as plain string columns, about a fifth less to featurise). Every file must
+    have the first file's columns; a shuffle turns the categoricals back into plain columns.
+
+    Examples
+    --------
+    >>> import pandas as pd, pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"session_id": ["a"], "ts": [1.0], "type": ["click"]}).to_parquet(d / "e.parquet")
+    >>> ev = read_parquet([d / "e.parquet"])                                # doctest: +SKIP
+    >>> ev.npartitions, str(ev.compute()["type"].dtype)                     # doctest: +SKIP
+    (1, 'category')
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from dask.dataframe.utils import clear_known_categories
+
+    dd, _ = import_dask()
+    paths = [str(f) for f in ([files] if isinstance(files, (str, bytes)) or not hasattr(files, "__iter__")
+                              else files)]
+    if not paths:
+        raise ValidationError("read_parquet needs at least one file, got none")
+    schema = pq.read_schema(paths[0])
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    meta = clear_known_categories(pq.read_table(paths[0], read_dictionary=text).slice(0, 0).to_pandas())
+    return dd.from_map(_read_parquet_file, paths, text=text, meta=meta, enforce_metadata=False)
+
+
 def read_events(source: Any) -> tuple[Any, list[str]]:
     """A Dask DataFrame of an event log file or folder (CSV, Parquet, JSON lines), one partition per
     file, and the files' names (partition ``i`` is file ``i``, for messages).
@@ -463,7 +518,7 @@ def read_events(source: Any) -> tuple[Any, list[str]]:
     for f in files:
         low = f.name.lower()
         if low.endswith((".parquet", ".pq")):
-            parts.append(dd.read_parquet(str(f)))
+            parts.append(read_parquet([f]))
         elif low.endswith((".jsonl", ".json")):
             parts.append(dd.read_json(str(f), lines=True, blocksize=None))
         else:

@@ -343,6 +343,14 @@ _NUMBER_TYPES = frozenset({int, float, *np.sctypeDict.values()}) - {bool, np.boo
                                                                      np.bytes_, np.void, np.object_}
 
 
+def _known(cid: Any) -> int:
+    """1 if a session_start's ``customer_id`` names a customer: anything but missing or the empty string.
+
+    Both executors call it (the batch path once per distinct value), so they agree on every value.
+    """
+    return 0 if (_missing(cid) or (type(cid) is str and cid == "")) else 1
+
+
 def _flag(x: Any) -> int:
     """1 for True or the number 1, else 0; only exact built-in/numpy types are compared (never raises)."""
     if x is True or x is np.True_:
@@ -400,8 +408,7 @@ _ENRICH: dict[str, str] = {
     lang = e.get("language")
     language = _lookup(_LANG, lang, _OTHER_LANG if isinstance(lang, str) else -1)
     referrer = _lookup(_REF, e.get("referrer"), -1)
-    cid = e.get("customer_id")
-    known = 0 if (_missing(cid) or (type(cid) is str and cid == "")) else 1
+    known = _known(e.get("customer_id"))
     returning = _flag(e.get("returning"))
     utc_offset_s = _num(e.get("utc_offset_s"))
 """,
@@ -450,7 +457,7 @@ def _compile_online() -> tuple[dict[str, Callable], Callable, Callable]:
     env.update(_PT=_PT, _STAGE=FUNNEL_STAGE, _DEV={d: i for i, d in enumerate(DEVICES)},
                _LANG={x: i for i, x in enumerate(LANGUAGES)}, _OTHER_LANG=_OTHER_LANGUAGE,
                _REF={x: i for i, x in enumerate(REFERRERS)}, _num=_num, _page_key=_page_key,
-               _missing=_missing, _flag=_flag, _lookup=_lookup)
+               _missing=_missing, _flag=_flag, _lookup=_lookup, _known=_known)
     src: list[str] = []
     handlers: dict[str, str] = {}
     for etype in EVENT_FIELDS:
@@ -821,10 +828,12 @@ def _decode_value(v: Any, name: str) -> Any:
 # Batch executor
 #
 # Slots are evaluated only where they are needed: at each decision point's last event (and, for a
-# slot whose value reads another slot, at that slot's matching rows). For each slot the matching
-# rows are found once (sparse indices); counts, firsts and lasts come from `searchsorted` on them;
-# sums and maxima from a sequential cumulative pass over the matching rows of each session, so
-# floating-point sums add in exactly the order the online path adds them.
+# slot whose value reads another slot, at that slot's matching rows). Each slot is laid out over
+# its event type's rows (which of them it matches, its value there); counts come from prefix counts
+# of the matches, lasts and firsts from forward and backward fills; sums and maxima from a
+# sequential cumulative pass over the matching rows of each session, so floating-point sums add in
+# exactly the order the online path adds them. Text columns (plain strings or categoricals) are
+# read once per distinct value.
 # ---------------------------------------------------------------------------------------------
 class _Log:
     """An event log as arrays: the rows each session keeps, in arrival order, grouped by session.
@@ -837,20 +846,19 @@ class _Log:
 
     def __init__(self, events: pd.DataFrame, limits: Limits = DEFAULT_LIMITS) -> None:
         ts_all = pd.to_numeric(events["ts"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        etype = events["type"]
-        sid = events["session_id"]
-        if isinstance(sid.dtype, pd.StringDtype) and not sid.hasnans:
-            # a string column without gaps is its own canonical form: factorised without a copy to objects
-            sess_codes, uniques = pd.factorize(sid, use_na_sentinel=True)
+        sid = _distinct(events["session_id"])
+        if sid is not None:  # each distinct id is made canonical once, then its rows take its code
+            canon, uniques = pd.factorize(canonical_ids(pd.Series(sid[1], dtype=object)), use_na_sentinel=True)
+            sess_codes = _take(canon, sid[0], -1)
             uniques = np.asarray(uniques, dtype=object)
         else:
-            sess_codes, uniques = pd.factorize(canonical_ids(sid), use_na_sentinel=True)
-        if _is_str_column(etype):  # the few distinct types are looked up, not every row
-            tc, tu = pd.factorize(etype, use_na_sentinel=True)
-            known = pd.Index(list(EVENT_FIELDS)).get_indexer(np.asarray(tu, dtype=object))
-            type_codes = np.where(tc >= 0, np.append(known, -1)[tc], -1)
+            sess_codes, uniques = pd.factorize(canonical_ids(events["session_id"]), use_na_sentinel=True)
+        etype = _distinct(events["type"])
+        if etype is not None:  # the few distinct types are looked up, not every row
+            known = pd.Index(list(EVENT_FIELDS)).get_indexer(etype[1])
+            type_codes = _take(known, etype[0], -1)
         else:
-            type_codes = pd.Index(list(EVENT_FIELDS)).get_indexer(etype.to_numpy(dtype=object))
+            type_codes = pd.Index(list(EVENT_FIELDS)).get_indexer(events["type"].to_numpy(dtype=object))
         valid = np.isfinite(ts_all) & (type_codes >= 0) & (sess_codes >= 0)
         rows = np.flatnonzero(valid)
         seg, ts = sess_codes[rows], ts_all[rows]
@@ -859,16 +867,22 @@ class _Log:
             sub = np.argsort(seg, kind="stable")
             rows, seg, ts = rows[sub], seg[sub], ts[sub]
         if len(rows):
-            # late: earlier than the latest ts so far (a late row never raises the running maximum,
-            # so the maximum over all rows so far equals the maximum over the kept ones)
-            on_time = ts >= pd.Series(ts).groupby(seg, sort=False).cummax().to_numpy()
-            # over the limit: max_events rows were kept before it (checked first, as online)
-            kept_before = pd.Series(on_time.astype(np.int64)).groupby(seg, sort=False).cumsum().to_numpy() - on_time
+            same = seg[1:] == seg[:-1]
+            if (same & (ts[1:] < ts[:-1])).any():
+                # late: earlier than the latest ts so far (a late row never raises the running maximum,
+                # so the maximum over all rows so far equals the maximum over the kept ones)
+                on_time = ts >= pd.Series(ts).groupby(seg, sort=False).cummax().to_numpy()
+                # over the limit: max_events rows were kept before it (checked first, as online)
+                kept_before = pd.Series(on_time.astype(np.int64)).groupby(seg, sort=False).cumsum().to_numpy() - on_time
+            else:  # every session in time order (the usual log): nothing is late
+                on_time = np.ones(len(ts), dtype=bool)
+                kept_before = np.arange(len(ts)) - _first_of_segment(np.r_[True, ~same])
             over = kept_before >= limits.max_events
             n_late = int((~on_time & ~over).sum())
             n_over = int(over.sum())
             keep = on_time & ~over
-            rows, seg, ts = rows[keep], seg[keep], ts[keep]
+            if not keep.all():
+                rows, seg, ts = rows[keep], seg[keep], ts[keep]
         else:
             n_late = n_over = 0
         self.skipped = {"malformed": int((~valid).sum()), "out_of_order": n_late, "over_limit": n_over}
@@ -876,23 +890,20 @@ class _Log:
         self.limits = limits
         self.events, self.order, self.seg, self.ts = events, order, seg, ts
         self.uniques = uniques
-        self.tcode = type_codes[order]
+        self.tcode = type_codes[order].astype(np.int8)
         self.n = len(order)
         starts = np.r_[True, seg[1:] != seg[:-1]] if self.n else np.zeros(0, dtype=bool)
         self.seg_first = np.flatnonzero(starts)             # first row of each present segment
         self.row_seg_first = self.seg_first[np.cumsum(starts) - 1] if self.n else np.zeros(0, dtype=np.int64)
-        self._type_rows: dict[str, np.ndarray] = {}
+        self._type_rows: dict[str, np.ndarray] | None = None
 
-    def rows_of(self, types: Sequence[str]) -> np.ndarray:
-        """Sorted row positions of events of the given types (all valid events for ())."""
-        key = ",".join(types)
-        if key not in self._type_rows:
-            if not types:
-                self._type_rows[key] = np.arange(self.n)
-            else:
-                codes = [list(EVENT_FIELDS).index(t) for t in types]
-                self._type_rows[key] = np.flatnonzero(np.isin(self.tcode, codes))
-        return self._type_rows[key]
+    def rows_of(self, etype: str) -> np.ndarray:
+        """Sorted row positions of the events of one type (every type's rows from one stable sort)."""
+        if self._type_rows is None:
+            by_type = np.argsort(self.tcode, kind="stable")
+            bounds = np.searchsorted(self.tcode[by_type], np.arange(len(EVENT_FIELDS) + 1), side="left")
+            self._type_rows = {t: by_type[bounds[i]:bounds[i + 1]] for i, t in enumerate(EVENT_FIELDS)}
+        return self._type_rows[etype]
 
     def column(self, name: str, rows: np.ndarray) -> pd.Series:
         """Raw column ``name`` at the given sorted rows (a Series of NaN when absent)."""
@@ -904,20 +915,58 @@ class _Log:
         v = pd.to_numeric(self.column(name, rows), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         return np.where(np.isfinite(v), v, np.nan)
 
+
+def _first_of_segment(starts: np.ndarray) -> np.ndarray:
+    """For each position, the position where its segment starts (``starts`` marks segment starts)."""
+    first = np.flatnonzero(starts)
+    return first[np.cumsum(starts) - 1]
+
+
+def _take(table: np.ndarray, codes: np.ndarray, missing: Any) -> np.ndarray:
+    """``table[codes]`` with ``missing`` where a code is -1."""
+    return np.append(np.asarray(table), missing)[codes]
+
+
+def _distinct(col: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, distinct values) of a text or categorical column, None for other columns.
+
+    Codes are -1 where the value is missing; the distinct values are the exact Python objects
+    the column holds (``str`` for a pandas string column, the categories of a categorical), so a
+    rule applied once per distinct value gives what it gives applied to every row.
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.codes.to_numpy(dtype=np.int64), col.cat.categories.to_numpy(dtype=object)
+    if _is_str_column(col):
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
+        return codes, np.asarray(uniques, dtype=object)
+    return None
+
+
+def _per_value(col: pd.Series, fn: Callable[[pd.Series], np.ndarray], missing: Any) -> np.ndarray:
+    """``fn`` (a vectorised rule over an object Series) of every value of ``col``, evaluated once per
+    distinct value for text and categorical columns; ``missing`` where a value is missing there."""
+    d = _distinct(col)
+    if d is None:
+        return fn(col.astype(object))
+    return _take(fn(pd.Series(d[1], dtype=object)), d[0], missing)
+
+
 def _is_str_column(col: pd.Series) -> bool:
     """A pandas string column: every value is a ``str`` or missing (vectorised fast paths)."""
     return isinstance(col.dtype, pd.StringDtype)
 
 
-def _codes_of(col: pd.Series, vocab: Sequence[str], unknown_str: int = -1) -> np.ndarray:
-    idx = pd.Index(list(vocab)).get_indexer(col.astype(object))
+def _vocab_codes(col: pd.Series, vocab: Sequence[str], unknown_str: int) -> np.ndarray:
+    idx = pd.Index(list(vocab)).get_indexer(col)
     if unknown_str != -1:
-        if _is_str_column(col):
-            is_str = col.notna().to_numpy(dtype=bool)
-        else:
-            is_str = col.astype(object).map(lambda x: isinstance(x, str)).to_numpy(dtype=bool)
+        is_str = col.map(lambda x: isinstance(x, str)).to_numpy(dtype=bool)
         idx = np.where((idx < 0) & is_str, unknown_str, idx)
     return idx.astype(float)
+
+
+def _codes_of(col: pd.Series, vocab: Sequence[str], unknown_str: int = -1) -> np.ndarray:
+    """Code of each value in ``vocab`` (-1 if absent; ``unknown_str`` for other strings), as floats."""
+    return _per_value(col, lambda v: _vocab_codes(v, vocab, unknown_str), -1.0)
 
 
 def _prev_in_group(values: np.ndarray, seg: np.ndarray, lag: int, fill: Any) -> np.ndarray:
@@ -929,11 +978,32 @@ def _prev_in_group(values: np.ndarray, seg: np.ndarray, lag: int, fill: Any) -> 
     return out
 
 
+def _page_codes(page: pd.Series, max_len: int) -> np.ndarray:
+    """A code per page id (equal codes for equal ``_page_key``), -1 where there is none."""
+    d = _distinct(page)
+    if d is not None:  # each distinct page id is cut once
+        keys = pd.Series([_page_key(x, max_len) for x in d[1]], dtype=object)
+        kcode, _ = pd.factorize(keys, use_na_sentinel=True)
+        return _take(kcode, d[0], -1)
+    if pd.api.types.infer_dtype(page, skipna=True) in ("string", "empty"):
+        page = page.str.slice(0, max_len)
+    else:
+        page = page.astype(object).map(lambda x: _page_key(x, max_len))
+    return pd.factorize(page, use_na_sentinel=True)[0]
+
+
+def _known_many(cid: pd.Series) -> np.ndarray:
+    """:func:`_known` of every value of an object Series (vectorised when every value is a string)."""
+    if pd.api.types.infer_dtype(cid, skipna=False) == "string":
+        return (cid != "").to_numpy(dtype=float)
+    return cid.map(_known).to_numpy(dtype=float)
+
+
 def _enrich(log: _Log) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Event variables per event type, at that type's rows: the batch twin of ``_ENRICH``."""
     out: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
     for etype, fields in EVENT_FIELDS.items():
-        rows = log.rows_of((etype,))
+        rows = log.rows_of(etype)
         var: dict[str, np.ndarray] = {"ts": log.ts[rows]}
         for f in ("duration_s", "value", "n_results", "depth", "utc_offset_s"):
             if f in fields:
@@ -942,24 +1012,22 @@ def _enrich(log: _Log) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
 
     rows, var = out["page_view"]
     seg = log.seg[rows]
-    ptype = log.column("page_type", rows).astype(object)
+    ptype = log.column("page_type", rows)
     var["pt"] = _codes_of(ptype, PAGE_TYPES)
-    stage = ptype.map(FUNNEL_STAGE).astype(float).fillna(-1.0).to_numpy()
+    stage = _per_value(ptype, lambda v: v.map(FUNNEL_STAGE).astype(float).fillna(-1.0).to_numpy(), -1.0)
     var["stage"] = stage
-    page = log.column("page", rows)
-    max_len = log.limits.max_str_len
-    if pd.api.types.infer_dtype(page, skipna=True) in ("string", "empty"):
-        page = page.str.slice(0, max_len)
-    else:
-        page = page.astype(object).map(lambda x: _page_key(x, max_len))
-    pcode, _ = pd.factorize(page, use_na_sentinel=True)
+    pcode = _page_codes(log.column("page", rows), log.limits.max_str_len)
     valid = pcode >= 0
-    pairs = pd.DataFrame({"seg": seg, "p": pcode})
-    dup = pairs.duplicated().to_numpy()
+    # (session, page) pairs numbered in order of first appearance: a row is a pair's first view when
+    # its number exceeds every number before it
+    pair_id = pd.factorize(seg.astype(np.int64) * np.int64(int(pcode.max(initial=0)) + 2) + (pcode + 1))[0]
+    first_view = pair_id > np.maximum.accumulate(np.r_[-1, pair_id[:-1]]) if len(pair_id) else np.zeros(0, bool)
+    dup = ~first_view
     # a page is remembered if it is among the session's first max_pages distinct pages
-    first = valid & ~dup
-    rank_first = pd.Series(seg[first]).groupby(seg[first], sort=False).cumcount().to_numpy()
-    pair_id = pairs.groupby(["seg", "p"], sort=False).ngroup().to_numpy()
+    first = valid & first_view
+    s_first = seg[first]
+    rank_first = np.arange(len(s_first)) - _first_of_segment(np.r_[True, s_first[1:] != s_first[:-1]]) \
+        if len(s_first) else np.zeros(0, dtype=np.int64)
     remembered = np.zeros(int(pair_id.max()) + 1 if len(pair_id) else 0, dtype=bool)
     remembered[pair_id[first]] = rank_first < log.limits.max_pages
     var["revisit"] = (valid & dup & remembered[pair_id]).astype(float) if len(pair_id) else np.zeros(0)
@@ -986,35 +1054,54 @@ def _enrich(log: _Log) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
     if _is_str_column(cid):
         var["known"] = (cid.fillna("") != "").to_numpy(dtype=float)
     else:
-        var["known"] = cid.astype(object).map(lambda x: 0.0 if (_missing(x) or x == "") else 1.0).to_numpy(dtype=float)
+        var["known"] = _per_value(cid, _known_many, 0.0)
     ret = log.column("returning", rows)
     if isinstance(ret.dtype, pd.BooleanDtype) or ret.dtype == bool:   # True -> 1, False and missing -> 0
         var["returning"] = ret.fillna(False).to_numpy(dtype=float)
     else:
-        var["returning"] = ret.astype(object).map(_flag).to_numpy(dtype=float)
+        var["returning"] = _per_value(ret, lambda v: v.map(_flag).to_numpy(dtype=float), 0.0)
     return out
 
 
+_COMPILED: dict[str, Any] = {}
+
+
 def _eval_array(expr: str, names: Mapping[str, Any]) -> np.ndarray:
+    code = _COMPILED.get(expr)
+    if code is None:
+        code = _COMPILED[expr] = compile(expr, "<feature>", "eval")
     with np.errstate(invalid="ignore"):
-        return eval(compile(expr, "<feature>", "eval"), dict(_ARRAY_ENV), dict(names))  # noqa: S307 - our spec
+        return eval(code, dict(_ARRAY_ENV), dict(names))  # noqa: S307 - our spec
 
 
 class _SlotEvaluator:
-    """Evaluates slots at arbitrary row positions of a sorted log (point in time)."""
+    """Evaluates slots at arbitrary row positions of a sorted log (point in time).
+
+    Each slot is laid out densely over the rows of its event type (or over every row for a slot on
+    all types): which of them it matches and its value there (cumulated per session for sums and
+    maxima). Where a point falls among a type's rows is counted once per type; a slot's value at
+    the point is then read through prefix counts and forward fills of its matches.
+    """
 
     def __init__(self, log: _Log) -> None:
         self.log = log
         self.by_type = _enrich(log)
         self.slots = {s.name: s for s in SLOTS}
-        self._matches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._dense: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+        self._reads: dict[str, dict[str, np.ndarray]] = {}
+        self._rank: dict[str, np.ndarray] = {}
+        self._found: dict[tuple[str, int], tuple[Any, ...]] = {}
 
-    def _matching(self, slot: Slot) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, values) of the events a slot counts, in log order; cumulated for sum and max."""
-        if slot.name in self._matches:
-            return self._matches[slot.name]
-        parts_rows, parts_vals = [], []
-        for etype in (slot.on or tuple(EVENT_FIELDS)):
+    def _layout(self, slot: Slot) -> tuple[str, np.ndarray, np.ndarray]:
+        """(universe, matches, values) of a slot over its universe's rows (one type's, or every row)."""
+        if slot.name in self._dense:
+            return self._dense[slot.name]
+        types = slot.on or tuple(EVENT_FIELDS)
+        universe = types[0] if len(types) == 1 else "*"
+        size = len(self.by_type[universe][0]) if universe != "*" else self.log.n
+        match = np.zeros(size, dtype=bool)
+        value = np.full(size, np.nan)
+        for etype in types:
             rows, var = self.by_type[etype]
             if not len(rows):
                 continue
@@ -1028,48 +1115,122 @@ class _SlotEvaluator:
             val = np.broadcast_to(_eval_array(slot.value, env), (len(rows),)).astype(float)
             if slot.kind != "count":
                 mask &= ~np.isnan(val)
-            parts_rows.append(rows[mask])
-            parts_vals.append(val[mask])
-        rows = np.concatenate(parts_rows) if parts_rows else np.zeros(0, dtype=np.int64)
-        vals = np.concatenate(parts_vals) if parts_vals else np.zeros(0)
-        if len(parts_rows) > 1:
-            o = np.argsort(rows, kind="stable")
-            rows, vals = rows[o], vals[o]
-        if slot.kind in ("sum", "max") and len(rows):
-            # sequential within each session: the same additions, in the same order, as online
-            g = pd.Series(vals).groupby(self.log.seg[rows], sort=False)
-            vals = (g.cumsum() if slot.kind == "sum" else g.cummax()).to_numpy()
-        self._matches[slot.name] = (rows, vals)
-        return rows, vals
+            at_rows = slice(None) if universe != "*" else rows
+            match[at_rows], value[at_rows] = mask, val
+        if slot.kind in ("sum", "max") and match.any():
+            # sequential within each session over the matching rows: the same additions, in the same
+            # order, as online
+            rows = self.by_type[universe][0][match] if universe != "*" else np.flatnonzero(match)
+            g = pd.Series(value[match]).groupby(self.log.seg[rows], sort=False)
+            value[match] = (g.cumsum() if slot.kind == "sum" else g.cummax()).to_numpy()
+        self._dense[slot.name] = (universe, match, value)
+        return self._dense[slot.name]
 
-    def at(self, slot: Slot, pos: np.ndarray) -> np.ndarray:
-        """The slot's value after the event at each row ``pos`` (-1: before any event)."""
-        rows, vals = self._matching(slot)
-        out = np.full(len(pos), slot.default, dtype=float)
-        if not len(rows) or not len(pos):
-            return out
+    def _read(self, slot: Slot, what: str) -> np.ndarray:
+        """Per slot, over its universe: prefix counts of matches (``count``), the last match at or
+        before each row (``last``), the first match at or after each row (``first``)."""
+        cache = self._reads.setdefault(slot.name, {})
+        if what not in cache:
+            _, match, _ = self._layout(slot)
+            idx = np.arange(len(match))
+            if what == "count":
+                cache[what] = np.r_[0, np.cumsum(match, dtype=np.int32)]
+            elif what == "last":
+                cache[what] = np.maximum.accumulate(np.where(match, idx, -1)) if len(idx) else idx
+            else:
+                nxt = np.minimum.accumulate(np.where(match, idx, len(idx))[::-1])[::-1]
+                cache[what] = np.r_[nxt, len(idx)]
+        return cache[what]
+
+    def _find(self, universe: str, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(have, j, j0): for each point, the index in the universe of its last row at or before the
+        point (``j``, -1 if none) and of the first row of the point's session (``j0``)."""
+        key = (universe, id(pos))
+        hit = self._found.get(key)
+        if hit is not None and hit[3] is pos:
+            return hit[:3]
         have = pos >= 0
         p = np.where(have, pos, 0)
         first_row = np.where(have, self.log.row_seg_first[p], 0)
-        if slot.kind == "first":
-            j = np.searchsorted(rows, first_row, side="left")     # first matching row of the session
-            jc = np.clip(j, 0, len(rows) - 1)
-            ok = have & (j < len(rows)) & (rows[jc] <= p)
-            out[ok] = vals[jc[ok]]
+        if universe == "*":
+            j, j0 = p, first_row
+        else:
+            if universe not in self._rank:  # rows of the type before each row of the log
+                self._rank[universe] = np.r_[0, np.cumsum(self.log.tcode == _TYPE_CODE[universe], dtype=np.int32)]
+            rank = self._rank[universe]
+            j, j0 = rank[p + 1] - 1, rank[first_row]
+        self._found[key] = (have, j, j0, pos)
+        return have, j, j0
+
+    def at(self, slot: Slot, pos: np.ndarray) -> np.ndarray:
+        """The slot's value after the event at each row ``pos`` (-1: before any event)."""
+        universe, match, value = self._layout(slot)
+        out = np.full(len(pos), slot.default, dtype=float)
+        if not len(match) or not len(pos):
             return out
-        j = np.searchsorted(rows, p, side="right") - 1           # last matching row <= pos
-        jc = np.clip(j, 0, None)
-        ok = have & (j >= 0) & (rows[jc] >= first_row)
+        have, j, j0 = self._find(universe, pos)
         if slot.kind == "count":
-            j0 = np.searchsorted(rows, first_row, side="left")    # matching rows before the session
-            out[ok] = (j[ok] + 1 - j0[ok]).astype(float)
-        elif slot.kind == "max":
-            out[ok] = np.maximum(vals[jc[ok]], slot.default)
+            c = self._read(slot, "count")
+            n = (c[j + 1] - c[j0]).astype(float)
+            ok = have & (n > 0)
+            out[ok] = n[ok]
+            return out
+        if slot.kind == "first":
+            k = self._read(slot, "first")[j0]
+            ok = have & (k <= j)
+            out[ok] = value[k[ok]]
+            return out
+        k = np.where(j >= 0, self._read(slot, "last")[np.clip(j, 0, None)], -1)
+        ok = have & (k >= 0) & (k >= j0)
+        if slot.kind == "max":
+            out[ok] = np.maximum(value[k[ok]], slot.default)
         elif slot.kind == "sum":
-            out[ok] = vals[jc[ok]] + slot.default
+            out[ok] = value[k[ok]] + slot.default
         else:  # last
-            out[ok] = vals[jc[ok]]
+            out[ok] = value[k[ok]]
         return out
+
+
+_TYPE_CODE = {t: i for i, t in enumerate(EVENT_FIELDS)}
+
+
+def _session_codes(session_id: pd.Series, uniques: np.ndarray) -> np.ndarray:
+    """The log's code (index in ``uniques``) of each decision point's canonical session id, -1 if absent."""
+    if not len(uniques):
+        return np.full(len(session_id), -1, dtype=np.int64)
+    index = pd.Index(uniques)
+    d = _distinct(session_id)
+    if d is None:
+        return index.get_indexer(canonical_ids(session_id))
+    return _take(index.get_indexer(canonical_ids(pd.Series(d[1], dtype=object))), d[0], -1)
+
+
+def _last_event_at(log: _Log, at_seg: np.ndarray, at_ts: np.ndarray) -> np.ndarray:
+    """Row of each point's last event in ``log`` with ``ts`` at or before the point's, -1 if none.
+
+    A session's kept rows are contiguous and in non-decreasing ``ts``: a binary search within the
+    session's rows, run for every point at once (ties: the last of the equal rows).
+    """
+    pos = np.full(len(at_seg), -1, dtype=np.int64)
+    if not log.n or not len(at_seg):
+        return pos
+    n_seg = max(len(log.uniques), 1)
+    start = np.zeros(n_seg, dtype=np.int64)
+    end = np.zeros(n_seg, dtype=np.int64)                  # empty for sessions without kept rows
+    seg_end = np.r_[log.seg_first[1:], log.n]
+    start[log.seg[log.seg_first]], end[log.seg[log.seg_first]] = log.seg_first, seg_end
+    has = at_seg >= 0
+    s = np.where(has, start[np.where(has, at_seg, 0)], 0)
+    e = np.where(has, end[np.where(has, at_seg, 0)], 0)
+    found = s - 1                                          # last row known to be <= the point's ts
+    step = 1 << int((seg_end - log.seg_first).max()).bit_length()
+    while step:
+        cand = found + step
+        inside = cand < e
+        le = inside & (log.ts[np.minimum(cand, log.n - 1)] <= at_ts)
+        found = np.where(le, cand, found)
+        step >>= 1
+    return np.where(found >= s, found, -1)
 
 
 @accepts_old_form(old=("events", "at", "customers", "contacts"), renamed={"at": "decisions"})
@@ -1151,24 +1312,18 @@ def features_many(decisions: pd.DataFrame, *, events: pd.DataFrame, customers: p
                     log.skipped["out_of_order"], log.skipped["over_limit"], len(events))
     ev_slots = _SlotEvaluator(log)
     # Point in time: each decision's last event of its session with ts <= the decision's ts.
-    at_sid = canonical_ids(at["session_id"])
-    at_seg = pd.Index(log.uniques).get_indexer(at_sid) if len(log.uniques) else np.full(len(at), -1)
-    pos = np.full(len(at), -1, dtype=np.int64)
-    if log.n:
-        _, inv = np.unique(np.concatenate([log.ts, at_ts]), return_inverse=True)
-        n_ranks = np.int64(inv.max() + 1)
-        key_ev = log.seg.astype(np.int64) * n_ranks + inv[: log.n]
-        key_at = at_seg.astype(np.int64) * n_ranks + inv[log.n:]
-        cand = np.searchsorted(key_ev, key_at, side="right") - 1
-        cc = np.clip(cand, 0, None)
-        ok = (at_seg >= 0) & (cand >= 0) & (log.seg[cc] == at_seg)
-        pos = np.where(ok, cand, -1)
-    names: dict[str, Any] = {"now": at_ts}
+    at_seg = _session_codes(at["session_id"], log.uniques)
+    pos = _last_event_at(log, at_seg, at_ts)
+    # slots are read at the points in log order (the searches then walk the log forwards) and the
+    # features put back in the order of the points
+    by_pos = np.argsort(pos, kind="stable")
+    pos_sorted = pos[by_pos]
+    names: dict[str, Any] = {"now": at_ts[by_pos]}
     for slot in SLOTS:
-        names[slot.name] = ev_slots.at(slot, pos)
+        names[slot.name] = ev_slots.at(slot, pos_sorted)
     data = np.empty((len(FEATURES), len(at)), dtype=float)   # one block, filled in place (no consolidation copy)
     for j, f in enumerate(FEATURES):
-        data[j] = np.broadcast_to(_eval_array(f.expr, names), (len(at),))
+        data[j, by_pos] = np.broadcast_to(_eval_array(f.expr, names), (len(at),))
     out = pd.DataFrame(data.T, index=at.index, columns=[f.name for f in FEATURES], copy=False)
     skipped = dict(log.skipped)
 
@@ -1184,7 +1339,7 @@ def features_many(decisions: pd.DataFrame, *, events: pd.DataFrame, customers: p
             first = pd.Series(starts["customer_id"].to_numpy(dtype=object),
                               index=canonical_ids(starts["session_id"]))
             first = first[~first.index.duplicated()]
-            cust = pd.Series(at_sid, index=at.index).map(first)
+            cust = pd.Series(canonical_ids(at["session_id"]), index=at.index).map(first)
         prof_at = pd.DataFrame({"customer_id": cust.to_numpy(dtype=object), "ts": at_ts}, index=at.index)
         prof = profiles_many(prof_at, contacts=contacts, customers=customers, config=profile_config,
                              limits=limits)

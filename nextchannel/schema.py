@@ -195,8 +195,13 @@ def canonical_ids(values: Any, what: str = "session_id") -> np.ndarray:
     >>> import pandas as pd
     >>> canonical_ids(pd.Series([5.0, float("nan"), 7.5])).tolist()
     ['5', None, '7.5']
+    >>> canonical_ids(pd.Series([5.0, float("nan"), 7.5], dtype="category")).tolist()   # once per category
+    ['5', None, '7.5']
     """
     col = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object if not len(values) else None)
+    if isinstance(col.dtype, pd.CategoricalDtype):  # each category once, then its rows take its form
+        cats = canonical_ids(pd.Series(col.cat.categories.to_numpy(dtype=object), dtype=object), what)
+        return np.append(cats, None)[col.cat.codes.to_numpy(dtype=np.int64)]
     kind = col.dtype.kind
     if kind in "iu":
         return col.astype(str).to_numpy(dtype=object)

@@ -175,3 +175,31 @@ def test_copartitioned_needs_dask_points_with_the_events_partition_count(cluster
     with pytest.raises(ValidationError, match="got 3 and 2"):
         dask_backend.features_many(dd.from_pandas(at, npartitions=3, sort=False), events=ev, client=cluster,
                                    copartitioned=True)
+
+
+def test_parquet_read_as_dictionaries_gives_the_pandas_features_on_every_path(cluster, tiny_sim, tmp_path):
+    """``read_parquet``: one partition per file, text columns as categoricals with each file's own
+    categories; zipped with their points, joined to their partition or shuffled (categoricals
+    turned back into plain columns first), the features are the pandas executor's on plain columns,
+    and the log's digest is the digest of the plain log."""
+    sim = tiny_sim
+    sessions = pd.unique(sim.events["session_id"])
+    for i in range(3):
+        own = sim.events["session_id"].isin(sessions[i::3])
+        sim.events[own].to_parquet(tmp_path / f"ev-{i}.parquet", index=False)
+        sim.decisions.loc[sim.decisions["session_id"].isin(sessions[i::3]), ["session_id", "ts"]].to_parquet(
+            tmp_path / f"at-{i}.parquet", index=False)
+    ev = dask_backend.read_parquet([tmp_path / f"ev-{i}.parquet" for i in range(3)])
+    at = dask_backend.read_parquet([tmp_path / f"at-{i}.parquet" for i in range(3)])
+    assert ev.npartitions == 3 and isinstance(ev.partitions[1].compute()["type"].dtype, pd.CategoricalDtype)
+    plain_ev = pd.concat([pd.read_parquet(tmp_path / f"ev-{i}.parquet") for i in range(3)], ignore_index=True)
+    plain_at = pd.concat([pd.read_parquet(tmp_path / f"at-{i}.parquet") for i in range(3)], ignore_index=True)
+    expected = features_many(plain_at, events=plain_ev)
+    zipped = dask_backend.features_many(at, events=ev, client=cluster, copartitioned=True).compute()
+    pd.testing.assert_frame_equal(zipped.reset_index(drop=True), expected)
+    for kw in ({"partitioned_by_session": True}, {"npartitions": 2}):
+        got = dask_backend.features_many(plain_at, events=ev, client=cluster, **kw)
+        pd.testing.assert_frame_equal(got, expected)
+    by_file = dd.concat([dd.from_pandas(pd.read_parquet(tmp_path / f"ev-{i}.parquet"), npartitions=1, sort=False)
+                         for i in range(3)])
+    assert dask_backend.digest(ev, client=cluster) == dask_backend.digest(by_file, client=cluster)

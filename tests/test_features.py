@@ -96,6 +96,23 @@ def _parquet_typed(events):
     return pd.read_parquet(io.BytesIO(buf.getvalue()))
 
 
+def _dictionary_typed(events):
+    """The frame as Parquet read with text columns as dictionaries gives it (pandas categoricals,
+    ``pyarrow.parquet.read_table(..., read_dictionary=...)``): the batch path looks each distinct
+    value up once."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    events.to_parquet(buf, index=False)
+    text = [c for c in events.columns if pd.api.types.infer_dtype(events[c], skipna=True) in ("string", "empty")
+            and events[c].notna().any()]
+    out = pq.read_table(io.BytesIO(buf.getvalue()), read_dictionary=text).to_pandas()
+    assert all(isinstance(out[c].dtype, pd.CategoricalDtype) for c in text)
+    return out
+
+
 def _check_online_equals_batch(rows, data, limits=None, typed=False):
     ts_pool = sorted({r["ts"] for r in rows}) or [0.0]
     at_rows = []
@@ -105,7 +122,8 @@ def _check_online_equals_batch(rows, data, limits=None, typed=False):
         t = base + data.draw(st.sampled_from([0.0, 0.0, 0.1, 30.0, -1.0]))
         at_rows.append({"session_id": sid, "ts": t})
     at = pd.DataFrame(at_rows)
-    events = _parquet_typed(_frame(rows)) if typed else _frame(rows)
+    events = _dictionary_typed(_frame(rows)) if typed == "dictionary" else _parquet_typed(_frame(rows)) if typed \
+        else _frame(rows)
     before = events.copy(deep=True)
     batch = features_many(at, events=events, limits=limits)
     pd.testing.assert_frame_equal(events, before)  # no mutation of the input
@@ -118,6 +136,7 @@ def _check_online_equals_batch(rows, data, limits=None, typed=False):
               for sid in SESSIONS}
     assert batch.attrs["skipped"]["out_of_order"] == sum(s.n_out_of_order for s in states.values())
     assert batch.attrs["skipped"]["over_limit"] == sum(s.n_over_limit for s in states.values())
+    return batch, at
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -149,6 +168,34 @@ def test_parquet_typed_session_context_equals_online():
     for i, sid in enumerate(["a", "b", "c"]):
         _assert_same(batch.iloc[i].to_dict(), _online(rows, sid, 30.0), sid)
     assert batch["is_returning"].tolist() == [1.0, 0.0, 1.0] and batch["is_known"].tolist() == [1.0, 0.0, 0.0]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=event_logs(late=True), data=st.data(), tight=st.booleans())
+def test_online_equals_batch_on_dictionary_typed_columns(rows, data, tight):
+    """Text columns read as dictionaries (categoricals), with late and tied events: each distinct value
+    is looked up once in batch; the answers stay the online ones and equal those of plain columns."""
+    limits = Limits(max_events=6, max_pages=2, max_str_len=3) if tight else None
+    batch, at = _check_online_equals_batch(rows, data, limits, typed="dictionary")
+    plain = features_many(at, events=_frame(rows), limits=limits)
+    pd.testing.assert_frame_equal(batch, plain, check_exact=True)
+    assert batch.attrs == plain.attrs
+
+
+def test_known_customer_is_one_rule_online_and_in_batch():
+    """``is_known``: only a missing value or the empty ``str`` is unknown, for plain, string and
+    dictionary-typed columns alike (a numpy string is a customer id online, and so in batch)."""
+    cids = ["c1", "", None, np.str_(""), 0, float("nan"), np.str_("c9")]
+    rows = [{"session_id": f"s{i}", "ts": 1.0, "type": "session_start", "customer_id": c} for i, c in enumerate(cids)]
+    at = pd.DataFrame({"session_id": [r["session_id"] for r in rows], "ts": 2.0})
+    online = [_online(rows, r["session_id"], 2.0)["is_known"] for r in rows]
+    assert online == [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    assert features_many(at, events=_frame(rows))["is_known"].tolist() == online
+    strs = [r for r in rows if r["customer_id"] is None or type(r["customer_id"]) is str]
+    at_s = at[at["session_id"].isin([r["session_id"] for r in strs])]
+    for typed in (_parquet_typed(_frame(strs)), _dictionary_typed(_frame(strs))):
+        assert features_many(at_s, events=typed)["is_known"].tolist() == [online[int(r["session_id"][1:])]
+                                                                          for r in strs]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
