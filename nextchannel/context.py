@@ -53,12 +53,17 @@ nextchannel.errors.ValidationError: wait_chat_s must be a finite number >= 0 (se
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
+from nextchannel.compat import is_pandas_na, lazy_module
 from nextchannel.errors import ValidationError, excerpt
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported when a batch path first uses it: the per-request path never does
+    pd = lazy_module("pandas")
 
 __all__ = ["ContextSpec", "TRUE_STRINGS", "FALSE_STRINGS", "context_spec"]
 
@@ -79,7 +84,9 @@ class _Malformed(Exception):
 
 
 def _absent(v: Any) -> bool:
-    return v is None or v is pd.NA or (type(v) in _NUMBER_TYPES and v != v)
+    if type(v) in _NUMBER_TYPES:
+        return bool(v != v)
+    return v is None or is_pandas_na(v)
 
 
 def _bad(key: str, expected: str, v: Any) -> _Malformed:
