@@ -49,7 +49,8 @@ import logging
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Mapping, MutableSequence
+from collections.abc import Mapping  # not typing.Mapping: isinstance on it is slow
+from typing import TYPE_CHECKING, Any, MutableSequence
 
 import numpy as np
 

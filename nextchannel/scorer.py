@@ -35,7 +35,8 @@ import math
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping  # not typing.Mapping: isinstance on it is slow
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -346,6 +347,8 @@ def _finite_now(now_ts: float, now: Any, what: str = "") -> float:
 @_step("session")
 def _session_source(scorer: "Scorer", c: _Compiled, session: Any) -> Any:
     """The session as a SessionState (an events dict is replayed) or a feature dict."""
+    if type(session) is dict and "events" not in session:
+        return session
     if isinstance(session, SessionState):
         return session
     if isinstance(session, Mapping) and "events" in session:
