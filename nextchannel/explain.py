@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from nextchannel.schema import DEVICES, LANGUAGES, PAGE_TYPES, REFERRERS
 
-__all__ = ["PathContributions", "phrase", "top_reasons", "top_reasons_many"]
+__all__ = ["PathContributions", "phrase", "top_reasons", "top_reasons_many", "top_reasons_one"]
 
 _STAGES = {0: "reached home", 1: "browsing", 2: "reached a product", 3: "reached the cart", 4: "reached checkout"}
 
@@ -166,25 +166,52 @@ def top_reasons_many(names: Sequence[str], values: "np.ndarray", contrib: "np.nd
     candidates = np.take_along_axis(signed, order, axis=1).tolist()  # plain ints and floats: a fast loop
     order_rows = order.tolist()
     index = _index_of(tuple(names))
-    out = []
-    for r in range(len(values)):
-        feats = None
-        res: list[str] = []
-        exhausted = True
-        for j, c in zip(order_rows[r], candidates[r]):
-            if c <= min_abs or len(res) >= k:
-                exhausted = False
-                break
-            if feats is None:
-                feats = _RowFeatures(index, values[r].tolist())
-            text = phrase_fn(names[j], feats)
-            if text not in res:
-                res.append(text)
-        if exhausted and len(res) < k and width < len(names):
-            res = top_reasons(names, values[r].tolist(), contrib[r].tolist(), offer=bool(sign[r, 0] > 0), k=k,
-                              min_abs=min_abs, phrase_fn=phrase_fn)
-        out.append(res)
-    return out
+    return [_phrase_leading(names, index, values[r], contrib[r], order_rows[r], candidates[r], bool(sign[r, 0] > 0),
+                            k, min_abs, phrase_fn) for r in range(len(values))]
+
+
+def top_reasons_one(names: Sequence[str], values: "np.ndarray", contrib: "np.ndarray", *, offer: bool = True,
+                    k: int = 3, min_abs: float = 1e-6,
+                    phrase_fn: Callable[[str, Mapping[str, float]], str] = phrase) -> list[str]:
+    """:func:`top_reasons_many` for one row (1-D ``values`` and ``contrib``), with fewer array steps; the same result.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> names = ["form_errors", "pages_viewed", "cart_items"]
+    >>> top_reasons_one(names, np.array([3.0, 12.0, 1.0]), np.array([0.4, 0.9, -0.2]), k=2)
+    ['12 pages viewed', '3 form errors']
+    """
+    import numpy as np
+
+    sign = 1.0 if offer else -1.0
+    signed = np.asarray(contrib, dtype=float) * sign  # x * 1.0 and x * -1.0: the floats top_reasons_many ranks
+    width = min(len(names), k + 3)
+    order = np.argsort(-signed, kind="stable")[:width]
+    return _phrase_leading(names, _index_of(tuple(names)), values, contrib, order.tolist(), signed[order].tolist(),
+                           offer, k, min_abs, phrase_fn)
+
+
+def _phrase_leading(names: Sequence[str], index: dict[str, int], values: "np.ndarray", contrib: "np.ndarray",
+                    order: list[int], candidates: list[float], offer: bool, k: int, min_abs: float,
+                    phrase_fn: Callable[[str, Mapping[str, float]], str]) -> list[str]:
+    """One row's phrases from its leading candidates; :func:`top_reasons` if they run out before ``k``."""
+    feats = None
+    res: list[str] = []
+    exhausted = True
+    for j, c in zip(order, candidates):
+        if c <= min_abs or len(res) >= k:
+            exhausted = False
+            break
+        if feats is None:
+            feats = _RowFeatures(index, values.tolist())
+        text = phrase_fn(names[j], feats)
+        if text not in res:
+            res.append(text)
+    if exhausted and len(res) < k and len(order) < len(names):
+        res = top_reasons(names, values.tolist(), contrib.tolist(), offer=offer, k=k, min_abs=min_abs,
+                          phrase_fn=phrase_fn)
+    return res
 
 
 @functools.lru_cache(maxsize=16)

@@ -44,7 +44,7 @@ from nextchannel.compat import lazy_module
 from nextchannel.context import context_spec
 from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import NextChannelError, ValidationError, excerpt
-from nextchannel.explain import PathContributions, phrase, top_reasons_many
+from nextchannel.explain import PathContributions, phrase, top_reasons_many, top_reasons_one
 from nextchannel.fastpredict import FastBooster, ModelStack
 from nextchannel.features import SESSION_FEATURES, SessionState, features_many
 from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet, guard_phrase
@@ -261,8 +261,7 @@ class _Compiled:
             st = self.buffers()
             st.leaf_row[:] = row
             contrib = self.paths.difference_one(st.pair_leaves(self, chosen, rival), chosen, rival)
-            return top_reasons_many(self.row_names, row[None, :], contrib[None, :], _ONE_OFFER, k=k,
-                                    phrase_fn=self.phrase)[0]
+            return top_reasons_one(self.row_names, row, contrib, k=k, phrase_fn=self.phrase)
         except Exception:
             logger.error("could not compute a decision's reasons; giving none", exc_info=True)
             return []
@@ -335,7 +334,6 @@ def _step(part: str) -> Any:
 
 
 _NANS = (math.nan,) * len(SESSION_FEATURES)
-_ONE_OFFER = np.ones(1, dtype=bool)
 
 
 def _finite_now(now_ts: float, now: Any, what: str = "") -> float:
