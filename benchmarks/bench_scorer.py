@@ -16,7 +16,9 @@ requests (decision points of a fresh simulation, not one repeated row), after wa
 (d) the bare model evaluation of the same models as the scorer holds them — one stacked model
     (every value model and the offer model in LightGBM's multiclass layout) through the C API
     single-row fast path, one call, with no features or policy: the floor of this technique;
-(e) reading ``Decision.reasons`` of an offer (computed lazily, off the decision's path).
+(e) reading ``Decision.reasons`` of an offer (computed lazily, off the decision's path);
+(f) ``decide_one`` for a known customer from the customer dict, and (f') the same with the customer's
+    profile prepared once for the session (``Scorer.prepare_customer``), on the known customers' requests.
 
 Also ``decide_many`` rows/s against ``Booster.predict`` of the same models on the same rows (both on
 one thread), the import time of the scorer, and resident memory after loading and after
@@ -160,7 +162,9 @@ def latency(scorer: Scorer, reqs: list[tuple], calls: int) -> dict[str, dict]:
     st, rows = bare_models(scorer, reqs)
     stack_p, row = st.stack_p, st.row
     offers = [r for r in reqs if scorer.decide_one(r[0], r[2], r[3], now=r[4]).offer] or reqs
-    t = {"a": [], "a_state": [], "b": [], "c": [], "d": [], "e": []}
+    known = [r for r in reqs if r[2]]
+    prepared = [scorer.prepare_customer(r[2]) for r in known]  # before timing: a backend prepares once per session
+    t = {"a": [], "a_state": [], "b": [], "c": [], "d": [], "e": [], "f": [], "f_prepared": []}
     pc = time.perf_counter_ns
     n = len(reqs)
     for i in range(300):  # warm-up
@@ -187,11 +191,20 @@ def latency(scorer: Scorer, reqs: list[tuple], calls: int) -> dict[str, dict]:
         d = scorer.decide_one(s, cust, ctx, now=now)
         t0 = pc(); d.reasons; t["e"].append(pc() - t0)
 
+    def run_f(s, state, cust, ctx, now, i):
+        s, state, cust, ctx, now = known[i % len(known)]
+        t0 = pc(); scorer.decide_one(s, cust, ctx, now=now); t["f"].append(pc() - t0)
+
+    def run_f_prepared(s, state, cust, ctx, now, i):
+        s, state, _, ctx, now = known[i % len(known)]
+        cust = prepared[i % len(known)]
+        t0 = pc(); scorer.decide_one(s, cust, ctx, now=now); t["f_prepared"].append(pc() - t0)
+
     def run_b(s, state, cust, ctx, now, i):
         if i % 10 == 0:
             t0 = pc(); naive.sklearn_path(s, cust, ctx, now); t["b"].append(pc() - t0)
 
-    paths = [run_a, run_a_state, run_b, run_c, run_d, run_e]
+    paths = [run_a, run_a_state, run_b, run_c, run_d, run_e, run_f, run_f_prepared]
     order_rng = np.random.default_rng(0)
     gc.disable()
     try:
@@ -298,7 +311,9 @@ def main() -> None:
         rows = [("(a) decide_one from a signals dict", "a"), ("(a') decide_one from a SessionState", "a_state"),
                 ("(b) naive: sklearn predict on 1-row DataFrames", "b"), ("(c) naive: Booster.predict on 1-row arrays", "c"),
                 ("(d) bare models: the stack through the C API fast path", "d"),
-                ("(e) reading the lazy reasons of an offer", "e")]
+                ("(e) reading the lazy reasons of an offer", "e"),
+                ("(f) decide_one, known customer from the dict", "f"),
+                ("(f') decide_one, known customer prepared", "f_prepared")]
         print(f"{'path':<50} {'calls':>7} {'p50 µs':>9} {'p90 µs':>9} {'p99 µs':>9} {'p99.9 µs':>9}")
         for label, k in rows:
             q = lat[k]
@@ -307,6 +322,9 @@ def main() -> None:
         ratios = {"b/a": b / a, "c/a": c / a, "a/d": a / d}
         results[name]["ratios_p50"] = ratios
         results[name]["trees_stacked"] = stacked
+        print(f"reading an offer's reasons: p50 {lat['e']['p50']:.1f} µs (goal <= ~30); a prepared profile saves "
+              f"{lat['f']['p50'] - lat['f_prepared']['p50']:.1f} µs at p50 per known customer's request "
+              f"({lat['f']['p50']:.1f} -> {lat['f_prepared']['p50']:.1f} µs)")
         print(f"p50 ratios: (a) is {ratios['b/a']:.1f}x faster than (b) [goal >= 150], {ratios['c/a']:.1f}x faster than (c) "
               f"[goal >= 10]; (a) = {ratios['a/d']:.2f}x (d) [goal <= 1.5]; quiet-machine goals p50 <= 25 µs, "
               f"p99 <= 60 µs")

@@ -30,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     "SessionState": "features", "features_many": "features", "feature_names": "features",
     "FeatureSpec": "featurespec",
     "ProfileConfig": "profile", "profile_one": "profile", "profiles_many": "profile", "history_of": "profile",
-    "validate_contacts": "profile",
+    "validate_contacts": "profile", "PreparedProfile": "profile", "prepare_one": "profile",
     # simulator
     "SimConfig": "simulation", "ChannelSim": "simulation", "SimResult": "simulation", "simulate": "simulation",
     # learners, training, model sets, scorer

@@ -53,12 +53,18 @@ nextchannel.errors.ValidationError: wait_chat_s must be a finite number >= 0 (se
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping  # not typing.Mapping: isinstance on it is slow
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
 
+from nextchannel.compat import is_pandas_na, lazy_module
 from nextchannel.errors import ValidationError, excerpt
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported when a batch path first uses it: the per-request path never does
+    pd = lazy_module("pandas")
 
 __all__ = ["ContextSpec", "TRUE_STRINGS", "FALSE_STRINGS", "context_spec"]
 
@@ -79,7 +85,9 @@ class _Malformed(Exception):
 
 
 def _absent(v: Any) -> bool:
-    return v is None or v is pd.NA or (type(v) in _NUMBER_TYPES and v != v)
+    if type(v) in _NUMBER_TYPES:
+        return bool(v != v)
+    return v is None or is_pandas_na(v)
 
 
 def _bad(key: str, expected: str, v: Any) -> _Malformed:
@@ -210,10 +218,12 @@ class ContextSpec:
                     ko, kw, kls = f"context[{ch!r}]['open']" if "open" in nested else ko, \
                         f"context[{ch!r}]['wait_s']" if "wait_s" in nested else kw, \
                         f"context[{ch!r}]['languages']" if "languages" in nested else kls
-            open_.append(_read_bool(ko, o, True))
-            wait.append(_read_wait(kw, w))
-            if _absent(ls):
-                lang_ok.append(_read_bool(kl, get(kl), True))
+            # the usual values inline (True/False, a float wait, no language list), the rest read in full
+            open_.append(o if o is True or o is False else _read_bool(ko, o, True))
+            wait.append(w if type(w) is float and w - w == 0.0 and w >= 0.0 else _read_wait(kw, w))
+            if ls is None or _absent(ls):
+                lk = get(kl)
+                lang_ok.append(lk if lk is True or lk is False else _read_bool(kl, lk, True))
             else:
                 lang_ok.append(_read_langs(kls, ls, language))
         return open_, wait, lang_ok

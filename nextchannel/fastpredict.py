@@ -60,7 +60,7 @@ import numpy as np
 from nextchannel.errors import BundleError, ConfigError, NextChannelError, ValidationError
 from nextchannel.modeltext import check_model_text
 
-__all__ = ["FastBooster", "ModelStack", "Predictor", "live_handles", "stack_model_texts"]
+__all__ = ["FastBooster", "ModelStack", "Predictor", "lightgbm_library_path", "live_handles", "stack_model_texts"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,16 +78,55 @@ _c_int64 = ctypes.c_int64
 _c_char_p = ctypes.c_char_p
 
 
-def _load_library() -> ctypes.CDLL:
-    """Open the ``lib_lightgbm`` that the ``lightgbm`` package loaded.
+def lightgbm_library_path() -> str:
+    """The ``lib_lightgbm`` file the installed ``lightgbm`` package loads, found without importing it.
 
-    A fresh ``CDLL`` object on the same path shares the process's one copy of the library
-    (``dlopen`` returns the same handle), but has its own function objects, so setting
-    ``argtypes`` here cannot change how the ``lightgbm`` package calls the same functions.
+    Importing ``lightgbm`` imports scikit-learn, SciPy and pandas when they are installed (about
+    a second); the scorer needs only the shared library. This follows the search order of
+    LightGBM's own ``libpath.py`` (the package's parent folder, then its ``bin`` and ``lib``
+    folders), starting from the package folder that :func:`importlib.util.find_spec` reports
+    without running the package.
+
+    Raises
+    ------
+    ImportError
+        ``lightgbm`` is not installed, or its folder holds no library file (the paths tried named).
+
+    Examples
+    --------
+    >>> import os
+    >>> os.path.basename(lightgbm_library_path()).startswith("lib_lightgbm")
+    True
     """
-    import lightgbm.basic
+    import importlib.util
+    import platform
+    from pathlib import Path
 
-    lib = ctypes.CDLL(lightgbm.basic._LIB._name)
+    spec = importlib.util.find_spec("lightgbm")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the lightgbm package is not installed (pip install lightgbm)")
+    package = (Path(list(spec.submodule_search_locations)[0]) / "libpath.py").resolve().parent
+    folders = [package.parent, package / "bin", package / "lib"]
+    system = platform.system()
+    if system in ("Windows", "Microsoft"):
+        folders += [package.parent / "Release", package.parent / "windows" / "x64" / "DLL"]
+        name = "lib_lightgbm.dll"
+    else:
+        name = "lib_lightgbm.dylib" if system == "Darwin" else "lib_lightgbm.so"
+    for folder in folders:
+        if (folder / name).is_file():
+            return str(folder / name)
+    raise ImportError("cannot find lightgbm's library file in: " + ", ".join(str(f / name) for f in folders))
+
+
+def _load_library() -> ctypes.CDLL:
+    """Open ``lib_lightgbm``, the very file the ``lightgbm`` package loads (:func:`lightgbm_library_path`).
+
+    If the ``lightgbm`` package is imported too, ``dlopen`` hands both the process's one copy of the
+    library, but this ``CDLL`` has its own function objects, so setting ``argtypes`` here cannot
+    change how the ``lightgbm`` package calls the same functions.
+    """
+    lib = ctypes.CDLL(lightgbm_library_path())
     signatures: dict[str, list[Any]] = {
         # int LGBM_BoosterLoadModelFromString(const char*, int* out_num_iterations, BoosterHandle*)
         "LGBM_BoosterLoadModelFromString": [_c_char_p, ctypes.POINTER(_c_int), ctypes.POINTER(_c_void_p)],

@@ -64,12 +64,11 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
-from nextchannel.compat import is_dask_collection
+from nextchannel.compat import is_dask_collection, is_pandas_na, lazy_module
 from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ValidationError, excerpt
 from nextchannel.schema import (
@@ -88,6 +87,11 @@ from nextchannel.schema import (
     validate_event,
     validate_events,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported when a batch path first uses it: the per-request path never does
+    pd = lazy_module("pandas")
 
 __all__ = [
     "EVENT_VARIABLES",
@@ -309,7 +313,9 @@ def _names_in(expr: str) -> set[str]:
 # Online executor: code generated from SLOTS and FEATURES
 # ---------------------------------------------------------------------------------------------
 def _missing(x: Any) -> bool:
-    return x is None or x is pd.NA or ((type(x) is float or type(x) is np.float64) and x != x)
+    if type(x) is float or type(x) is np.float64:
+        return bool(x != x)
+    return x is None or is_pandas_na(x)
 
 
 def _page_key(x: Any, max_len: int = DEFAULT_LIMITS.max_str_len) -> str | None:

@@ -43,12 +43,17 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
+from nextchannel.compat import is_pandas_missing, lazy_module
 from nextchannel.errors import ConstantModelWarning, ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported when a batch path first uses it: the per-request path never does
+    pd = lazy_module("pandas")
 
 __all__ = ["FeatureSpec", "ColumnSpec", "KINDS", "MAX_LEVELS"]
 
@@ -61,7 +66,7 @@ MAX_LEVELS = 500
 
 
 def _is_missing(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
+    if v is None or is_pandas_missing(v):
         return True
     if isinstance(v, (float, np.floating)):
         return bool(v != v)

@@ -21,7 +21,6 @@ Calibration is isotonic, fitted on a held-out share of the training rows and sto
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -29,9 +28,11 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.isotonic import IsotonicRegression
 
+from nextchannel.calibration import Calibrator
 from nextchannel.errors import NotFittedError, ValidationError
+from nextchannel.modelinputs import CONTEXT_COLUMNS, HEADS, context_columns
+from nextchannel.modelinputs import lgb_names as _lgb_names
 from nextchannel.schema import NONE_ACTION
 
 __all__ = ["ChannelModel", "OfferModel", "ValueModel", "RewardModel", "Calibrator", "NoRandomisationWarning", "CONTEXT_COLUMNS",
@@ -39,11 +40,8 @@ __all__ = ["ChannelModel", "OfferModel", "ValueModel", "RewardModel", "Calibrato
 
 logger = logging.getLogger(__name__)
 
-#: Per-action channel-context inputs of the channel model, appended after the features.
-CONTEXT_COLUMNS: tuple[str, ...] = ("action_code", "stage", "ctx_wait_s", "ctx_lang_ok")
 #: Funnel stages the success and leave heads condition on.
 STAGE_NONE, STAGE_DISMISSED, STAGE_ACCEPTED = 0.0, 1.0, 2.0
-HEADS: tuple[str, ...] = ("accept", "success", "leave")
 
 
 class NoRandomisationWarning(UserWarning):
@@ -53,59 +51,6 @@ class NoRandomisationWarning(UserWarning):
 # ---------------------------------------------------------------------------------------------
 # Small shared pieces
 # ---------------------------------------------------------------------------------------------
-class Calibrator:
-    """Isotonic calibration stored as data: ``p_cal = interp(p_raw, x_, y_)``.
-
-    Examples
-    --------
-    >>> c = Calibrator.fit(np.array([.1, .2, .8, .9]), np.array([0, 0, 1, 1]))
-    >>> float(c.transform(np.array([0.85]))[0])
-    1.0
-    >>> Calibrator.from_dict(c.to_dict()).to_dict() == c.to_dict()
-    True
-    """
-
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x_ = np.asarray(x, dtype=float)
-        self.y_ = np.asarray(y, dtype=float)
-
-    @classmethod
-    def fit(cls, p: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> "Calibrator":
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        iso.fit(p, y, sample_weight=sample_weight)
-        return cls(iso.X_thresholds_, iso.y_thresholds_)
-
-    @classmethod
-    def identity(cls) -> "Calibrator":
-        return cls(np.array([0.0, 1.0]), np.array([0.0, 1.0]))
-
-    def transform(self, p: np.ndarray) -> np.ndarray:
-        return np.interp(p, self.x_, self.y_)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"x": [float(v) for v in self.x_], "y": [float(v) for v in self.y_]}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Sequence[float]]) -> "Calibrator":
-        if not isinstance(d, Mapping) or "x" not in d or "y" not in d:
-            raise ValidationError(f"calibration must be a mapping with keys 'x' and 'y', got {type(d).__name__}"
-                                  f"{' with keys ' + str(sorted(map(str, d))) if isinstance(d, Mapping) else ''}")
-        try:
-            x, y = np.asarray(d["x"], dtype=float), np.asarray(d["y"], dtype=float)
-        except (TypeError, ValueError) as err:
-            raise ValidationError(f"calibration arrays 'x' and 'y' must hold numbers: {err}") from err
-        if x.ndim != 1 or x.shape != y.shape or len(x) < 1 or not np.isfinite(x).all() \
-                or not np.isfinite(y).all() or np.any(np.diff(x) < 0):
-            raise ValidationError("calibration must hold equal-length finite arrays 'x' (non-decreasing) and 'y', "
-                                  f"got x of shape {x.shape} and y of shape {y.shape}")
-        # A decreasing map would turn "longer wait never looks better" around: refuse it.
-        if np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
-            raise ValidationError("calibration 'y' must be non-decreasing probabilities in [0, 1], "
-                                  f"got values from {y.min():g} to {y.max():g}"
-                                  f"{' decreasing somewhere' if np.any(np.diff(y) < 0) else ''}")
-        return cls(x, y)
-
-
 def _check_X(X: Any, name: str = "X") -> pd.DataFrame:
     if not isinstance(X, pd.DataFrame):
         raise ValidationError(f"{name} must be a pandas DataFrame of numeric features, got {type(X).__name__}")
@@ -126,19 +71,6 @@ def _vector(v: Any, name: str, n: int, dtype: Any = float) -> np.ndarray:
         return arr.astype(dtype)
     except (TypeError, ValueError) as err:
         raise ValidationError(f"{name} must hold {np.dtype(dtype).name} values: {err}") from err
-
-
-_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _lgb_names(names: Sequence[str]) -> list[str]:
-    """The feature names handed to LightGBM: a name as it is where LightGBM keeps it intact, else
-    ``col<i>`` (LightGBM refuses JSON characters and rewrites spaces; channel names such as
-    "Spring E-Mail" reach it through context columns like ``wait_Spring E-Mail_s``)."""
-    out = [n if _SAFE_NAME.fullmatch(n) else f"col{i}" for i, n in enumerate(names)]
-    if len(set(out)) != len(out):
-        out = [f"col{i}" for i in range(len(names))]
-    return out
 
 
 def _lgb_params(est: Any, objective: str, seed: int) -> dict[str, Any]:
@@ -571,11 +503,6 @@ class OfferModel(_LGBMBase):
 # ---------------------------------------------------------------------------------------------
 # Value model: the per-request student
 # ---------------------------------------------------------------------------------------------
-def context_columns(channels: Sequence[str]) -> list[str]:
-    """The per-request channel-context inputs of the value model, in order."""
-    return [f"{kind}_{c}{unit}" for c in channels for kind, unit in (("open", ""), ("wait", "_s"), ("lang_ok", ""))]
-
-
 class ValueModel(_LGBMBase):
     """Expected value of every action from features and channel context: one small regressor per action.
 

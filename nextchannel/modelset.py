@@ -30,35 +30,26 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
 
 from nextchannel.bundle import Bundle, feature_schema_hash, publish, read_bundle, write_bundle
+from nextchannel.calibration import Calibrator
 from nextchannel.errors import BundleError, ValidationError
 from nextchannel.featurespec import FeatureSpec
+from nextchannel.modelinputs import CONTEXT_COLUMNS, HEADS, LEARNER_PARAMS, context_columns
+from nextchannel.modelinputs import lgb_names as _lgb_names
 from nextchannel.modeltext import ModelTextSummary, check_model_text
-from nextchannel.models import (
-    CONTEXT_COLUMNS,
-    HEADS,
-    Calibrator,
-    ChannelModel,
-    OfferModel,
-    ValueModel,
-    _booster_from_text,
-    _lgb_names,
-    channel_model_from_state,
-    context_columns,
-    channel_model_state,
-    offer_model_from_state,
-    offer_model_state,
-    value_model_from_state,
-    value_model_state,
-)
 from nextchannel.policy import PolicyConfig, expected_values
 from nextchannel.profile import ProfileConfig
+
+if TYPE_CHECKING:  # the learners import LightGBM's Python package and scikit-learn: only when used
+    import pandas as pd
+
+    from nextchannel.models import ChannelModel, OfferModel, ValueModel
 
 __all__ = ["ModelSet", "DEFAULT_BUNDLE", "value_file_names", "guard_phrase", "evaluation_lines",
            "plausible_value_range"]
@@ -160,32 +151,109 @@ class ModelSet:
                  profile_config: ProfileConfig | None = None, meta: Mapping[str, Any] | None = None,
                  evaluation: Mapping[str, Any] | None = None, *, feature_spec: FeatureSpec | None = None,
                  constant_action: str | None = None) -> None:
-        self.channel_model = channel_model
-        self.value_model = value_model
-        self.offer_model = offer_model
+        self._learners: dict[str, Any] = {"channel_model": channel_model, "value_model": value_model,
+                                          "offer_model": offer_model}
+        self._stored: dict[str, tuple[dict[str, Any], Any]] = {}
+        self._setup(policy, profile_config, meta, evaluation, feature_spec, constant_action,
+                    channel_actions=None if channel_model is None else tuple(channel_model.actions_),
+                    value_actions=tuple(value_model.actions_), input_features=tuple(value_model.input_features_))
+
+    def _setup(self, policy: PolicyConfig, profile_config: ProfileConfig | None, meta: Mapping[str, Any] | None,
+               evaluation: Mapping[str, Any] | None, feature_spec: FeatureSpec | None, constant_action: str | None,
+               *, channel_actions: tuple[str, ...] | None, value_actions: tuple[str, ...],
+               input_features: tuple[str, ...]) -> None:
+        self._build_lock = threading.Lock()
+        self._input_features = input_features
         self.policy = policy
         self.profile_config = profile_config or ProfileConfig(channels=policy.channels)
         self.meta = dict(meta or {})
         self.evaluation = dict(evaluation or {})
-        self.feature_spec = feature_spec if feature_spec is not None else FeatureSpec(tuple(value_model.input_features_))
+        self.feature_spec = feature_spec if feature_spec is not None else FeatureSpec(input_features)
         self.constant_action = constant_action
-        for what, m in (("channel model", channel_model), ("value model", value_model)):
-            if m is not None and tuple(m.actions_) != policy.actions:
-                raise ValidationError(f"{what} actions {list(m.actions_)} differ from the policy's {list(policy.actions)}")
-        if self.feature_spec.internal_names != tuple(value_model.input_features_):
+        for what, actions in (("channel model", channel_actions), ("value model", value_actions)):
+            if actions is not None and actions != policy.actions:
+                raise ValidationError(f"{what} actions {list(actions)} differ from the policy's {list(policy.actions)}")
+        if self.feature_spec.internal_names != input_features:
             raise ValidationError("the feature specification's inputs differ from the value model's features")
         if constant_action is not None and constant_action not in policy.actions:
             raise ValidationError(f"constant_action must be one of {list(policy.actions)}, got {constant_action!r}")
 
+    @classmethod
+    def _from_stored(cls, stored: dict[str, tuple[dict[str, Any], Any]], policy: PolicyConfig,
+                     profile_config: ProfileConfig | None, **setup: Any) -> "ModelSet":
+        """A model set whose learners are built from their stored state on first use."""
+        ms = cls.__new__(cls)
+        ms._learners = {}
+        ms._stored = dict(stored)
+        vm_meta = stored["value_model"][0]
+        cm = stored.get("channel_model")
+        ms._setup(policy, profile_config, setup.get("meta"), setup.get("evaluation"), setup.get("feature_spec"),
+                  setup.get("constant_action"), channel_actions=None if cm is None else tuple(cm[0]["actions"]),
+                  value_actions=tuple(vm_meta["actions"]), input_features=tuple(vm_meta["input_features"]))
+        return ms
+
+    # -- the learners: built on first use when the model set was read from a bundle --------------
+    def _learner(self, name: str) -> Any:
+        if name not in self._learners:
+            with self._build_lock:
+                if name not in self._learners:
+                    self._learners[name] = _build_learner(name, *self._stored[name])
+        return self._learners[name]
+
+    @property
+    def channel_model(self) -> ChannelModel | None:
+        """Calibrated outcome probabilities per action (None for a model set learned from a plain reward)."""
+        if "channel_model" not in self._learners and "channel_model" not in self._stored:
+            return None
+        return self._learner("channel_model")
+
+    @property
+    def value_model(self) -> ValueModel:
+        """Expected value of every action; the scorer decides from it."""
+        return self._learner("value_model")
+
+    @property
+    def offer_model(self) -> OfferModel:
+        return self._learner("offer_model")
+
+    def _state(self, name: str) -> tuple[dict[str, Any], Any]:
+        """(metadata, LightGBM text(s)) of a learner, as its bundle stores them (without building it)."""
+        if name in self._stored:
+            return self._stored[name]
+        from nextchannel import models
+
+        return getattr(models, f"{name}_state")(self._learners[name])
+
+    @property
+    def value_texts(self) -> list[str]:
+        """The value models' LightGBM text, one per action (what the scorer evaluates)."""
+        return list(self._state("value_model")[1])
+
+    @property
+    def offer_text(self) -> str:
+        """The offer model's LightGBM text."""
+        return self._state("offer_model")[1]
+
+    @property
+    def context_features(self) -> tuple[str, ...]:
+        """The value models' channel-context inputs, after the features (``open_<ch>``, ``wait_<ch>_s``, ...)."""
+        return tuple(context_columns(self.actions[1:]))
+
+    @property
+    def offer_feature_names(self) -> tuple[str, ...]:
+        """The offer model's inputs."""
+        return tuple(self._state("offer_model")[0]["feature_names"])
+
     @property
     def feature_names(self) -> tuple[str, ...]:
         """The models' input names (built-in features, then ``f<i>`` for the user's columns)."""
-        return tuple(self.value_model.input_features_)
+        return self._input_features
 
     @property
     def outcome(self) -> str:
         """``"funnel"`` (accept/success/leave, with a channel model) or ``"reward"``."""
-        return "funnel" if self.channel_model is not None else "reward"
+        funnel = self._learners.get("channel_model") is not None or "channel_model" in self._stored
+        return "funnel" if funnel else "reward"
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -224,12 +292,13 @@ class ModelSet:
     def _files(self) -> dict[str, Any]:
         # Keys beyond the funnel layout are written only when used, so that an older bundle
         # re-saved gives the same bytes (and the same model_version).
-        om_meta, om_text = offer_model_state(self.offer_model)
-        vm_meta, vm_texts = value_model_state(self.value_model)
+        om_meta, om_text = self._state("offer_model")
+        vm_meta, vm_texts = self._state("value_model")
         files: dict[str, Any] = {}
         models: dict[str, Any] = {}
-        if self.channel_model is not None:
-            cm_meta, cm_texts = channel_model_state(self.channel_model)
+        if self.outcome == "funnel":
+            cm_meta, cm_texts = self._state("channel_model")
+            cm_meta = dict(cm_meta)
             files["calibration.json"] = cm_meta.pop("calibration")
             files.update({f"channel_{h}.txt": cm_texts[h] for h in HEADS})
             models["channel_model"] = cm_meta
@@ -344,34 +413,84 @@ class ModelSet:
                    for name, names in texts.items()}
         if funnel:  # the policy's business values bound a funnel's expected values (not a plain reward's)
             _check_value_ranges(where, policy, {name: checked[name][1] for name in value_files})
-        cm = None
+        # The learners (scikit-learn estimators over lightgbm.Booster) are built on first use: the
+        # scorer reads only the texts. LightGBM's native parser reads every text now, and the value
+        # models are evaluated on a probe row, so a bundle LightGBM cannot use is refused here.
+        stored: dict[str, tuple[dict[str, Any], Any]] = {}
         if funnel:
-            boosters = {h: part(f"channel_{h}.txt", lambda h=h: _booster_from_text(checked[f"channel_{h}.txt"][0],
-                                                                                   f"channel model head {h!r}"))
-                        for h in HEADS}
-            cm_meta["calibration"] = calibration
-            cm = part("models.json", lambda: channel_model_from_state(cm_meta, boosters))
-        offer_booster = part("offer.txt", lambda: _booster_from_text(checked["offer.txt"][0], "offer model"))
-        om = part("models.json", lambda: offer_model_from_state(om_meta, offer_booster))
-        value_boosters = [part(name, lambda name=name: _booster_from_text(checked[name][0], f"value model {name}"))
-                          for name in value_files]
-        vm = part("models.json", lambda: value_model_from_state(vm_meta, value_boosters))
-        _check_probe(where, vm)
+            stored["channel_model"] = (part("models.json", lambda: _channel_meta(cm_meta, calibration)),
+                                       {h: checked[f"channel_{h}.txt"][0] for h in HEADS})
+        stored["offer_model"] = (part("models.json", lambda: _offer_meta(om_meta)), checked["offer.txt"][0])
+        stored["value_model"] = (part("models.json", lambda: _value_meta(vm_meta)),
+                                 [checked[name][0] for name in value_files])
+        for name in (*(f"channel_{h}.txt" for h in HEADS if funnel), "offer.txt"):
+            _native_load(where, name, checked[name][0]).close()
+        _check_probe(where, tuple(vm_meta["actions"]), value_files, stored["value_model"][1],
+                     len(vm_meta["input_features"]))
         spec = part("models.json", lambda: FeatureSpec.from_dict(models["feature_spec"])) \
             if "feature_spec" in models else None
         if spec is not None and b.manifest.get("feature_spec") != spec.to_dict():
             raise BundleError(f"{where}/manifest.json: feature_spec differs from the one in models.json")
         names = b.manifest.get("feature_names")
-        if names is not None and list(names) != vm.input_features_:
+        if names is not None and list(names) != list(vm_meta["input_features"]):
             raise BundleError(f"{where}/manifest.json: feature_names differ from the value model's features")
-        ms = part("models.json", lambda: cls(cm, vm, om, policy, prof, meta=b.manifest.get("training", {}),
-                                             evaluation=b.manifest.get("evaluation", {}), feature_spec=spec,
-                                             constant_action=models.get("constant_action")))
+        setup = dict(meta=b.manifest.get("training", {}), evaluation=b.manifest.get("evaluation", {}),
+                     feature_spec=spec, constant_action=models.get("constant_action"))
+        if any(set(meta["params"]) != LEARNER_PARAMS[name] for name, (meta, _) in stored.items()):
+            # parameters of another library version: the learners themselves fill defaults or refuse them
+            from nextchannel import models as learners
+
+            built = {name: part("models.json", lambda name=name: getattr(learners, f"{name}_from_state")(*stored[name]))
+                     for name in stored}
+            ms = part("models.json", lambda: cls(built.get("channel_model"), built["value_model"],
+                                                 built["offer_model"], policy, prof, **setup))
+        else:
+            ms = part("models.json", lambda: cls._from_stored(stored, policy, prof, **setup))
         recorded = b.manifest.get("model_version")
         if recorded is not None and recorded != ms.version:
             raise BundleError(f"{where}/manifest.json: model_version {recorded!r} does not match the models' "
                               f"content ({ms.version!r})")
         return ms
+
+
+def _params(meta: Mapping[str, Any]) -> dict[str, Any]:
+    params = dict(meta["params"])
+    if "categorical_features" in params:
+        params["categorical_features"] = list(params["categorical_features"])
+    return params
+
+
+# The metadata of each learner exactly as its ``*_state`` function in :mod:`nextchannel.models` gives it
+# for the learner built from this metadata (so that the model set's version is the same either way).
+def _value_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {"params": _params(meta), "actions": list(meta["actions"]), "input_features": list(meta["input_features"])}
+
+
+def _offer_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {"params": _params(meta), "actions": list(meta["actions"]), "feature_names": list(meta["feature_names"]),
+            "fallback": bool(meta["fallback"])}
+
+
+def _channel_meta(meta: Mapping[str, Any], calibration: Mapping[str, Any]) -> dict[str, Any]:
+    return {"params": _params(meta), "actions": list(meta["actions"]), "input_features": list(meta["input_features"]),
+            "calibration": {h: Calibrator.from_dict(calibration[h]).to_dict() for h in HEADS},
+            "base_rates": dict(meta["base_rates"])}
+
+
+def _build_learner(name: str, meta: Mapping[str, Any], texts: Any) -> Any:
+    """A learner of :mod:`nextchannel.models` from its stored state (imports LightGBM and scikit-learn)."""
+    from nextchannel import models
+
+    return getattr(models, f"{name}_from_state")(meta, texts)
+
+
+def _native_load(where: str, name: str, text: str) -> Any:
+    from nextchannel.fastpredict import FastBooster
+
+    try:
+        return FastBooster(text)
+    except BundleError as err:
+        raise BundleError(f"{where}/{name}: does not hold a valid model set part: {err}") from err
 
 
 def _checked_text(b: Bundle, name: str, feature_names: list[str]) -> tuple[str, ModelTextSummary]:
@@ -407,11 +526,17 @@ def _check_value_ranges(where: str, policy: PolicyConfig, summaries: Mapping[str
                               f"(altered or broken leaf values?)")
 
 
-def _check_probe(where: str, vm: ValueModel) -> None:
+def _check_probe(where: str, actions: tuple[str, ...], files: list[str], texts: list[str], n_inputs: int) -> None:
     """Expected values on a probe row (every feature missing, default context) must be finite numbers."""
-    row = np.full((1, len(vm.feature_names_)), np.nan)
-    row[0, len(vm.input_features_):] = np.tile([1.0, 0.0, 1.0], len(vm.context_features_) // 3)
-    ev = vm.predict_matrix(row)[0]
-    if not np.isfinite(ev).all():
-        bad = [a for a, v in zip(vm.actions_, ev) if not np.isfinite(v)]
+    values = []
+    for name, text in zip(files, texts):
+        fb = _native_load(where, name, text)
+        try:
+            row = np.full(fb.num_features, np.nan)
+            row[n_inputs:] = np.tile([1.0, 0.0, 1.0], (fb.num_features - n_inputs) // 3)
+            values.append(float(fb.predict_one(row)[0]))
+        finally:
+            fb.close()
+    bad = [a for a, v in zip(actions, values) if not np.isfinite(v)]
+    if bad:
         raise BundleError(f"{where}: the value model gives non-finite expected values on a probe row for {bad}")

@@ -188,13 +188,14 @@ def check_model_text(text: str | bytes, *, where: str = "model text", feature_na
     """
     names = None if feature_names is None else tuple(feature_names)
     key = None
-    if isinstance(text, (str, bytes, bytearray)) and len(text) <= max_bytes:
-        raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
-        key = (hashlib.sha256(raw).hexdigest(), names, max_bytes)
-        hit = _PROVEN.get(key)
-        if hit is not None:
-            return hit
     try:
+        if isinstance(text, (str, bytes, bytearray)) and len(text) <= max_bytes:
+            raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+            key = (hashlib.sha256(raw).hexdigest(), max_bytes)
+            hit = _PROVEN.get(key)
+            if hit is not None:
+                _check_names(hit.feature_names, names)  # what _check would find first in a sound text
+                return hit
         summary = _check(text, names, max_bytes)
     except _Refuse as err:
         raise BundleError(f"{where}: {err}") from None
@@ -206,10 +207,10 @@ def check_model_text(text: str | bytes, *, where: str = "model text", feature_na
     return summary
 
 
-# Texts already proven sound, by (sha256, expected feature names, limit): the check is a pure function
-# of these, so reloading a bundle whose models did not change (and the scorer's FastBoosters built
-# from them) skips proving them again. Only sound texts are remembered.
-_PROVEN: dict[tuple[str, tuple[str, ...] | None, int], ModelTextSummary] = {}
+# Texts already proven sound, by (sha256, limit): the check is a pure function of these and of the
+# expected feature names (compared again on a hit), so reloading a bundle whose models did not change
+# (and the scorer's FastBoosters built from them) skips proving them again. Only sound texts are remembered.
+_PROVEN: dict[tuple[str, int], ModelTextSummary] = {}
 _PROVEN_LOCK = threading.Lock()
 
 
@@ -350,13 +351,17 @@ def _header_features(header: dict[str, str], expected: Sequence[str] | None) -> 
         mono = header["monotone_constraints"].split(" ")
         if len(mono) != n or any(x not in ("-1", "0", "1") for x in mono):
             raise _Refuse(f"header field 'monotone_constraints' must list {n} values of -1, 0 or 1")
+    _check_names(names, expected)
+    return n, names
+
+
+def _check_names(names: tuple[str, ...], expected: Sequence[str] | None) -> None:
     if expected is not None:
         expected = tuple(expected)
         if names != expected:
             diff = next((i for i, (a, b) in enumerate(zip(names, expected)) if a != b), min(len(names), len(expected)))
             raise _Refuse(f"the model's {len(names)} features differ from the {len(expected)} the bundle expects "
                           f"(first difference at position {diff})")
-    return n, names
 
 
 def _check_objective(value: str | None) -> None:

@@ -37,7 +37,7 @@ from nextchannel.errors import ConfigError
 from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION, ChannelCatalogue
 
 __all__ = ["PolicyConfig", "Decision", "EligibilityRules", "eligibility", "eligibility_many", "eligibility_frame", "choose",
-           "choose_many", "greedy_one", "greedy_many", "runner_up_many", "expected_values", "code_name"]
+           "choose_many", "greedy_one", "greedy_many", "runner_up_one", "runner_up_many", "expected_values", "code_name"]
 
 _DEFAULT_COST = {"chat": 3.0, "callback": 3.5, "phone": 6.0, "email": 1.5, "messaging": 2.0, "self_service": 0.1}
 _DEFAULT_WAIT_LIMIT = {"chat": 300.0, "callback": 1800.0, "phone": 600.0}
@@ -651,6 +651,25 @@ def runner_up_many(cfg: PolicyConfig, ev: np.ndarray, eligible: np.ndarray, chos
     gain[np.arange(n), np.asarray(chosen, dtype=int)] = -np.inf
     best = np.argmax(gain, axis=1)
     return np.where(np.isneginf(gain[np.arange(n), best]), -1, best)
+
+
+def runner_up_one(margin: float, ev: Sequence[float], eligible: Sequence[bool], chosen: int) -> int:
+    """:func:`runner_up_many` for one decision, in plain Python (the lazy reasons of one decision).
+
+    Examples
+    --------
+    >>> runner_up_one(0.5, [0.0, 2.0, 0.2], [True, True, True], 1), runner_up_one(0.5, [0.0, 0.3], [True, False], 0)
+    (0, -1)
+    """
+    ev0 = ev[0]
+    best, best_gain = -1, -math.inf
+    for j in range(len(ev)):
+        if j == chosen or (j and not eligible[j]):  # none ranks by the margin, eligible or not (as above)
+            continue
+        g = margin if j == 0 else ev[j] - ev0
+        if g > best_gain:  # ">": ties go to the first, as argmax
+            best, best_gain = j, g
+    return best
 
 
 def eligibility_many(cfg: PolicyConfig, *, device: np.ndarray, language: np.ndarray, offers_shown: np.ndarray,

@@ -49,14 +49,20 @@ import logging
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping, MutableSequence
+from collections.abc import Mapping  # not typing.Mapping: isinstance on it is slow
+from typing import TYPE_CHECKING, Any, MutableSequence
 
 import numpy as np
-import pandas as pd
 
+from nextchannel.compat import is_pandas_na, lazy_module
 from nextchannel.errors import ConfigError, ValidationError, excerpt
 from nextchannel.conventions import accepts_old_form
 from nextchannel.schema import DEFAULT_LIMITS, ChannelCatalogue, Limits
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported when a batch path first uses it: the per-request path never does
+    pd = lazy_module("pandas")
 
 __all__ = [
     "CONTACT_COLUMNS",
@@ -64,9 +70,12 @@ __all__ = [
     "profile_feature_names",
     "profile_one",
     "profile_into",
+    "PreparedProfile",
+    "prepare_one",
     "profiles_many",
     "validate_contacts",
     "history_of",
+
 ]
 
 logger = logging.getLogger(__name__)
@@ -245,7 +254,9 @@ class _Bad(Exception):
 
 
 def _is_missing(v: Any) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and v != v)
+    if isinstance(v, (float, np.floating)):
+        return bool(v != v)
+    return v is None or is_pandas_na(v)
 
 
 def _is_number(v: Any) -> bool:
@@ -283,7 +294,7 @@ def _read_contact(c: Any, i: int, lay: _Layout) -> tuple[float, int, float, floa
     else:
         raise _Bad(f"contacts[{i}].resolved", "a bool", r)
     s = c.get("satisfaction")
-    if s is None or s is pd.NA:
+    if s is None or is_pandas_na(s):
         sat = _NAN
     elif (type(s) is float or _is_number(s)) and (s != s or 1.0 <= s <= 5.0):
         sat = float(s)
@@ -291,7 +302,7 @@ def _read_contact(c: Any, i: int, lay: _Layout) -> tuple[float, int, float, floa
         raise _Bad(f"contacts[{i}].satisfaction", "a number in [1, 5] or None/NaN (not surveyed)", s)
     h = c.get("handling_s")
     if not (h is None or ((type(h) is float or _is_number(h)) and (h != h or 0.0 <= h < math.inf))
-            or h is pd.NA):
+            or is_pandas_na(h)):
         raise _Bad(f"contacts[{i}].handling_s", "a finite number >= 0 or None/NaN (not recorded)", h)
     return ts, k, res, sat
 
@@ -321,7 +332,8 @@ def _write_anonymous(out: MutableSequence[float], off: int, lay: _Layout, known:
 
 
 def _profile_core(customer: Any, now: float, lay: _Layout, strict: bool,
-                  out: MutableSequence[float], off: int, max_contacts: int = DEFAULT_LIMITS.max_contacts) -> int:
+                  out: MutableSequence[float], off: int, max_contacts: int = DEFAULT_LIMITS.max_contacts,
+                  last: list[float] | None = None) -> int:
     """Write one profile into ``out[off:off + n_features]``; return the number of skipped items.
 
     The one online core behind :func:`profile_one` and :func:`profile_into`. ``out`` is a list
@@ -330,6 +342,8 @@ def _profile_core(customer: Any, now: float, lay: _Layout, strict: bool,
     if customer is None:
         _write_anonymous(out, off, lay, 0.0)
         return 0
+    if type(customer) is PreparedProfile:
+        return customer._write(now, lay, strict, out, off, max_contacts)
     if type(customer) is not dict and not isinstance(customer, Mapping):
         if strict:
             raise ValidationError(f"customer must be a mapping (dict) or None, got {type(customer).__name__}")
@@ -463,7 +477,96 @@ def _profile_core(customer: Any, now: float, lay: _Layout, strict: bool,
     if skipped:
         # never the customer id (a personal identifier) in a log record
         logger.debug("profile: skipped %d malformed item(s) of a customer dict, first: %s", skipped, first_bad)
+    if last is not None:
+        last.append(t_last)  # the last contact's time (-inf without one), for PreparedProfile
     return skipped
+
+
+class PreparedProfile:
+    """A customer's profile computed once (say when a session starts), for every request of the session.
+
+    Made by :func:`prepare_one`; pass it wherever a customer dict goes (:func:`profile_one`,
+    :func:`profile_into`, ``Scorer.decide_one``): the answer is the same as for the dict, bit for
+    bit, but a request only writes the stored values and the days since the last contact. When a
+    contact happens, :meth:`with_contact` gives the updated profile. Immutable, so one may be shared
+    by threads.
+
+    The stored values hold when the request's ``now`` is at or after the last contact and the
+    profile is read with the configuration, limits and strictness it was prepared with; otherwise
+    (an earlier ``now`` excludes contacts) the profile is computed from the dict as usual.
+
+    Attributes
+    ----------
+    customer : dict or None
+        The customer dict it was prepared from.
+    skipped : int
+        Malformed items skipped when preparing (see :func:`profile_one`).
+
+    Examples
+    --------
+    >>> cust = {"customer_id": "c1", "contacts": [{"ts": 0.0, "channel": "chat", "resolved": True}]}
+    >>> prepared = prepare_one(cust)
+    >>> profile_one(prepared, now=86400.0) == profile_one(cust, now=86400.0)
+    True
+    >>> later = prepared.with_contact({"ts": 100.0, "channel": "email", "resolved": False})
+    >>> profile_one(later, now=86400.0)["prof_n_contacts"]
+    2.0
+    """
+
+    __slots__ = ("customer", "skipped", "_lay", "_config", "_strict", "_max_contacts", "_values", "_t_last",
+                 "_n_contacts")
+
+    def __init__(self, customer: Mapping[str, Any] | None, config: ProfileConfig | None = None, *,
+                 strict: bool = False, limits: Limits | None = None) -> None:
+        cfg = _resolve_config(config)
+        lay: _Layout = cfg._layout  # type: ignore[attr-defined]
+        if type(customer) is PreparedProfile:
+            customer = customer.customer
+        self.customer = customer
+        self._lay, self._config, self._strict = lay, cfg, bool(strict)
+        self._max_contacts = _max_contacts(limits)
+        values = [_NAN] * lay.n_features
+        last: list[float] = []
+        # now = +inf keeps every readable contact; of the values only the days since the last contact
+        # depend on now (shares are weighted relative to the last contact), written per request
+        self.skipped = _profile_core(customer, math.inf, lay, strict, values, 0, self._max_contacts, last)
+        self._n_contacts = values[1]
+        self._t_last = last[0] if last else -math.inf
+        self._values = values
+
+    def with_contact(self, contact: Mapping[str, Any]) -> "PreparedProfile":
+        """The profile after one more contact (appended to the customer's list, as a backend records it)."""
+        base = dict(self.customer) if isinstance(self.customer, Mapping) else {}
+        contacts = base.get("contacts")
+        base["contacts"] = [*(contacts if isinstance(contacts, (list, tuple)) else ()), contact]
+        return PreparedProfile(base, self._config, strict=self._strict,
+                               limits=Limits(max_contacts=self._max_contacts))
+
+    def _write(self, now: float, lay: _Layout, strict: bool, out: MutableSequence[float], off: int,
+               max_contacts: int) -> int:
+        if lay is not self._lay or max_contacts != self._max_contacts or strict != self._strict \
+                or now < self._t_last:
+            return _profile_core(self.customer, now, lay, strict, out, off, max_contacts)
+        out[off:off + lay.n_features] = self._values
+        if self._n_contacts:
+            out[off + 2] = (now - self._t_last) / _DAY_S
+        return self.skipped
+
+
+def prepare_one(customer: Mapping[str, Any] | None, config: ProfileConfig | None = None, *, strict: bool = False,
+                limits: Limits | None = None) -> PreparedProfile:
+    """Prepare a customer's profile once per session: a :class:`PreparedProfile` to pass instead of the dict.
+
+    Parameters are those of :func:`profile_one` (without ``now``); ``Scorer.prepare_customer`` passes
+    the scorer's own.
+
+    Examples
+    --------
+    >>> p = prepare_one({"customer_id": "c1", "opt_out": ["phone"]})
+    >>> profile_one(p, now=0.0)["prof_optout_phone"], p.skipped
+    (1.0, 0)
+    """
+    return PreparedProfile(customer, config, strict=strict, limits=limits)
 
 
 def _check_now(now: Any) -> float:

@@ -44,13 +44,18 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
 
+from nextchannel.compat import is_pandas_na, lazy_module
 from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import ConfigError, ValidationError, excerpt
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported when a batch path first uses it: the per-request path never does
+    pd = lazy_module("pandas")
 
 __all__ = [
     "EVENT_TYPES",
@@ -63,6 +68,7 @@ __all__ = [
     "REFERRERS",
     "SCROLL_DIRECTIONS",
     "DEFAULT_CHANNELS",
+
     "NONE_ACTION",
     "OPTIONAL_FIELDS",
     "Channel",
@@ -166,7 +172,7 @@ def canonical_id(value: Any, what: str = "session_id") -> str | None:
     t = type(value)
     if t is str:
         return value  # type: ignore[no-any-return]
-    if value is None or value is pd.NA:
+    if value is None or is_pandas_na(value):
         return None
     try:
         if t is not bool and isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
@@ -432,7 +438,7 @@ DEFAULT_CHANNELS: tuple[Channel, ...] = (
 # Validation
 # ---------------------------------------------------------------------------------------------
 def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v) or v is pd.NA
+    return v is None or (isinstance(v, float) and v != v) or is_pandas_na(v)
 
 
 def _check_number(name: str, v: Any, lo: float, hi: float, where: str) -> None:

@@ -35,22 +35,28 @@ import math
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping  # not typing.Mapping: isinstance on it is slow
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
 
+from nextchannel.compat import lazy_module
 from nextchannel.context import context_spec
 from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import NextChannelError, ValidationError, excerpt
-from nextchannel.explain import PathContributions, phrase, top_reasons_many
-from nextchannel.fastpredict import ModelStack
+from nextchannel.explain import PathContributions, phrase, top_reasons_many, top_reasons_one
+from nextchannel.fastpredict import FastBooster, ModelStack
 from nextchannel.features import SESSION_FEATURES, SessionState, features_many
 from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet, guard_phrase
 from nextchannel.policy import (Decision, EligibilityRules, choose, choose_many, code_name, greedy_many, greedy_one,
-                                runner_up_many)
-from nextchannel.profile import profile_into, profile_one
+                                runner_up_many, runner_up_one)
+from nextchannel.profile import PreparedProfile, prepare_one, profile_into, profile_one
 from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION, Limits, canonical_id
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported when a batch path first uses it: the per-request path never does
+    pd = lazy_module("pandas")
 
 __all__ = ["Scorer", "decision_uniform"]
 
@@ -159,8 +165,7 @@ class _Compiled:
         self.user_encoders = [col.encode for col in spec.columns]
         self.user_names = list(spec.names)
         self.phrase = spec.phraser(phrase)
-        vm = ms.value_model
-        self.ctx_names = list(vm.context_features_)
+        self.ctx_names = list(ms.context_features)
         self.row_names = names + self.ctx_names       # what the value models read, in order
         self.n_row = len(self.row_names)
         self.index = {n: i for i, n in enumerate(names)}
@@ -171,10 +176,12 @@ class _Compiled:
         self.channels = pol.channels.names
         self.constant = None if ms.constant_action is None else self.actions.index(ms.constant_action)
         self.constant_reasons = () if ms.constant_action is None else (guard_phrase(ms.constant_action),)
-        if list(ms.offer_model.feature_names_) != names:
+        if list(ms.offer_feature_names) != names:
             raise ValidationError("the offer model's features differ from the value model's")
-        self.stack = ModelStack([b.model_to_string() for b in vm.boosters_] + [ms.offer_model.booster_.model_to_string()])
+        self.stack = ModelStack([*ms.value_texts, ms.offer_text])
         self.paths = PathContributions(self.stack.text, self.stack.num_models, self.n_row)
+        self._leaf_models: list[FastBooster | None] = [None] * self.n_actions
+        self._leaf_lock = threading.Lock()
         self.rules = EligibilityRules(pol)
         if self.web:
             self.i_device, self.i_language = self.index["device"], self.index["language"]
@@ -230,18 +237,31 @@ class _Compiled:
             out[i] = t
         return out
 
-    def explain_one(self, row: np.ndarray, ev: list[float], eligible: list[bool], chosen: int, k: int) -> list[str]:
-        """A lazy ``Decision.reasons``: :meth:`reasons_many` on the decision's own row.
+    def leaf_model(self, m: int) -> FastBooster:
+        """Value model ``m`` alone, giving its trees' leaf indices (made on first use: reasons need it)."""
+        fb = self._leaf_models[m]
+        if fb is None:
+            with self._leaf_lock:
+                if self._leaf_models[m] is None:
+                    self._leaf_models[m] = FastBooster(self.stack.texts[m], predict_type="leaf")
+                fb = self._leaf_models[m]
+        return fb  # type: ignore[return-value]
 
-        Runs in the thread that reads the reasons, with that thread's leaf predictor. It never
-        raises into the caller (the web path): a failure is logged and gives no reasons.
+    def explain_one(self, row: np.ndarray, ev: list[float], eligible: list[bool], chosen: int, k: int) -> list[str]:
+        """A lazy ``Decision.reasons``: :meth:`reasons_many` on the decision's own row, equal bit for bit.
+
+        Walks only the two value models it compares (chosen and runner-up), each through its own
+        single-row leaf predictor, in the thread that reads the reasons. It never raises into the
+        caller (the web path): a failure is logged and gives no reasons.
         """
         try:
+            rival = runner_up_one(self.policy.offer_margin, ev, eligible, chosen)
+            if rival < 0 or not k:
+                return []
             st = self.buffers()
             st.leaf_row[:] = row
-            leaves = st.leaf_predict(self.stack)
-            return self.reasons_many(row[None, :], np.array([ev]), np.array([eligible], dtype=bool),
-                                     np.array([chosen]), k, leaves=leaves[None, :])[0]
+            contrib = self.paths.difference_one(st.pair_leaves(self, chosen, rival), chosen, rival)
+            return top_reasons_one(self.row_names, row, contrib, k=k, phrase_fn=self.phrase)
         except Exception:
             logger.error("could not compute a decision's reasons; giving none", exc_info=True)
             return []
@@ -250,6 +270,9 @@ class _Compiled:
         stack = getattr(self, "stack", None)
         if stack is not None:
             stack.close()
+        for fb in getattr(self, "_leaf_models", ()):
+            if fb is not None:
+                fb.close()
 
     def __del__(self) -> None:
         # Reached when the last request (or lazy reasons) holding this model set has finished after a
@@ -263,7 +286,7 @@ class _Compiled:
 
 
 class _ThreadState:
-    __slots__ = ("row", "session_view", "out", "stack_p", "_leaf_p", "leaf_row", "leaf_out")
+    __slots__ = ("row", "session_view", "out", "stack_p", "leaf_row", "leaf_pair", "leaf_preds")
 
     def __init__(self, c: _Compiled) -> None:
         # no reference back to c: the per-thread state must not keep a replaced model set alive
@@ -271,17 +294,22 @@ class _ThreadState:
         self.session_view = self.row[: c.n_session]     # a view: the session features
         self.out = np.zeros(c.stack.num_models)
         self.stack_p = c.stack.raw.bind(self.row, self.out).predict
-        self._leaf_p = None
         self.leaf_row = np.full(c.n_row, np.nan)
-        self.leaf_out = None
+        # the leaves of two value models' trees (chosen, runner-up), each padded to the stack's trees per model
+        self.leaf_pair = np.zeros(2 * c.stack.num_iterations)
+        self.leaf_preds: dict[tuple[int, int], Any] = {}
 
-    def leaf_predict(self, stack: ModelStack) -> np.ndarray:
-        """Leaf indices of every tree of ``stack`` for :attr:`leaf_row` (predictor made on first use)."""
-        if self._leaf_p is None:
-            leaf = stack.leaf
-            self.leaf_out = np.zeros(leaf.num_outputs)
-            self._leaf_p = leaf.bind(self.leaf_row, self.leaf_out).predict
-        return self._leaf_p()
+    def pair_leaves(self, c: _Compiled, first: int, second: int) -> np.ndarray:
+        """:attr:`leaf_pair` for :attr:`leaf_row`: the leaf of each tree of value model ``first``, then of ``second``."""
+        for half, m in ((0, first), (1, second)):
+            p = self.leaf_preds.get((m, half))
+            if p is None:  # a predictor writing straight into its half (a shorter model leaves zeros after it)
+                fb = c.leaf_model(m)
+                start = half * c.stack.num_iterations
+                p = fb.bind(self.leaf_row, self.leaf_pair[start:start + fb.num_outputs]).predict
+                self.leaf_preds[(m, half)] = p
+            p()
+        return self.leaf_pair
 
 
 class _Failed(Exception):
@@ -317,6 +345,8 @@ def _finite_now(now_ts: float, now: Any, what: str = "") -> float:
 @_step("session")
 def _session_source(scorer: "Scorer", c: _Compiled, session: Any) -> Any:
     """The session as a SessionState (an events dict is replayed) or a feature dict."""
+    if type(session) is dict and "events" not in session:
+        return session
     if isinstance(session, SessionState):
         return session
     if isinstance(session, Mapping) and "events" in session:
@@ -505,6 +535,24 @@ class Scorer:
         self._c = compiled  # one reference assignment: a request holds either the old set or the new one
         logger.info("reloaded model set %s (was %s)", compiled.ms.version, old.ms.version)
         # the old boosters are freed when the last request holding them finishes (reference counting)
+
+    def prepare_customer(self, customer: Mapping[str, Any] | None) -> PreparedProfile:
+        """A known customer's profile computed once, to pass as ``customer`` on every request of a session.
+
+        The decisions equal those made from the dict itself; a request then costs a copy of the stored
+        profile instead of reading the contact history. Prepare again, or call
+        :meth:`~nextchannel.profile.PreparedProfile.with_contact`, when a contact happens.
+
+        Examples
+        --------
+        >>> scorer = Scorer.load()
+        >>> cust = {"customer_id": "c1", "contacts": [{"ts": 0.0, "channel": "chat", "resolved": True}]}
+        >>> prepared = scorer.prepare_customer(cust)
+        >>> s = {"session_id": "s1", "ts": 60.0, "pages_viewed": 3}
+        >>> scorer.decide_one(s, prepared) == scorer.decide_one(s, cust)
+        True
+        """
+        return prepare_one(customer, self._c.ms.profile_config, strict=self.strict, limits=self.limits)
 
     @property
     def model_set(self) -> ModelSet:

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nextchannel.explain import phrase, top_reasons, top_reasons_many
+from nextchannel.explain import phrase, top_reasons, top_reasons_many, top_reasons_one
 from nextchannel.features import feature_names
 
 
@@ -26,7 +26,7 @@ def test_offer_names_drivers_for_and_none_names_drivers_against():
 
 @settings(max_examples=60, deadline=None)
 @given(st.data())
-def test_top_reasons_many_equals_top_reasons(data):
+def test_top_reasons_many_equals_top_reasons_and_one(data):
     names = list(feature_names())
     n = data.draw(st.integers(1, 6))
     rng = np.random.default_rng(data.draw(st.integers(0, 10_000)))
@@ -37,3 +37,4 @@ def test_top_reasons_many_equals_top_reasons(data):
     many = top_reasons_many(names, values, contrib, offer, k=k)
     for r in range(n):
         assert many[r] == top_reasons(names, values[r].tolist(), contrib[r].tolist(), offer=bool(offer[r]), k=k)
+        assert many[r] == top_reasons_one(names, values[r], contrib[r], offer=bool(offer[r]), k=k)

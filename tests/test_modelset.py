@@ -95,6 +95,39 @@ def test_save_load_round_trip(model_set, saved, rows):
     assert ModelSet.load(saved).version == back.version
 
 
+def test_loaded_learners_are_built_on_first_use_and_equal_the_eager_ones(model_set, saved):
+    """A loaded set keeps its learners as their bundle state (texts + metadata) and builds them when
+    asked; its version, texts and rebuilt learners equal those of the set that was saved."""
+    from nextchannel import models
+
+    back = ModelSet.load(saved)
+    assert back._learners == {}
+    assert back.version == model_set.version
+    assert back.value_texts == model_set.value_texts and back.offer_text == model_set.offer_text
+    assert back.offer_feature_names == tuple(model_set.offer_model.feature_names_)
+    assert back.context_features == tuple(model_set.value_model.context_features_)
+    for name in ("channel_model", "value_model", "offer_model"):
+        assert getattr(models, f"{name}_state")(getattr(back, name)) == \
+            getattr(models, f"{name}_state")(getattr(model_set, name))
+    assert back._content_hash() == model_set.version  # computed again, from the built learners' state
+
+
+def test_learner_parameters_listed_for_bundles_are_the_learners_own():
+    from nextchannel.modelinputs import LEARNER_PARAMS
+    from nextchannel.models import ChannelModel, OfferModel, ValueModel
+
+    for name, cls in (("channel_model", ChannelModel), ("value_model", ValueModel), ("offer_model", OfferModel)):
+        assert LEARNER_PARAMS[name] == set(cls().get_params())
+
+
+def test_a_bundle_with_parameters_of_another_version_builds_its_learners_eagerly(copy):
+    """Parameters the learners do not list: the learners decide (a missing one takes its default,
+    an unknown one refuses the bundle naming the file), as before learners were built lazily."""
+    _edit_json(copy, "models.json", lambda m: m["value_model"]["params"].update(not_a_parameter=1))
+    with pytest.raises(BundleError, match=r"models\.json: does not hold a valid model set part: .*not_a_parameter"):
+        ModelSet.load(copy)
+
+
 def test_resave_gives_identical_bytes(saved, tmp_path):
     again = ModelSet.load(saved).save(tmp_path / "again")
     for f in sorted(saved.iterdir()):

@@ -60,12 +60,19 @@ def test_public_functions_are_callable_after_any_import():
     assert out == ["SimResult", str(len(nextchannel.feature_names(with_profile=False))), "chat", "True", "True"]
 
 
+_HEAVY = ("lightgbm", "sklearn", "scipy", "pandas", "tqdm", "matplotlib", "dask", "distributed",
+          "nextchannel.models", "nextchannel.training", "nextchannel.simulate", "nextchannel.simulation",
+          "nextchannel.evaluate", "nextchannel.report", "nextchannel.plots")
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = code + f"; import sys; print(sorted(m for m in {_HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return eval(out.strip().splitlines()[-1])
+
+
 def test_import_does_not_load_heavy_modules():
-    code = ("import sys, nextchannel, nextchannel.features, nextchannel.policy, nextchannel.context; "
-            "heavy = [m for m in ('matplotlib', 'dask', 'nextchannel.simulate', 'nextchannel.simulation', "
-            "'nextchannel.evaluate') if m in sys.modules]; print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert _loaded_after("import nextchannel, nextchannel.features, nextchannel.policy, nextchannel.context") == []
 
 
 def test_py_typed_ships():
@@ -84,18 +91,33 @@ def test_default_bundle_is_found_and_packaged():
 
 
 def test_scorer_import_loads_only_the_web_path():
-    """``import nextchannel.scorer`` loads neither training, tqdm, matplotlib, Dask nor the simulator.
+    """The serving path — import the scorer, load the shipped bundle, decide per request (with lazy
+    reasons read) — loads none of LightGBM's Python package, scikit-learn, SciPy, pandas, tqdm,
+    matplotlib, Dask, the learners, training or the simulator: LightGBM's library is opened with
+    ctypes, the learners are built from the bundle's texts only when asked for, pandas is imported
+    by the batch paths only."""
+    assert _loaded_after("import nextchannel.scorer") == []
+    serve = ("from nextchannel.scorer import Scorer; from nextchannel.features import SessionState; "
+             "s = Scorer.load(); st = SessionState('s1'); "
+             "st.update({'session_id': 's1', 'ts': 0.0, 'type': 'session_start', 'device': 'desktop', 'language': 'en'}); "
+             "c = {'customer_id': 'c1', 'contacts': [{'ts': 1.0, 'channel': 'chat', 'resolved': True}]}; "
+             "ds = [s.decide_one(st, c, {'wait_chat_s': 30.0, 'open_phone': False}, now=5.0), "
+             "s.decide_one({'session_id': 's2', 'ts': 3.0, 'pages': 40, 'checkout_errors': 3}, None, None), "
+             "s.decide_one({'session_id': 's3', 'ts': 3.0}, c, {'chat': {'open': True, 'languages': ['en']}})]; "
+             "[d.reasons for d in ds]; assert not any(d.fallback for d in ds)")
+    assert _loaded_after(serve) == []
+    # the batch path and the learners still load what they need
+    assert _loaded_after("from nextchannel.scorer import Scorer; Scorer.load().model_set.value_model") == \
+        ["lightgbm", "nextchannel.models", "pandas", "scipy", "sklearn"]
 
-    (scikit-learn and SciPy are loaded, by LightGBM itself — ``lightgbm.compat`` imports them whenever
-    they are installed — and by the calibration of the channel model; the test records that too, so
-    that a change in either is seen.)"""
-    code = ("import sys, nextchannel.scorer; "
-            "print(sorted(m for m in ('nextchannel.training', 'tqdm', 'matplotlib', 'dask', 'nextchannel.simulate', "
-            "'nextchannel.simulation', 'nextchannel.evaluate', 'nextchannel.report', 'nextchannel.plots') "
-            "if m in sys.modules)); print('lightgbm' in sys.modules, 'sklearn' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert out[0] == "[]", out
-    assert out[1] == "True True", out
+
+def test_scorer_opens_the_library_lightgbm_loads():
+    """The library opened with ctypes (found without importing ``lightgbm``) is the file ``lightgbm`` loads."""
+    code = ("import os, sys; from nextchannel.fastpredict import lightgbm_library_path; p = lightgbm_library_path(); "
+            "assert 'lightgbm' not in sys.modules; import lightgbm.basic; "
+            "print(os.path.samefile(p, lightgbm.basic._LIB._name))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
 
 
 def test_every_subpackage_is_listed_for_installation():

@@ -88,6 +88,31 @@ def test_greedy_respects_margin_and_eligibility():
     assert greedy_many(cfg, ev[None], elig[None], margin=0.7).tolist() == [0]
 
 
+def _tied_values(data, n: int = 8) -> tuple[PolicyConfig, np.ndarray, np.ndarray]:
+    """A policy of 4 channels, and EVs and eligibility of n decisions on few levels (ties common; none eligible)."""
+    cfg = PolicyConfig(channels=["a", "b", "c", "d"], offer_margin=data.draw(st.sampled_from([0.0, 0.5, 1.0])))
+    ev = np.array(data.draw(st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5]), min_size=5, max_size=5),
+                                     min_size=n, max_size=n)))
+    elig = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=5, max_size=5), min_size=n, max_size=n)))
+    elig[:, 0] = True
+    return cfg, ev, elig
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_runner_up_one_equals_runner_up_many_ties_included(data):
+    """The action a decision is explained against: the per-request executor (lazy reasons) equals the
+    vectorised one (decide_many's reasons), on few levels so that ties are common."""
+    from nextchannel.policy import runner_up_many, runner_up_one
+
+    cfg, ev, elig = _tied_values(data)
+    n = len(ev)
+    chosen = np.array(data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)))
+    many = runner_up_many(cfg, ev, elig, chosen)
+    for i in range(n):
+        assert runner_up_one(cfg.offer_margin, ev[i].tolist(), elig[i].tolist(), int(chosen[i])) == many[i], i
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.floats(-5, 5), min_size=7, max_size=7), st.lists(st.booleans(), min_size=6, max_size=6),
        st.sampled_from(["none", "epsilon", "softmax", "softmax_floor"]), st.floats(0, 0.999))
@@ -189,12 +214,8 @@ def test_greedy_one_equals_greedy_many_ties_included(data):
     exploration), equal on values drawn from a few levels, so that ties are common."""
     from nextchannel.policy import greedy_one
 
-    cfg = PolicyConfig(channels=["a", "b", "c", "d"], offer_margin=data.draw(st.sampled_from([0.0, 0.5, 1.0])))
-    n = 8
-    ev = np.array(data.draw(st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5]), min_size=5, max_size=5),
-                                     min_size=n, max_size=n)))
-    elig = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=5, max_size=5), min_size=n, max_size=n)))
-    elig[:, 0] = True
+    cfg, ev, elig = _tied_values(data)
+    n = len(ev)
     fixed = data.draw(st.sampled_from([None, 2]))
     many = greedy_many(cfg, ev, elig, fixed=fixed)
     for i in range(n):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -566,3 +567,55 @@ def test_hostile_contact_values_are_skipped_not_raised():
         {"ts": 2.0, "channel": "chat", "resolved": True}], "opt_out_phone": _Hostile(1.0)}
     p = profile_one(cust, now=5.0)
     assert p["prof_n_contacts"] == 1.0 and p["prof_optout_phone"] == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Prepared profiles (a session's customer, computed once)
+# ---------------------------------------------------------------------------------------------
+def _same(got: dict, want: dict) -> None:
+    assert list(got) == list(want)
+    np.testing.assert_array_equal(np.array(list(got.values())), np.array(list(want.values())))  # bit for bit
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), st.sampled_from([None, 1, 3]), st.booleans())
+def test_prepared_profile_equals_the_dict_at_any_time(world, max_contacts, strict):
+    """A prepared profile gives the dict's profile bit for bit, at times before, at and after its
+    contacts (before: contacts are excluded, so it falls back to the dict), with the limits it was
+    prepared with or others; with_contact equals the dict with the contact appended."""
+    cfg, log, at, customers, as_keys = world
+    limits = None if max_contacts is None else Limits(max_contacts=max_contacts)
+    buf = np.full(len(cfg.feature_names), -7.0)
+    for cid, as_of in zip(at["customer_id"], at["ts"]):
+        cust = None if (cid is None or cid != cid) else request_dict(log, customers, cid, as_keys)
+        try:
+            want = profile_one(cust, as_of, cfg, strict=strict, limits=limits)
+        except ValidationError as err:  # strict, more contacts than the limit: preparing refuses it too
+            with pytest.raises(ValidationError, match=re.escape(str(err))):
+                prof.prepare_one(cust, cfg, strict=strict, limits=limits)
+            continue
+        prepared = prof.prepare_one(cust, cfg, strict=strict, limits=limits)
+        _same(profile_one(prepared, as_of, cfg, strict=strict, limits=limits), want)
+        _same(profile_one(prepared, as_of, cfg), profile_one(cust, as_of, cfg))  # read with other settings
+        skipped = profile_into(buf, 0, cust, as_of, cfg, limits=limits, strict=strict)
+        assert profile_into(buf, 0, prepared, as_of, cfg, limits=limits, strict=strict) == skipped
+        np.testing.assert_array_equal(buf, np.array(list(want.values())))
+        new = {"ts": as_of - DAY, "channel": cfg.channels.names[-1], "resolved": True}
+        grown = None if cust is None else {**cust, "contacts": [*cust["contacts"], new]}
+        if grown is not None:
+            try:
+                want = profile_one(grown, as_of, cfg, strict=strict, limits=limits)
+            except ValidationError as err:
+                with pytest.raises(ValidationError, match=re.escape(str(err))):
+                    prepared.with_contact(new)
+                continue
+            _same(profile_one(prepared.with_contact(new), as_of, cfg, strict=strict, limits=limits), want)
+
+
+def test_prepared_profile_of_malformed_input_skips_like_the_dict():
+    garbage = {"customer_id": "c", "contacts": [dict(GOOD), "chat", {**GOOD, "ts": "5"}], "opt_out": ["pigeon"]}
+    prepared = prof.prepare_one(garbage)
+    assert prepared.skipped == 3
+    _same(profile_one(prepared, 10.0), profile_one(garbage, 10.0))
+    with pytest.raises(ValidationError, match=r"contacts\[1\] must be a mapping"):
+        profile_one(prepared, 10.0, strict=True)  # read strictly: the dict is read again, and refused

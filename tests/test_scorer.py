@@ -175,6 +175,22 @@ def test_decide_one_equals_plain_and_many(default_set, sim, cases, policy, reaso
         _assert_same(fast[i], sc.decide_one_plain(*_args(cases[i])), f"decide_one_plain case {i}")
 
 
+def test_a_prepared_customer_decides_as_the_dict(default_set, cases):
+    """A session's customer prepared once (Scorer.prepare_customer) gives the decisions of the dict on
+    every request, reasons included; so does the profile updated with a contact (with_contact) versus
+    the dict with that contact appended."""
+    sc = Scorer(default_set, reasons="all")
+    known = [c for c in cases if c.customer]
+    assert len(known) >= 20
+    for c in known:
+        prepared = sc.prepare_customer(c.customer)
+        _assert_same(sc.decide_one(c.state, prepared, c.context, c.now), sc.decide_one(*_args(c)), f"case {c.row}")
+        contact = {"ts": c.now - 60.0, "channel": "chat", "resolved": False}
+        grown = {**c.customer, "contacts": [*c.customer.get("contacts", []), contact]}
+        _assert_same(sc.decide_one(c.state, prepared.with_contact(contact), c.context, c.now),
+                     sc.decide_one(c.state, grown, c.context, c.now), f"case {c.row} after a contact")
+
+
 def test_decisions_are_reproducible_and_seeded(default_set, cases):
     """Exploration draws come from decision_uniform(seed, session_id, ts) and nothing else."""
     a = _scorer_with(default_set, policy={"exploration": "epsilon", "epsilon": 0.5}, seed=1)
