@@ -912,6 +912,7 @@ class ModelStack:
         self._leaf: FastBooster | None = None
         self._leaf_lock = threading.Lock()
         self._parts: tuple[FastBooster, ...] | None = None
+        self._leaf_parts: tuple[FastBooster, ...] | None = None
 
     @property
     def parts(self) -> tuple[FastBooster, ...]:
@@ -935,6 +936,27 @@ class ModelStack:
                     self._leaf = FastBooster(self.text, predict_type="leaf", num_threads=self._num_threads)
                 fb = self._leaf
         return fb
+
+    def leaf_many(self, X: np.ndarray, num_threads: int | None = None) -> np.ndarray:
+        """:attr:`leaf` ``.predict_many(X)``: leaf indices, ``num_iterations * num_models`` per row (tree-major).
+
+        Batches over :attr:`MANY_ROWS` rows are walked model by model, as in :meth:`predict_many`
+        (a padding tree has one leaf, index 0); the result is the same array.
+        """
+        if len(X) <= self.MANY_ROWS:
+            return self.leaf.predict_many(X, num_threads)
+        mat = np.ascontiguousarray(X, dtype=np.float64)
+        if mat.ndim != 2 or mat.shape[1] != self.num_features:
+            raise ValidationError(f"X must have shape (n_rows, {self.num_features}), got {mat.shape}")
+        with self._leaf_lock:
+            if self._leaf_parts is None:
+                self._leaf_parts = tuple(FastBooster(t, predict_type="leaf", num_threads=self._num_threads)
+                                         for t in self.texts)
+        out = np.zeros((len(mat), self.num_iterations, self.num_models))
+        for k, fb in enumerate(self._leaf_parts):
+            part = fb.predict_many(mat if fb.num_features == mat.shape[1] else mat[:, :fb.num_features], num_threads)
+            out[:, :fb.num_outputs, k] = part.reshape(len(mat), -1)
+        return out.reshape(len(mat), -1)
 
     def finish_one(self, raw: np.ndarray) -> list[float]:
         """One row's raw scores (the raw booster's output) as each model's output, plain floats."""
@@ -974,7 +996,7 @@ class ModelStack:
         self.raw.close()
         if self._leaf is not None:
             self._leaf.close()
-        for fb in self._parts or ():
+        for fb in (*(self._parts or ()), *(self._leaf_parts or ())):
             fb.close()
 
     def __enter__(self) -> "ModelStack":

@@ -537,6 +537,8 @@ def test_a_stack_of_models_equals_each_model_and_pads_short_ones():
         short = np.vstack([stack.predict_many(Z[i:i + stack.MANY_ROWS]) for i in range(0, 20_000, stack.MANY_ROWS)])
         assert len(Z) > stack.MANY_ROWS and np.array_equal(stack.predict_many(Z), short)
         assert np.array_equal(stack.predict_many(Z, num_threads=2), short)
+        assert np.array_equal(stack.leaf_many(Z), stack.leaf.predict_many(Z))
+        assert np.array_equal(stack.leaf_many(Z[:100]), stack.leaf.predict_many(Z[:100]))
         with pytest.raises(ValidationError, match="shape"):
             stack.predict_many(Z[:, :4])
 
