@@ -227,7 +227,7 @@ class _Compiled:
         if not len(rows) or not k:
             return out
         if leaves is None:
-            leaves = self.stack.leaf.predict_many(M[rows], num_threads)
+            leaves = self.stack.leaf_many(M[rows], num_threads)
         else:
             leaves = leaves[rows]
         contrib = self.paths.difference(leaves.astype(np.int64), chosen[rows], rival[rows])

@@ -533,6 +533,14 @@ def test_a_stack_of_models_equals_each_model_and_pads_short_ones():
             assert np.max(np.abs(np.array(stack.finish_one(p.predict())) - ref[i])) <= 1e-9, i
         leaves = stack.leaf.predict_many(Z[:500]).reshape(500, 12, 4)
         assert np.array_equal(leaves[:, :5, 1], models[1].predict(Z[:500, :3], pred_leaf=True))
+        # a long batch is evaluated model by model, a short one in one call on the stack: the same bits
+        short = np.vstack([stack.predict_many(Z[i:i + stack.MANY_ROWS]) for i in range(0, 20_000, stack.MANY_ROWS)])
+        assert len(Z) > stack.MANY_ROWS and np.array_equal(stack.predict_many(Z), short)
+        assert np.array_equal(stack.predict_many(Z, num_threads=2), short)
+        assert np.array_equal(stack.leaf_many(Z), stack.leaf.predict_many(Z))
+        assert np.array_equal(stack.leaf_many(Z[:100]), stack.leaf.predict_many(Z[:100]))
+        with pytest.raises(ValidationError, match="shape"):
+            stack.predict_many(Z[:, :4])
 
 
 def test_a_stack_refuses_multi_output_models_and_rows_that_differ():
