@@ -242,7 +242,10 @@ def batch_throughput(scorer: Scorer, n_sessions: int) -> dict[str, float]:
              ("decide_many without reasons", lambda: quiet.decide_many(frame)),
              ("decide_many, 2 threads", lambda: two.decide_many(frame)),
              ("Booster.predict (same models)", lambda: booster_predict(1)),
-             ("Booster.predict (same models), 2 threads", lambda: booster_predict(2))]
+             ("Booster.predict (same models), 2 threads", lambda: booster_predict(2)),
+             # the models alone: one C call on the whole stack against ModelStack's model-by-model batch
+             ("stack, one call", lambda: scorer._c.stack.raw.predict_many(M)),
+             ("stack, model by model", lambda: scorer._c.stack.predict_many(M))]
     ts: dict[str, list[float]] = {name: [] for name, _ in paths}
     for _ in range(5):  # interleaved rounds
         for name, fn in paths:
@@ -250,6 +253,17 @@ def batch_throughput(scorer: Scorer, n_sessions: int) -> dict[str, float]:
     for name, _ in paths:
         res[name] = len(frame) / statistics.median(ts[name])
     return res
+
+
+def reasons_tight_loop(scorer: Scorer, reqs: list[tuple], calls: int = 5000) -> float:
+    """p50 µs of reading an offer's reasons right after its decision, nothing in between (warm caches)."""
+    offers = [r for r in reqs if scorer.decide_one(r[0], r[2], r[3], now=r[4]).offer] or reqs
+    ts = []
+    for i in range(calls):
+        s, _, cust, ctx, now = offers[i % len(offers)]
+        d = scorer.decide_one(s, cust, ctx, now=now)
+        t0 = time.perf_counter_ns(); d.reasons; ts.append(time.perf_counter_ns() - t0)
+    return float(np.percentile(ts, 50)) / 1000.0
 
 
 def import_time() -> float:
@@ -325,6 +339,8 @@ def main() -> None:
         print(f"reading an offer's reasons: p50 {lat['e']['p50']:.1f} µs (goal <= ~30); a prepared profile saves "
               f"{lat['f']['p50'] - lat['f_prepared']['p50']:.1f} µs at p50 per known customer's request "
               f"({lat['f']['p50']:.1f} -> {lat['f_prepared']['p50']:.1f} µs)")
+        results[name]["reasons_tight_loop_p50_us"] = tight = reasons_tight_loop(sc, reqs)
+        print(f"reading an offer's reasons right after its decision, nothing in between: p50 {tight:.1f} µs")
         print(f"p50 ratios: (a) is {ratios['b/a']:.1f}x faster than (b) [goal >= 150], {ratios['c/a']:.1f}x faster than (c) "
               f"[goal >= 10]; (a) = {ratios['a/d']:.2f}x (d) [goal <= 1.5]; quiet-machine goals p50 <= 25 µs, "
               f"p99 <= 60 µs")
@@ -345,6 +361,8 @@ def main() -> None:
     print(f"with 2 threads (Scorer(n_jobs=2), Booster.predict(num_threads=2)): decide_many {bt['decide_many, 2 threads']:,.0f} "
           f"rows/s = {bt['decide_many, 2 threads'] / ref:.2f}x one-thread Booster.predict, "
           f"{bt['decide_many, 2 threads'] / ref2:.2f}x two-thread Booster.predict ({ref2:,.0f} rows/s)")
+    print(f"the models alone, {bt['rows']:,} rows: the stack in one call {bt['stack, one call']:,.0f} rows/s, "
+          f"model by model (ModelStack.predict_many) {bt['stack, model by model']:,.0f} rows/s")
     mem = memory(scorer, reqs, args.memory_calls)
     mem["rss_after_import_and_load_mb"] = rss_loaded
     results["memory"] = mem

@@ -23,6 +23,11 @@ from nextchannel.training import context_frame
 
 Z95 = 1.959963984540054
 
+
+def world_config(name: str) -> SimConfig:
+    """The simulated world a benchmark's ``--world`` names: ``"default"`` or one of ``SimConfig.shifted``'s names."""
+    return SimConfig() if name == "default" else SimConfig.shifted(name)
+
 #: PolicyConfig fields a variant may set (passed to ``train``: its guard then tests that margin).
 POLICY_KEYS = ("offer_margin",)
 

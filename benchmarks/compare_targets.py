@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from nextchannel import ModelSet, PolicyConfig, TrainConfig, simulate, train
-from nextchannel.simulation import SimConfig
 
-from closed_loop_common import Z95, closed_loop_table, deployable, full_information_model_set, parse_variant
+from closed_loop_common import Z95, closed_loop_table, deployable, full_information_model_set, parse_variant, world_config
 from learning_curve import one_step_value
 
 DEFAULT_VARIANTS = ("one_step:target=one_step", "session_greedy:target=session",
@@ -47,7 +46,7 @@ def main() -> None:
     ap.add_argument("--margins", default="", help="also deploy each variant with these offer margins, e.g. 0.1,0.3")
     ap.add_argument("--out", default="benchmarks/results/compare_targets.jsonl")
     args = ap.parse_args()
-    cfg = SimConfig() if args.world == "default" else SimConfig.shifted(args.world)
+    cfg = world_config(args.world)
     pol = PolicyConfig.from_sim(cfg)
     variants, policies = {}, {}
     for v in args.variant or DEFAULT_VARIANTS:

@@ -39,10 +39,9 @@ import pandas as pd
 from nextchannel import ModelSet, PolicyConfig, TrainConfig, simulate, train
 from nextchannel.features import features_many
 from nextchannel.models import ValueModel
-from nextchannel.simulation import SimConfig
 from nextchannel.training import _design, context_frame
 
-from closed_loop_common import Z95, closed_loop_table, deployable, full_information_model_set
+from closed_loop_common import Z95, closed_loop_table, deployable, full_information_model_set, world_config
 from learning_curve import one_step_channel_model, one_step_value
 
 
@@ -56,7 +55,7 @@ def main() -> None:
     ap.add_argument("--value-models", default="60x15,60x63,200x31", help="TREESxLEAVES,...; the first is the default")
     ap.add_argument("--out", default="benchmarks/results/distil_value_model.jsonl")
     args = ap.parse_args()
-    cfg = SimConfig() if args.world == "default" else SimConfig.shifted(args.world)
+    cfg = world_config(args.world)
     pol = PolicyConfig.from_sim(cfg)
     tcfg = TrainConfig(guard=False)
     sizes = [tuple(int(x) for x in s.split("x")) for s in args.value_models.split(",")]

@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from nextchannel import ModelSet, PolicyConfig, Scorer, TrainConfig, simulate, train
-from nextchannel.simulation import SimConfig
 
-from closed_loop_common import Z95, closed_loop_row
+from closed_loop_common import Z95, closed_loop_row, world_config
 
 DEFAULT_EXPLORE = ("epsilon_0.1:exploration=epsilon,epsilon=0.1", "epsilon_0.05:exploration=epsilon,epsilon=0.05",
                    "softmax_0.1_floor_0.02:exploration=softmax,temperature=0.1,explore_floor=0.02",
@@ -55,7 +54,7 @@ def main() -> None:
     ap.add_argument("--explore", action="append", default=[], help="name:key=value,... (PolicyConfig exploration)")
     ap.add_argument("--out", default="benchmarks/results/exploration_cost.jsonl")
     args = ap.parse_args()
-    cfg = SimConfig() if args.world == "default" else SimConfig.shifted(args.world)
+    cfg = world_config(args.world)
     pol = dataclasses.replace(PolicyConfig.from_sim(cfg), offer_margin=args.offer_margin)
     tr = simulate(args.train_sessions, seed=1, config=cfg)
     with warnings.catch_warnings():

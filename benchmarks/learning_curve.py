@@ -36,10 +36,9 @@ import pandas as pd
 from nextchannel import PolicyConfig, TrainConfig, simulate, train
 from nextchannel.features import features_many
 from nextchannel.policy import eligibility_frame, greedy_many
-from nextchannel.simulation import SimConfig
 from nextchannel.training import context_frame
 
-from closed_loop_common import closed_loop_table, deployable, full_information_model_set, parse_variant
+from closed_loop_common import closed_loop_table, deployable, full_information_model_set, parse_variant, world_config
 
 
 def one_step_value(scorer, te) -> float:
@@ -71,7 +70,7 @@ def main() -> None:
                     help="exploration share of the training logs' rule_epsilon logging policy (default: the world's, 0.3)")
     ap.add_argument("--out", default="benchmarks/results/learning_curve.jsonl")
     args = ap.parse_args()
-    cfg = SimConfig() if args.world == "default" else SimConfig.shifted(args.world)
+    cfg = world_config(args.world)
     train_cfg = cfg if args.log_epsilon is None else dataclasses.replace(cfg, epsilon=args.log_epsilon)
     pol = PolicyConfig.from_sim(cfg)
     variants = [parse_variant(v, TrainConfig(), pol) for v in args.variant or ["default"]]

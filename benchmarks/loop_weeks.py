@@ -25,9 +25,8 @@ import pandas as pd
 
 from nextchannel import PolicyConfig, TrainConfig, run_learning_loop, train
 from nextchannel.plots import plot_learning_loop
-from nextchannel.simulation import SimConfig
 
-from closed_loop_common import deployable, full_information_model_set
+from closed_loop_common import deployable, full_information_model_set, world_config
 
 
 def main() -> None:
@@ -44,7 +43,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="", help="output name (default: the world)")
     args = ap.parse_args()
-    cfg = SimConfig() if args.world == "default" else SimConfig.shifted(args.world)
+    cfg = world_config(args.world)
     base = PolicyConfig.from_sim(cfg)
     pol = dataclasses.replace(base, offer_margin=args.offer_margin)
     fi_weeks = {int(x) for x in args.full_info_weeks.split(",") if x}

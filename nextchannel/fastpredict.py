@@ -53,7 +53,7 @@ import math
 import logging
 import threading
 import weakref
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import numpy as np
 
@@ -911,19 +911,21 @@ class ModelStack:
         self._custom = tuple((k, t) for k, t in enumerate(self.transforms) if not t.identity)
         self._leaf: FastBooster | None = None
         self._leaf_lock = threading.Lock()
-        self._parts: tuple[FastBooster, ...] | None = None
-        self._leaf_parts: tuple[FastBooster, ...] | None = None
+        self._parts: dict[str, tuple[FastBooster, ...]] = {}
 
-    @property
-    def parts(self) -> tuple[FastBooster, ...]:
-        """Each model's own raw-score booster (made on first use: batches of many rows use them)."""
-        fbs = self._parts
+    def parts(self, predict_type: str = "raw") -> tuple[FastBooster, ...]:
+        """Each model's own booster of ``predict_type`` ("raw" or "leaf"), made on first use.
+
+        Batches of many rows evaluate model by model (:meth:`predict_many`, :meth:`leaf_many`), and
+        an explanation walks only the models it compares; every user shares these boosters.
+        """
+        fbs = self._parts.get(predict_type)
         if fbs is None:
             with self._leaf_lock:
-                if self._parts is None:
-                    self._parts = tuple(FastBooster(t, predict_type="raw", num_threads=self._num_threads)
-                                        for t in self.texts)
-                fbs = self._parts
+                if predict_type not in self._parts:
+                    self._parts[predict_type] = tuple(
+                        FastBooster(t, predict_type=predict_type, num_threads=self._num_threads) for t in self.texts)
+                fbs = self._parts[predict_type]
         return fbs
 
     @property
@@ -937,6 +939,18 @@ class ModelStack:
                 fb = self._leaf
         return fb
 
+    def _model_by_model(self, X: Any, predict_type: str,
+                        num_threads: int | None) -> Iterator[tuple[FastBooster, np.ndarray]]:
+        """(matrix, each model's booster and its output for all rows), for a batch over :attr:`MANY_ROWS`."""
+        try:
+            mat = np.ascontiguousarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValidationError(f"X must be a 2-D array of numbers: {err}") from err
+        if mat.ndim != 2 or mat.shape[1] != self.num_features:
+            raise ValidationError(f"X must have shape (n_rows, {self.num_features}), got {mat.shape}")
+        for fb in self.parts(predict_type):  # a model reads the row's first num_features columns
+            yield fb, fb.predict_many(mat if fb.num_features == mat.shape[1] else mat[:, :fb.num_features], num_threads)
+
     def leaf_many(self, X: np.ndarray, num_threads: int | None = None) -> np.ndarray:
         """:attr:`leaf` ``.predict_many(X)``: leaf indices, ``num_iterations * num_models`` per row (tree-major).
 
@@ -945,18 +959,10 @@ class ModelStack:
         """
         if len(X) <= self.MANY_ROWS:
             return self.leaf.predict_many(X, num_threads)
-        mat = np.ascontiguousarray(X, dtype=np.float64)
-        if mat.ndim != 2 or mat.shape[1] != self.num_features:
-            raise ValidationError(f"X must have shape (n_rows, {self.num_features}), got {mat.shape}")
-        with self._leaf_lock:
-            if self._leaf_parts is None:
-                self._leaf_parts = tuple(FastBooster(t, predict_type="leaf", num_threads=self._num_threads)
-                                         for t in self.texts)
-        out = np.zeros((len(mat), self.num_iterations, self.num_models))
-        for k, fb in enumerate(self._leaf_parts):
-            part = fb.predict_many(mat if fb.num_features == mat.shape[1] else mat[:, :fb.num_features], num_threads)
-            out[:, :fb.num_outputs, k] = part.reshape(len(mat), -1)
-        return out.reshape(len(mat), -1)
+        out = np.zeros((len(X), self.num_iterations, self.num_models))
+        for k, (fb, part) in enumerate(self._model_by_model(X, "leaf", num_threads)):
+            out[:, :fb.num_outputs, k] = part.reshape(len(X), -1)
+        return out.reshape(len(X), -1)
 
     def finish_one(self, raw: np.ndarray) -> list[float]:
         """One row's raw scores (the raw booster's output) as each model's output, plain floats."""
@@ -977,16 +983,9 @@ class ModelStack:
         if len(X) <= self.MANY_ROWS:
             raw = self.raw.predict_many(X, num_threads).reshape(-1, self.num_models)
         else:
-            try:
-                mat = np.ascontiguousarray(X, dtype=np.float64)
-            except (TypeError, ValueError) as err:
-                raise ValidationError(f"X must be a 2-D array of numbers: {err}") from err
-            if mat.ndim != 2 or mat.shape[1] != self.num_features:
-                raise ValidationError(f"X must have shape (n_rows, {self.num_features}), got {mat.shape}")
-            raw = np.empty((len(mat), self.num_models))
-            for k, fb in enumerate(self.parts):  # a model reads the row's first num_features columns
-                raw[:, k] = fb.predict_many(mat if fb.num_features == mat.shape[1] else mat[:, :fb.num_features],
-                                            num_threads)
+            raw = np.empty((len(X), self.num_models))
+            for k, (_, part) in enumerate(self._model_by_model(X, "raw", num_threads)):
+                raw[:, k] = part
         for k, t in self._custom:
             raw[:, k] = t.many(raw[:, k])
         return raw
@@ -996,8 +995,9 @@ class ModelStack:
         self.raw.close()
         if self._leaf is not None:
             self._leaf.close()
-        for fb in (*(self._parts or ()), *(self._leaf_parts or ())):
-            fb.close()
+        for fbs in self._parts.values():
+            for fb in fbs:
+                fb.close()
 
     def __enter__(self) -> "ModelStack":
         return self

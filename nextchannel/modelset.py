@@ -438,10 +438,7 @@ class ModelSet:
                      feature_spec=spec, constant_action=models.get("constant_action"))
         if any(set(meta["params"]) != LEARNER_PARAMS[name] for name, (meta, _) in stored.items()):
             # parameters of another library version: the learners themselves fill defaults or refuse them
-            from nextchannel import models as learners
-
-            built = {name: part("models.json", lambda name=name: getattr(learners, f"{name}_from_state")(*stored[name]))
-                     for name in stored}
+            built = {name: part("models.json", lambda name=name: _build_learner(name, *stored[name])) for name in stored}
             ms = part("models.json", lambda: cls(built.get("channel_model"), built["value_model"],
                                                  built["offer_model"], policy, prof, **setup))
         else:

@@ -75,7 +75,6 @@ __all__ = [
     "profiles_many",
     "validate_contacts",
     "history_of",
-
 ]
 
 logger = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ from nextchannel.context import context_spec
 from nextchannel.conventions import accepts_old_form
 from nextchannel.errors import NextChannelError, ValidationError, excerpt
 from nextchannel.explain import PathContributions, phrase, top_reasons_many, top_reasons_one
-from nextchannel.fastpredict import FastBooster, ModelStack
+from nextchannel.fastpredict import ModelStack
 from nextchannel.features import SESSION_FEATURES, SessionState, features_many
 from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet, guard_phrase
 from nextchannel.policy import (Decision, EligibilityRules, choose, choose_many, code_name, greedy_many, greedy_one,
@@ -180,8 +180,6 @@ class _Compiled:
             raise ValidationError("the offer model's features differ from the value model's")
         self.stack = ModelStack([*ms.value_texts, ms.offer_text])
         self.paths = PathContributions(self.stack.text, self.stack.num_models, self.n_row)
-        self._leaf_models: list[FastBooster | None] = [None] * self.n_actions
-        self._leaf_lock = threading.Lock()
         self.rules = EligibilityRules(pol)
         if self.web:
             self.i_device, self.i_language = self.index["device"], self.index["language"]
@@ -237,16 +235,6 @@ class _Compiled:
             out[i] = t
         return out
 
-    def leaf_model(self, m: int) -> FastBooster:
-        """Value model ``m`` alone, giving its trees' leaf indices (made on first use: reasons need it)."""
-        fb = self._leaf_models[m]
-        if fb is None:
-            with self._leaf_lock:
-                if self._leaf_models[m] is None:
-                    self._leaf_models[m] = FastBooster(self.stack.texts[m], predict_type="leaf")
-                fb = self._leaf_models[m]
-        return fb  # type: ignore[return-value]
-
     def explain_one(self, row: np.ndarray, ev: list[float], eligible: list[bool], chosen: int, k: int) -> list[str]:
         """A lazy ``Decision.reasons``: :meth:`reasons_many` on the decision's own row, equal bit for bit.
 
@@ -270,9 +258,6 @@ class _Compiled:
         stack = getattr(self, "stack", None)
         if stack is not None:
             stack.close()
-        for fb in getattr(self, "_leaf_models", ()):
-            if fb is not None:
-                fb.close()
 
     def __del__(self) -> None:
         # Reached when the last request (or lazy reasons) holding this model set has finished after a
@@ -304,7 +289,7 @@ class _ThreadState:
         for half, m in ((0, first), (1, second)):
             p = self.leaf_preds.get((m, half))
             if p is None:  # a predictor writing straight into its half (a shorter model leaves zeros after it)
-                fb = c.leaf_model(m)
+                fb = c.stack.parts("leaf")[m]
                 start = half * c.stack.num_iterations
                 p = fb.bind(self.leaf_row, self.leaf_pair[start:start + fb.num_outputs]).predict
                 self.leaf_preds[(m, half)] = p
