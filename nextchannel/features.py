@@ -350,11 +350,13 @@ _NUMBER_TYPES = frozenset({int, float, *np.sctypeDict.values()}) - {bool, np.boo
 
 
 def _known(cid: Any) -> int:
-    """1 if a session_start's ``customer_id`` names a customer: anything but missing or the empty string.
+    """1 if a session_start's ``customer_id`` names a customer: anything but missing or an empty string.
 
     Both executors call it (the batch path once per distinct value), so they agree on every value.
+    A numpy string counts as the ``str`` it equals: the batch path's distinct values merge equal
+    strings of either type, so the rule must not tell them apart.
     """
-    return 0 if (_missing(cid) or (type(cid) is str and cid == "")) else 1
+    return 0 if (_missing(cid) or (isinstance(cid, str) and cid == "")) else 1
 
 
 def _flag(x: Any) -> int:

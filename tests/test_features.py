@@ -184,15 +184,19 @@ def test_online_equals_batch_on_dictionary_typed_columns(rows, data, tight):
 
 def test_known_customer_is_one_rule_online_and_in_batch():
     """``is_known``: only a missing value or the empty ``str`` is unknown, for plain, string and
-    dictionary-typed columns alike (a numpy string is a customer id online, and so in batch)."""
+    dictionary-typed columns alike (a numpy string is the ``str`` it equals: the batch path merges them)."""
     cids = ["c1", "", None, np.str_(""), 0, float("nan"), np.str_("c9")]
     rows = [{"session_id": f"s{i}", "ts": 1.0, "type": "session_start", "customer_id": c} for i, c in enumerate(cids)]
     at = pd.DataFrame({"session_id": [r["session_id"] for r in rows], "ts": 2.0})
     online = [_online(rows, r["session_id"], 2.0)["is_known"] for r in rows]
-    assert online == [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    assert online == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0]
     assert features_many(at, events=_frame(rows))["is_known"].tolist() == online
     strs = [r for r in rows if r["customer_id"] is None or type(r["customer_id"]) is str]
     at_s = at[at["session_id"].isin([r["session_id"] for r in strs])]
+    only_text = [r for r in rows if isinstance(r["customer_id"], str)]  # every value text: the vectorised rule
+    at_t = at[at["session_id"].isin([r["session_id"] for r in only_text])]
+    assert features_many(at_t, events=_frame(only_text))["is_known"].tolist() == \
+        [online[int(r["session_id"][1:])] for r in only_text]
     for typed in (_parquet_typed(_frame(strs)), _dictionary_typed(_frame(strs))):
         assert features_many(at_s, events=typed)["is_known"].tolist() == [online[int(r["session_id"][1:])]
                                                                           for r in strs]
