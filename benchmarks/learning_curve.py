@@ -19,6 +19,16 @@ and normalised = (V − V(never)) / (V(full-information) − V(never)), its clos
 by visitor. With ``guard=warn`` the guard's verdict is recorded (``guard_verdict``; "better" or the
 constant the bundle would have fallen back to) while the learned policy is measured. Prints one row
 per size and variant and appends them to ``benchmarks/results/learning_curve.jsonl``.
+
+The guard study (which rule of ``TrainConfig.guard_rule`` to trust): train with ``guard=warn`` — the
+guard's figures then hold every rule's decision on the same cross-fitted estimates
+(``guard_keeps``) while the learned policy is measured — over several training logs
+(``--log-seeds 1,2,3``); what ``train`` ships under a rule is the learned policy where the rule keeps
+it and the constant otherwise (``shipped_<rule>`` rows of the summary, closed-loop value normalised).
+Two benchmark-only variant keys make learners that are truly worse, to measure protection:
+``offer_margin=-10`` (offer everywhere) and ``shuffle_outcomes=true`` (the logged funnel outcomes
+permuted within each logged action: the features say nothing); ``closed_loop=false`` skips a
+variant's closed-loop run (its one-step true value is still measured).
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ import pandas as pd
 from nextchannel import PolicyConfig, TrainConfig, simulate, train
 from nextchannel.features import features_many
 from nextchannel.policy import eligibility_frame, greedy_many
-from nextchannel.training import context_frame
+from nextchannel.training import GUARD_RULES, context_frame
 
 from closed_loop_common import closed_loop_table, deployable, full_information_model_set, parse_variant, world_config
 
@@ -58,6 +68,33 @@ def one_step_channel_model(ms, te) -> float:
     return float(ev[np.arange(len(d)), a].mean())
 
 
+#: Variant keys of this script only (not TrainConfig or PolicyConfig fields).
+SCRIPT_KEYS = ("shuffle_outcomes", "closed_loop")
+
+
+def split_script_keys(spec: str) -> tuple[str, dict[str, bool]]:
+    """``spec`` without this script's own keys, and their values (``"name:a=1,shuffle_outcomes=true"``)."""
+    name, _, sets = spec.partition(":")
+    keep, own = [], {}
+    for item in (x for x in sets.split(",") if x):
+        k, _, v = item.partition("=")
+        if k in SCRIPT_KEYS:
+            own[k] = v.lower() in ("1", "true", "yes")
+        else:
+            keep.append(item)
+    return f"{name}:{','.join(keep)}", own
+
+
+def shuffle_outcomes(decisions: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The funnel outcomes (accepted, success, left) permuted within each logged action."""
+    rng = np.random.default_rng(seed)
+    d = decisions.copy()
+    cols = [c for c in ("accepted", "success", "left") if c in d.columns]
+    for _, idx in d.groupby("action", observed=True).indices.items():
+        d.iloc[idx, [d.columns.get_loc(c) for c in cols]] = d.iloc[idx[rng.permutation(len(idx))]][cols].to_numpy()
+    return d
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,20000,60000,120000")
@@ -68,24 +105,28 @@ def main() -> None:
                     help="name:key=value,... (TrainConfig fields or offer_margin); default: TrainConfig() as is")
     ap.add_argument("--log-epsilon", type=float, default=None,
                     help="exploration share of the training logs' rule_epsilon logging policy (default: the world's, 0.3)")
+    ap.add_argument("--log-seeds", default="1", help="seeds of the training logs, one run per seed (guard study)")
     ap.add_argument("--out", default="benchmarks/results/learning_curve.jsonl")
     args = ap.parse_args()
     cfg = world_config(args.world)
     train_cfg = cfg if args.log_epsilon is None else dataclasses.replace(cfg, epsilon=args.log_epsilon)
     pol = PolicyConfig.from_sim(cfg)
-    variants = [parse_variant(v, TrainConfig(), pol) for v in args.variant or ["default"]]
+    split = [split_script_keys(v) for v in args.variant or ["default"]]
+    variants = [parse_variant(v, TrainConfig(), pol) for v, _ in split]
+    own = {name: o for (name, _, _), (_, o) in zip(variants, split)}
     for name, tcfg, vpol in variants:
         print(f"world {args.world}; variant {name}: offer margin {vpol.offer_margin:g}, train config {tcfg.to_json()}")
     te = simulate(args.test_sessions, seed=1001, config=cfg)
     v_never_1 = float(te.decisions["ev_none"].mean())
-    for n in [int(x) for x in args.sizes.split(",")]:
-        tr = simulate(n, seed=1, config=train_cfg)
+    for n, log_seed in [(int(x), int(s)) for x in args.sizes.split(",") for s in args.log_seeds.split(",")]:
+        tr = simulate(n, seed=log_seed, config=train_cfg)
         learned, sets, train_s = {}, {}, {}
         for name, tcfg, vpol in variants:
             t0 = time.perf_counter()
+            dec = shuffle_outcomes(tr.decisions, log_seed) if own[name].get("shuffle_outcomes") else tr.decisions
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")   # the guard's verdict is recorded below
-                sets[name] = train(decisions=tr.decisions, events=tr.events, customers=tr.customers,
+                sets[name] = train(decisions=dec, events=tr.events, customers=tr.customers,
                                    contacts=tr.contacts, config=tcfg, policy=vpol)
             train_s[name] = time.perf_counter() - t0
             learned[name] = deployable(sets[name])
@@ -95,21 +136,31 @@ def main() -> None:
         v1_f = one_step_value(full, te)
         cl = None
         if args.closed_loop_sessions:
-            cl = closed_loop_table({"never offer": "never", "trigger rule": "rule", **learned, "full-information": full},
+            live = {k: v for k, v in learned.items() if own[k].get("closed_loop", True)}
+            cl = closed_loop_table({"never offer": "never", "trigger rule": "rule", **live, "full-information": full},
                                    cfg, args.closed_loop_sessions, (2001,))
         for name, tcfg, vpol in variants:
             ms = sets[name]
             v1_l = one_step_value(learned[name], te)
             v1_cm = one_step_channel_model(ms, te)
             g = ms.evaluation.get("guard", {})
-            c = (lambda col, who=name: float(cl.loc[who, col]) if cl is not None else float("nan"))
-            row = {"label": name, "world": args.world, "train_sessions": n, "log_epsilon": train_cfg.epsilon, "train_rows": int(ms.meta["rows"]),
+            c = (lambda col, who=name: float(cl.loc[who, col]) if cl is not None and who in cl.index else float("nan"))
+            keeps = g.get("keeps_learned", {})
+            # what train() ships under each rule: the learned policy, or the constant ("none": never offer)
+            shipped = {r: (c("norm_vs_full_info") if keeps.get(r)
+                           else 0.0 if g.get("best_constant") == "none" else float("nan")) for r in GUARD_RULES} if g else {}
+            row = {"label": name, "world": args.world, "train_sessions": n, "log_seed": log_seed,
+                   "shuffle_outcomes": bool(own[name].get("shuffle_outcomes")),
+                   "log_epsilon": train_cfg.epsilon, "train_rows": int(ms.meta["rows"]),
                    "train_s": round(train_s[name], 1), "offer_margin": vpol.offer_margin,
                    "guard_verdict": g.get("verdict"), "guard_best_constant": g.get("best_constant"),
                    "guard_difference": (g.get("learned_minus_best_constant") or {}).get("difference"),
                    "guard_low": (g.get("learned_minus_best_constant") or {}).get("low"),
                    "guard_high": (g.get("learned_minus_best_constant") or {}).get("high"),
-                   "constant_action": ms.constant_action,
+                   "constant_action": ms.constant_action, "guard_rule": g.get("rule"),
+                   "guard_keeps": keeps, "guard_clipped": g.get("learned_minus_best_constant_clipped"),
+                   "one_step_learned_minus_never": v1_l - v_never_1,
+                   "closed_shipped_norm": shipped,
                    "trees_per_head": {h: int(b.num_trees()) for h, b in ms.channel_model.boosters_.items()}
                    if ms.channel_model is not None else None,
                    "one_step_learned": v1_l, "one_step_full_info": v1_f, "one_step_never": v_never_1,
@@ -133,6 +184,13 @@ def main() -> None:
                   f"{row['offers_per_session_learned']:.3f}; guard {row['guard_verdict']} vs {row['guard_best_constant']} "
                   f"{row['guard_difference']} [{row['guard_low']}, {row['guard_high']}]; trees {row['trees_per_head']})",
                   flush=True)
+            if g:
+                cg = row["guard_clipped"]
+                print(f"    log seed {log_seed}, {name}: true one-step learned - never {row['one_step_learned_minus_never']:+.4f}"
+                      f" per decision; guard DR {row['guard_difference']:+.4f} [{row['guard_low']:+.4f}, "
+                      f"{row['guard_high']:+.4f}], clipped at {cg['max_weight']:g} {cg['difference']:+.4f} [{cg['low']:+.4f}, "
+                      f"{cg['high']:+.4f}]; keeps learned: {keeps}; closed-loop normalised of what train() ships: "
+                      + ", ".join(f"{r} {v:.3f}" for r, v in shipped.items()), flush=True)
             out = Path(args.out)
             out.parent.mkdir(parents=True, exist_ok=True)
             with out.open("a") as f:

@@ -26,13 +26,28 @@ The guard
 Before the bundle is built, the learners are cross-fitted on folds of the logs (decisions of one
 session stay in one fold). On the held-out folds the library's doubly robust estimator
 (:func:`nextchannel.evaluate.dr`, with the cross-fitted values as its reward model) estimates,
-with 95% intervals, the learned greedy policy — with the ``offer_margin`` of the policy given to
-:func:`train`, the margin the bundle decides with — ``none`` for everyone and every constant action;
-:func:`nextchannel.evaluate.compare` then tests the learned policy against the best constant. If
-it is not better, :func:`train` warns (:class:`~nextchannel.errors.PersonalisationNotBetterWarning`)
-and the model set decides with that constant action (``TrainConfig(guard=False)`` skips the
-check, ``guard="warn"`` checks and keeps the learned policy). The figures go to the model set's
-``evaluation`` (the bundle manifest).
+with 95% intervals, the learned greedy policy — with the ``offer_margin`` the bundle decides with
+(the policy's, or the one ``tune_margin`` chose: the margin is chosen first) — ``none`` for
+everyone and every constant action; :func:`nextchannel.evaluate.compare` gives the paired
+difference of the learned policy and the best constant. ``TrainConfig.guard_rule`` decides
+(:data:`GUARD_RULES`):
+
+* ``"not_below"`` (the default): keep the learned policy unless its DR estimate is below the best
+  constant's — with unbiased estimates, pick the higher. Measured on the simulator
+  (``benchmarks/learning_curve.py``, README issue 9): at 10k–20k logged sessions the 95% interval is
+  as wide as the learned policy's true gain, so ``"better"`` shipped "none" from logs where the
+  learned policy was worth 0.6 of the full-information learner; ``"not_below"`` kept it, and still
+  refused learners that are truly worse (offering everywhere, outcomes shuffled).
+* ``"better"``: keep it only if significantly better (the interval above 0; the rule before).
+* ``"not_worse"``: keep it unless significantly worse (weak protection).
+* ``"clipped_not_below"``: as ``"not_below"``, the importance weights clipped at
+  :data:`GUARD_MAX_WEIGHT` (less variance, biased toward the learner's own estimate).
+
+When the rule does not keep the learned policy, :func:`train` warns
+(:class:`~nextchannel.errors.PersonalisationNotBetterWarning`) and the model set decides with the
+best constant action (``TrainConfig(guard=False)`` skips the check, ``guard="warn"`` checks and
+keeps the learned policy). The figures, every rule's decision on them (``keeps_learned``) and the
+rule applied (``rule``) go to the model set's ``evaluation["guard"]`` (the bundle manifest).
 """
 
 from __future__ import annotations
@@ -58,7 +73,18 @@ from nextchannel.policy import PolicyConfig, eligibility_frame, expected_values,
 from nextchannel.profile import ProfileConfig
 
 __all__ = ["TrainConfig", "train", "logged_reward", "context_frame", "select_margin", "next_decision", "session_reward",
-           "REQUIRED_DECISION_COLUMNS", "KNOWN_DECISION_COLUMNS", "MARGIN_GRID"]
+           "REQUIRED_DECISION_COLUMNS", "KNOWN_DECISION_COLUMNS", "MARGIN_GRID", "GUARD_RULES", "GUARD_MAX_WEIGHT"]
+
+#: The guard's rules: when :func:`train` keeps the learned policy against the best constant action,
+#: given the cross-fitted DR estimate of their difference (value per decision) and its 95% interval.
+GUARD_RULES: dict[str, str] = {
+    "not_below": "kept unless its DR estimate is below the best constant's",
+    "better": "kept only if significantly better than the best constant (95%)",
+    "not_worse": "kept unless significantly worse than the best constant (95%)",
+    "clipped_not_below": "kept unless its DR estimate, importance weights clipped, is below the best constant's",
+}
+#: Largest importance weight of the ``"clipped_not_below"`` rule's DR estimate.
+GUARD_MAX_WEIGHT: float = 10.0
 
 #: Offer margins tried by :func:`select_margin` (in the unit of the business values).
 MARGIN_GRID: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
@@ -99,6 +125,7 @@ class TrainConfig:
         if larger, is kept). Off by default: measured on the simulator (60k training sessions), margin
         0 was best for every model and the DR estimates over the grid were too noisy (±0.03 on 16k
         held-out rows) to pick a margin — they chose 1.5, which kept only a tenth of the gain.
+        The margin is chosen before the guard runs, so the guard tests the margin the bundle decides with.
     outcome : {"auto", "funnel", "reward"}, default "auto"
         What the models learn from: the funnel columns, or the ``reward`` column. ``"auto"``: the
         funnel when ``accepted`` or ``success`` is present (both are then required), else ``reward``.
@@ -109,11 +136,17 @@ class TrainConfig:
         oracle's gain over never offering where per-action lost 25-37% (each action's model sees
         only its own, small share of the logs).
     guard : {True, False, "warn"}, default True
-        Cross-fitted check that the learned policy beats the best constant action (see the module
-        docstring): True falls back to that constant when it does not, "warn" only warns, False
-        skips the check (faster).
+        Cross-fitted check of the learned policy against the best constant action under
+        ``guard_rule`` (see the module docstring): True falls back to that constant when the rule
+        does not keep the learned policy, "warn" only warns, False skips the check (faster).
     guard_folds : int, default 3
         Folds of the cross-fitting (>= 2).
+    guard_rule : {"not_below", "better", "not_worse", "clipped_not_below"}, default "not_below"
+        When the guard keeps the learned policy (see :data:`GUARD_RULES` and the module docstring):
+        ``"not_below"`` unless its cross-fitted DR estimate is below the best constant's;
+        ``"better"`` only if it is significantly better (95%); ``"not_worse"`` unless it is
+        significantly worse; ``"clipped_not_below"`` as ``"not_below"`` with importance weights
+        clipped at :data:`GUARD_MAX_WEIGHT`.
     early_stopping_rounds : int, default 30
         With > 0, each channel-model head stops adding trees once its log-loss on the calibration
         rows has not improved for this many rounds (``n_estimators`` is then the most); 0: always
@@ -162,6 +195,7 @@ class TrainConfig:
     reward_model: str = "pooled"
     guard: bool | str = True
     guard_folds: int = 3
+    guard_rule: str = "not_below"
     early_stopping_rounds: int = 30
     target: str = "one_step"
     target_iterations: int = 3
@@ -205,6 +239,8 @@ class TrainConfig:
             raise ConfigError(f"discount must be in (0, 1], got {self.discount!r}")
         if isinstance(self.guard_folds, bool) or not isinstance(self.guard_folds, int) or self.guard_folds < 2:
             raise ConfigError(f"guard_folds must be an integer >= 2, got {self.guard_folds!r}")
+        if self.guard_rule not in GUARD_RULES:
+            raise ConfigError(f"guard_rule must be one of {list(GUARD_RULES)}, got {self.guard_rule!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -525,13 +561,66 @@ def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFram
     best = max(policy.actions, key=lambda a: values[a]["value"])
     logs = pd.DataFrame({"action": decisions["action"].to_numpy(), "propensity": prop, "reward": reward})
     c = compare(logs, champion=constants[best], challenger=learned, actions=policy.actions, reward_hat=q, estimator="dr", ci=0.95)
+    clipped = _clipped_dr_difference(reward, codes, prop, learned, constants[best], q, GUARD_MAX_WEIGHT)
+    keeps = {"not_below": c.difference >= 0, "better": c.verdict == "better", "not_worse": c.verdict != "worse",
+             "clipped_not_below": clipped["difference"] >= 0}
     return {"estimator": "dr", "folds": folds, "ci": 0.95, "rows": int(len(X)),
             "values": {k_: {kk: round(float(v), 6) for kk, v in d.items()} for k_, d in values.items()},
             "best_constant": best,
             "learned_minus_best_constant": {"difference": round(c.difference, 6), "low": round(c.low, 6),
                                             "high": round(c.high, 6)},
+            "learned_minus_best_constant_clipped": {k_: round(v, 6) for k_, v in clipped.items()},
             "verdict": c.verdict, "learned_offer_rate": round(float((learned[:, 0] == 0).mean()), 6),
-            "offer_margin": float(policy.offer_margin)}
+            "offer_margin": float(policy.offer_margin),
+            "keeps_learned": {r: bool(k_) for r, k_ in keeps.items()}}
+
+
+def _clipped_dr_difference(reward: np.ndarray, action: np.ndarray, propensity: np.ndarray, challenger: np.ndarray,
+                           champion: np.ndarray, q: np.ndarray, max_weight: float) -> dict[str, float]:
+    """DR estimate of challenger − champion (deterministic policies) with importance weights clipped.
+
+    Per round ``q(x, π(x)) + min(1[a = π(x)] / p, max_weight) · (r − q(x, a))`` for each policy; the
+    mean of the per-round differences and its normal 95% interval. Clipping trades the variance of
+    rarely logged actions for a bias toward the reward model's own (direct-method) estimate.
+    """
+    idx = np.arange(len(reward))
+    resid = reward - q[idx, action]
+    w = np.minimum(1.0 / propensity, max_weight)
+
+    def rounds(pi: np.ndarray) -> np.ndarray:
+        a = pi.argmax(axis=1)
+        return q[idx, a] + (a == action) * w * resid
+
+    d = rounds(challenger) - rounds(champion)
+    diff = float(d.mean())
+    half = 1.959963984540054 * float(d.std(ddof=1)) / float(np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return {"difference": diff, "low": diff - half, "high": diff + half, "max_weight": float(max_weight)}
+
+
+def _guard_decision(g: dict[str, Any], config: TrainConfig) -> str | None:
+    """Apply ``config.guard_rule`` to the guard's figures ``g`` (records ``rule`` and ``decision`` in it).
+
+    Returns the constant action the bundle falls back to, or None. Warns
+    (:class:`~nextchannel.errors.PersonalisationNotBetterWarning`) when the rule does not keep the
+    learned policy, also under ``guard="warn"`` (which keeps it).
+    """
+    rule = config.guard_rule
+    keep = g["keeps_learned"][rule]
+    g["rule"] = rule
+    g["decision"] = "learned" if keep or config.guard == "warn" else "constant"
+    if keep:
+        return None
+    v, best = g["values"], g["best_constant"]
+    d = g["learned_minus_best_constant_clipped" if rule == "clipped_not_below" else "learned_minus_best_constant"]
+    msg = (f"personalisation did not pass the guard against always {best!r} on held-out logs (guard_rule={rule!r}: "
+           f"{GUARD_RULES[rule]}): learned {v['learned']['value']:.4g} [{v['learned']['low']:.4g}, "
+           f"{v['learned']['high']:.4g}] vs {v[best]['value']:.4g} [{v[best]['low']:.4g}, {v[best]['high']:.4g}], "
+           f"difference {d['difference']:.4g} [{d['low']:.4g}, {d['high']:.4g}] (cross-fitted DR, 95%); "
+           + ("the bundle decides with that constant action (TrainConfig(guard=False) keeps the learned policy)"
+              if g["decision"] == "constant" else "keeping the learned policy (guard='warn')"))
+    warnings.warn(msg, PersonalisationNotBetterWarning, stacklevel=4)  # 4: past train and accepts_old_form
+    logger.warning(msg)
+    return best if g["decision"] == "constant" else None
 
 
 class _NoBar:
@@ -653,30 +742,8 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
     reward = logged_reward(decisions, policy) if outcome == "funnel" else \
         pd.to_numeric(decisions["reward"]).to_numpy(dtype=float)
     bar.update()
-    bar.set_postfix_str("guard")
-    teacher = _Teacher(outcome, config, policy, cats)
-    evaluation: dict[str, Any] = {}
-    constant_action = None
-    if config.guard is not False:
-        logger.info("guard: cross-fitting on %d folds", config.guard_folds)
-        g = _guard_evaluation(X, ctx, decisions, reward, teacher, policy, config.guard_folds, config.random_state)
-        keep = g["verdict"] == "better"
-        g["decision"] = "learned" if keep or config.guard == "warn" else "constant"
-        evaluation["guard"] = g
-        if not keep:
-            v = g["values"]
-            msg = (f"personalisation was not better than always {g['best_constant']!r} on held-out logs: learned "
-                   f"{v['learned']['value']:.4g} [{v['learned']['low']:.4g}, {v['learned']['high']:.4g}] vs "
-                   f"{v[g['best_constant']]['value']:.4g} [{v[g['best_constant']]['low']:.4g}, "
-                   f"{v[g['best_constant']]['high']:.4g}] (cross-fitted DR, 95%); "
-                   + ("the bundle decides with that constant action (TrainConfig(guard=False) keeps the learned policy)"
-                      if g["decision"] == "constant" else "keeping the learned policy (guard='warn')"))
-            warnings.warn(msg, PersonalisationNotBetterWarning, stacklevel=3)  # 3: past the accepts_old_form wrapper
-            logger.warning(msg)
-            if g["decision"] == "constant":
-                constant_action = g["best_constant"]
-    bar.update()
     bar.set_postfix_str("value model")
+    teacher = _Teacher(outcome, config, policy, cats)
     teacher.fit(X, ctx, decisions, reward)
     cm = teacher.model_ if outcome == "funnel" else None
     vm_params = dict(n_estimators=config.value_n_estimators, num_leaves=config.value_num_leaves,
@@ -703,6 +770,7 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
         warnings.warn(msg, ConstantModelWarning, stacklevel=3)  # 3: past the accepts_old_form wrapper
         logger.warning(msg)
     mean_reward = float(reward.mean())
+    reward_logged = reward
     if config.target == "session":  # the offer model and the margin learn from the session target as well
         reward = session_reward(reward, ev, decisions, policy, eligibility_frame(policy, X, ctx), config.discount,
                                 continuation=config.continuation)
@@ -716,9 +784,20 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
         if m > policy.offer_margin:
             logger.info("offer margin %.2f chosen by DR on %d held-out decisions", m, int(hold.sum()))
             policy = replace(policy, offer_margin=m)
+    bar.update()
+    bar.set_postfix_str("guard")
+    evaluation: dict[str, Any] = {}
+    constant_action = None
+    if config.guard is not False:
+        # after the margin is chosen: the guard tests the policy the bundle decides with
+        logger.info("guard: cross-fitting on %d folds", config.guard_folds)
+        g = _guard_evaluation(X, ctx, decisions, reward_logged, _Teacher(outcome, config, policy, cats), policy,
+                              config.guard_folds, config.random_state)
+        constant_action = _guard_decision(g, config)
+        evaluation["guard"] = g
+    bar.update()
     open_ = np.column_stack([np.ones(len(X), bool)] + [ctx[f"open_{c}"].to_numpy() > 0 for c in policy.channels.names])
     best = 1 + np.argmax(np.where(open_[:, 1:], ev[:, 1:], -np.inf), axis=1)
-    bar.update()
     bar.set_postfix_str("offer model")
     logger.info("fitting the offer model (%s target, %d trees)", config.offer_target, config.offer_n_estimators)
     om = OfferModel(n_estimators=config.offer_n_estimators, target=config.offer_target, num_leaves=config.offer_num_leaves,

@@ -21,6 +21,8 @@ from nextchannel.policy import PolicyConfig, greedy_many
 from nextchannel.scorer import Scorer
 from nextchannel.simulation import SimConfig, simulate
 from nextchannel.training import (
+    GUARD_MAX_WEIGHT,
+    GUARD_RULES,
     MARGIN_GRID,
     REQUIRED_DECISION_COLUMNS,
     TrainConfig,
@@ -366,7 +368,7 @@ def test_schema_hash_covers_the_levels(own, tmp_path):
 
 def test_the_guard_falls_back_when_effects_do_not_depend_on_features():
     d, X = own_world(3000, seed=12, pays=False)
-    with pytest.warns(PersonalisationNotBetterWarning, match=r"not better than always 'Spring E-Mail'"):
+    with pytest.warns(PersonalisationNotBetterWarning, match=r"did not pass the guard against always 'Spring E-Mail'.*guard_rule='not_below'"):
         ms = train(d, features=X, policy=PolicyConfig(channels=OWN_CHANNELS), config=OWN_CFG)
     g = ms.evaluation["guard"]
     assert ms.constant_action == "Spring E-Mail" and g["decision"] == "constant" and g["verdict"] != "better"
@@ -462,6 +464,104 @@ def test_the_guard_tests_the_margin_the_bundle_decides_with(sim):
     assert g0["offer_margin"] == 0.0 and g0["learned_offer_rate"] > 0
     assert big["offer_margin"] == 1e6 and big["learned_offer_rate"] == 0
     assert big["values"]["learned"] == big["values"]["none"]    # never offering is the constant "none"
+
+
+@pytest.fixture(scope="module")
+def guard_logs():
+    return simulate(3000, seed=4)
+
+
+GUARD_CFG = TrainConfig(n_estimators=20, offer_n_estimators=5, value_n_estimators=10)
+
+
+def test_every_guard_rule_decides_on_the_same_figures(guard_logs):
+    """One cross-fitting, four rules: each rule's decision follows from the recorded difference and its
+    interval, the bundle falls back exactly when the configured rule does not keep the learned policy,
+    and the rule is recorded."""
+    import warnings
+
+    sim = guard_logs
+    gs, sets = {}, {}
+    for rule in GUARD_RULES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PersonalisationNotBetterWarning)
+            sets[rule] = train(decisions=sim.decisions, events=sim.events, policy=PolicyConfig(offer_margin=0.25),
+                               config=dataclasses.replace(GUARD_CFG, guard_rule=rule))
+        gs[rule] = sets[rule].evaluation["guard"]
+    first = gs["not_below"]
+    for rule, g in gs.items():
+        assert g["rule"] == rule and g["keeps_learned"] == first["keeps_learned"]
+        assert g["learned_minus_best_constant"] == first["learned_minus_best_constant"]
+        assert (sets[rule].constant_action is None) == g["keeps_learned"][rule]
+        assert g["decision"] == ("learned" if g["keeps_learned"][rule] else "constant")
+    d, c = first["learned_minus_best_constant"], first["learned_minus_best_constant_clipped"]
+    k = first["keeps_learned"]
+    assert k["not_below"] == (d["difference"] >= 0) and k["better"] == (d["low"] > 0)
+    assert k["not_worse"] == (d["high"] >= 0) and k["clipped_not_below"] == (c["difference"] >= 0)
+    assert c["max_weight"] == GUARD_MAX_WEIGHT and c["low"] <= c["difference"] <= c["high"]
+    # "better" implies "not below" implies "not worse": the rules are nested
+    assert k["better"] <= k["not_below"] <= k["not_worse"]
+
+
+def test_the_default_guard_refuses_a_policy_that_offers_everywhere(guard_logs):
+    """Protection: offering at every decision point (offer_margin=-10) is far worse than never offering;
+    the default rule falls back to "none" (the learned policy's DR estimate is clearly below it)."""
+    sim = guard_logs
+    with pytest.warns(PersonalisationNotBetterWarning, match=r"against always 'none'.*the bundle decides with that "
+                                                             r"constant action"):
+        ms = train(decisions=sim.decisions, events=sim.events, policy=PolicyConfig(offer_margin=-10), config=GUARD_CFG)
+    g = ms.evaluation["guard"]
+    assert g["rule"] == "not_below" and g["learned_offer_rate"] > 0.7   # wherever a channel is eligible
+    assert ms.constant_action == "none" and g["learned_minus_best_constant"]["difference"] < 0
+    assert Scorer(ms).decide_many(sim.decisions.head(50), events=sim.events)["action"].eq("none").all()
+
+
+def test_the_guard_tests_the_tuned_margin(guard_logs, monkeypatch):
+    """tune_margin chooses the margin before the guard runs: the guard tests the margin the bundle
+    decides with (before, it tested the margin given and the bundle then decided with another)."""
+    import warnings
+
+    import nextchannel.training as training
+
+    def choose(policy, ev, eligible, action, propensity, reward, grid=MARGIN_GRID, max_weight=50.0):
+        return 0.5, {m: 0.0 for m in grid}
+
+    monkeypatch.setattr(training, "select_margin", choose)
+    sim = guard_logs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PersonalisationNotBetterWarning)
+        ms = train(decisions=sim.decisions, events=sim.events, config=dataclasses.replace(GUARD_CFG, tune_margin=True))
+    assert ms.policy.offer_margin == 0.5 and ms.meta["offer_margin"] == 0.5
+    assert ms.evaluation["guard"]["offer_margin"] == 0.5
+
+
+def test_clipped_dr_difference_without_clipping_is_the_dr_difference():
+    """With no weight above the clip, the clipped estimate is compare()'s DR difference; clipping only
+    shrinks the importance-weighted correction."""
+    from nextchannel.evaluate import compare
+    from nextchannel.training import _clipped_dr_difference, _onehot
+
+    rng = np.random.default_rng(3)
+    n, k = 2000, 3
+    action = rng.integers(0, k, n)
+    prop = rng.choice([0.05, 0.3, 0.65], n)
+    q = rng.normal(size=(n, k))
+    reward = q[np.arange(n), action] + rng.normal(size=n)
+    ch, cp = _onehot(rng.integers(0, k, n), k), _onehot(np.zeros(n, dtype=int), k)
+    logs = pd.DataFrame({"action": np.array(["a", "b", "c"])[action], "propensity": prop, "reward": reward})
+    c = compare(logs, champion=cp, challenger=ch, actions=["a", "b", "c"], reward_hat=q, estimator="dr")
+    full = _clipped_dr_difference(reward, action, prop, ch, cp, q, max_weight=1e9)
+    assert full["difference"] == pytest.approx(c.difference) and full["low"] == pytest.approx(c.low)
+    clipped = _clipped_dr_difference(reward, action, prop, ch, cp, q, max_weight=5.0)
+    assert clipped["difference"] != pytest.approx(c.difference)
+    assert clipped["high"] - clipped["low"] < full["high"] - full["low"]
+
+
+@pytest.mark.parametrize("bad", ["significant", "", None, True])
+def test_guard_rule_must_be_known(bad):
+    with pytest.raises(ConfigError, match=r"guard_rule must be one of \['not_below', 'better', 'not_worse', "
+                                          r"'clipped_not_below'\], got " + __import__("re").escape(repr(bad))):
+        TrainConfig(guard_rule=bad)
 
 
 # ---------------------------------------------------------------------------------------------
