@@ -95,6 +95,31 @@ def shuffle_outcomes(decisions: pd.DataFrame, seed: int) -> pd.DataFrame:
     return d
 
 
+def guard_summary(rows: list[dict]) -> list[str]:
+    """Per size and variant, over the training logs: how often each guard rule keeps the learned policy,
+    the mean closed-loop normalised value of what ``train`` ships under it, and the guard's estimates
+    (DR and clipped DR difference to the best constant) beside the true one-step learned − never."""
+    lines = []
+    keys = sorted({(r["train_sessions"], r["label"]) for r in rows if r.get("guard_keeps")})
+    for n, label in keys:
+        rs = [r for r in rows if r["train_sessions"] == n and r["label"] == label and r.get("guard_keeps")]
+        seeds = [r.get("log_seed") for r in rs]
+        parts = []
+        for rule in GUARD_RULES:
+            kept = sum(bool(r["guard_keeps"][rule]) for r in rs)
+            shipped = [r["closed_shipped_norm"][rule] for r in rs]
+            mean = np.mean(shipped) if shipped and not np.isnan(shipped).any() else float("nan")
+            parts.append(f"{rule} keeps {kept}/{len(rs)}, ships {mean:.2f}")
+        lines.append(f"n={n:,} {label} (log seeds {seeds}): " + "; ".join(parts))
+        for r in rs:
+            cg = r["guard_clipped"]
+            lines.append(f"    seed {r.get('log_seed')}: true one-step learned - never {r['one_step_learned_minus_never']:+.3f}, "
+                         f"DR {r['guard_difference']:+.3f} [{r['guard_low']:+.3f}, {r['guard_high']:+.3f}], clipped "
+                         f"{cg['difference']:+.3f} [{cg['low']:+.3f}, {cg['high']:+.3f}] (vs {r['guard_best_constant']}); "
+                         f"closed-loop learned {r['closed_norm']:.2f}")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,20000,60000,120000")
@@ -107,7 +132,14 @@ def main() -> None:
                     help="exploration share of the training logs' rule_epsilon logging policy (default: the world's, 0.3)")
     ap.add_argument("--log-seeds", default="1", help="seeds of the training logs, one run per seed (guard study)")
     ap.add_argument("--out", default="benchmarks/results/learning_curve.jsonl")
+    ap.add_argument("--summarise", action="store_true",
+                    help="only print the guard summary of the rows already in --out (rows with the guard's figures)")
     args = ap.parse_args()
+    if args.summarise:
+        rows = [json.loads(x) for x in Path(args.out).read_text().splitlines() if x.strip()]
+        sizes = {int(x) for x in args.sizes.split(",")}
+        print("\n".join(guard_summary([r for r in rows if r["train_sessions"] in sizes and r["world"] == args.world])))
+        return
     cfg = world_config(args.world)
     train_cfg = cfg if args.log_epsilon is None else dataclasses.replace(cfg, epsilon=args.log_epsilon)
     pol = PolicyConfig.from_sim(cfg)
@@ -118,6 +150,7 @@ def main() -> None:
         print(f"world {args.world}; variant {name}: offer margin {vpol.offer_margin:g}, train config {tcfg.to_json()}")
     te = simulate(args.test_sessions, seed=1001, config=cfg)
     v_never_1 = float(te.decisions["ev_none"].mean())
+    rows_run = []
     for n, log_seed in [(int(x), int(s)) for x in args.sizes.split(",") for s in args.log_seeds.split(",")]:
         tr = simulate(n, seed=log_seed, config=train_cfg)
         learned, sets, train_s = {}, {}, {}
@@ -195,6 +228,9 @@ def main() -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             with out.open("a") as f:
                 f.write(json.dumps(row, default=float) + "\n")
+            rows_run.append(json.loads(json.dumps(row, default=float)))
+    if any(r.get("guard_keeps") for r in rows_run):
+        print("\n".join(guard_summary(rows_run)))
 
 
 if __name__ == "__main__":
