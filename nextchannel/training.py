@@ -240,7 +240,7 @@ class TrainConfig:
             raise ConfigError(f"discount must be in (0, 1], got {self.discount!r}")
         if isinstance(self.guard_folds, bool) or not isinstance(self.guard_folds, int) or self.guard_folds < 2:
             raise ConfigError(f"guard_folds must be an integer >= 2, got {self.guard_folds!r}")
-        if self.guard_rule not in GUARD_RULES:
+        if not isinstance(self.guard_rule, str) or self.guard_rule not in GUARD_RULES:
             raise ConfigError(f"guard_rule must be one of {list(GUARD_RULES)}, got {self.guard_rule!r}")
 
     def to_dict(self) -> dict[str, Any]:

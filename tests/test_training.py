@@ -557,7 +557,7 @@ def test_clipped_dr_difference_without_clipping_is_the_dr_difference():
     assert clipped["high"] - clipped["low"] < full["high"] - full["low"]
 
 
-@pytest.mark.parametrize("bad", ["significant", "", None, True])
+@pytest.mark.parametrize("bad", ["significant", "", None, True, ["better"]])
 def test_guard_rule_must_be_known(bad):
     with pytest.raises(ConfigError, match=r"guard_rule must be one of \['not_below', 'better', 'not_worse', "
                                           r"'clipped_not_below'\], got " + __import__("re").escape(repr(bad))):
