@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 import warnings
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def main() -> None:
     ap.add_argument("--epsilon", type=float, default=0.1)
     ap.add_argument("--temperature", type=float, default=0.1)
     ap.add_argument("--explore-floor", type=float, default=0.02)
+    ap.add_argument("--explore-schedule", default="",
+                    help="uniform exploration share per week, comma-separated (the last repeats); empty: "
+                         "--epsilon / --explore-floor, week 1 the world's epsilon")
+    ap.add_argument("--gate", choices=("cross-fitted", "held-out"), default="cross-fitted")
+    ap.add_argument("--gate-folds", type=int, default=5)
     ap.add_argument("--full-info-weeks", default="2,4,6,8")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="", help="output name (default: the world)")
@@ -63,16 +69,19 @@ def main() -> None:
                                                  guard=False))
         return deployable(full_information_model_set(donor, logs, policy=base))
 
+    t0 = time.perf_counter()
     loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, policy=pol,
                              exploration=args.exploration, epsilon=args.epsilon, temperature=args.temperature,
-                             explore_floor=args.explore_floor,
+                             explore_floor=args.explore_floor, gate=args.gate, gate_folds=args.gate_folds,
+                             explore_schedule=[float(x) for x in args.explore_schedule.split(",")]
+                             if args.explore_schedule else None,
                              references={"never": "never", "trigger rule": "rule",
                                          "full-information": full_information})
     w = loop.weeks.merge(loop.references, on="week")
     gap = w["full-information"] - w["never"]
     w["normalised"] = (w["value"] - w["never"]) / gap
     w["greedy_normalised"] = (w["greedy_value"] - w["never"]) / gap
-    cols = ["week", "deployed", "value", "value_low", "value_high", "greedy_value", "exploration_cost", "never",
+    cols = ["week", "deployed", "value", "value_low", "value_high", "greedy_value", "explore_share", "exploration_cost", "never",
             "trigger rule", "full-information", "normalised", "greedy_normalised", "offers_per_session",
             "needless_offer_share", "needless_offers_per_session", "gate", "gate_difference", "gate_low",
             "gate_high", "train_sessions"]
@@ -86,7 +95,7 @@ def main() -> None:
     refs["full-information"] = refs["full-information"].interpolate(limit_area="inside")
     plot_learning_loop(loop.weeks, refs, title=f"The learning loop, {name} world, {args.sessions:,} sessions a week"
                        ).savefig(f"{out}.png", dpi=110)
-    print(f"written {out}.csv and {out}.png")
+    print(f"written {out}.csv and {out}.png; the loop took {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
