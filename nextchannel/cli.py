@@ -408,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "replaces --epsilon and --explore-floor")
     p.add_argument("--gate", choices=("cross-fitted", "held-out"), default="cross-fitted",
                    help="compare on every logged decision, cross-fitted by session (default), or on a held-out fifth")
-    p.add_argument("--gate-folds", type=int, default=5, help="folds of the cross-fitted gate (default 5)")
+    p.add_argument("--gate-folds", type=int, default=3, help="folds of the cross-fitted gate (default 3)")
     p.add_argument("--guard", action="store_true",
                    help="train challengers with train()'s guard (a constant fallback is never shipped); default: "
                         "off, the loop's own gate decides")

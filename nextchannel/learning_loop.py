@@ -5,23 +5,26 @@ and the scorer (deployment). Week 1 is logged by the trigger rule with explorati
 ``rule_epsilon`` logging policy); then, each week:
 
 1. retrain on every week's logs so far (:func:`nextchannel.train`, on the propensities the
-   deployed policies logged) — with a random fifth of the sessions held out for the gate;
-   :func:`~nextchannel.train`'s own guard (learned vs the best constant, cross-fitted) is off by
-   default: on weeks of a few thousand sessions it always fell back to a constant, so the gate
-   never saw a learned policy; the gate below is the loop's one decision (``guard=True`` restores
-   the guard, and a challenger whose guard fell back is then never shipped);
+   deployed policies logged); :func:`~nextchannel.train`'s own guard (learned vs the best constant,
+   cross-fitted) is off by default: on weeks of a few thousand sessions it always fell back to a
+   constant, so the gate never saw a learned policy; the gate below is the loop's one decision
+   (``guard=True`` restores the guard, and a challenger whose guard fell back is then never shipped);
 2. the gate: the challenger's greedy policy against the champion's (the current policy, the
    trigger rule at first) with :func:`nextchannel.evaluate.compare` — doubly robust, paired, on
-   the held-out logged decisions; publish only when the challenger is not worse (its interval
-   reaches the champion's value), its point estimate is not below the champion's by more than
-   ``min_effect`` (a wide interval alone must not let a worse policy through: at 1,500 sessions a
-   week it spans ±1.3 per decision), and the challenger's own value model does not value it below
+   every logged decision, cross-fitted by session (``gate="cross-fitted"``, the default: each fold
+   is valued by a challenger trained on the other folds, the folds pooled into one comparison, and
+   the challenger that passes is trained on all the logs; ``gate="held-out"`` trains on the logs
+   minus a fifth of the sessions and compares on that fifth: an interval about √5 times as wide); publish
+   only when the challenger is not worse (its interval reaches the champion's value), its point
+   estimate is not below the champion's by more than ``min_effect`` (a wide interval alone must
+   not let a worse policy through), and the challenger's own value model does not value it below
    the champion on the same decisions (a policy acting against its own model, e.g. a negative
-   margin, is refused without waiting for the noisy estimate to show it); optionally
-   *better* when its offer rate differs from the champion's by more than ``offer_rate_ratio``;
-3. deploy the champion with epsilon exploration (its propensities are logged) and simulate the
-   next week closed-loop under it; a shadow run of the same week under the greedy champion
-   (same seed, no exploration) measures the exploration's cost.
+   margin, is refused without waiting for the noisy estimate to show it); optionally *better*
+   when its offer rate differs from the champion's by more than ``offer_rate_ratio``;
+3. deploy the champion with exploration (its propensities are logged; ``explore_schedule`` sets
+   the share week by week, more while little is logged) and simulate the next week closed-loop
+   under it; a shadow run of the same week under the greedy champion (same seed, no exploration)
+   measures the exploration's cost.
 
 Each week is its own slice of calendar time (``epoch_start_s`` advances by 7 days) with its own
 visitors; ids are prefixed ``w<week>-`` so that the logs of all weeks can be pooled.
@@ -183,7 +186,7 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
                       config: SimConfig | None = None, train_config: TrainConfig | None = None,
                       policy: PolicyConfig | None = None, epsilon: float = 0.1, first_week_epsilon: float | None = None,
                       explore_schedule: Sequence[float] | None = None, gate: str = "cross-fitted",
-                      gate_folds: int = 5, gate_share: float = 0.2, min_effect: float = 0.0,
+                      gate_folds: int = 3, gate_share: float = 0.2, min_effect: float = 0.0,
                       offer_rate_ratio: float | None = None, exploration: str = "softmax", temperature: float = 0.1,
                       explore_floor: float = 0.02, guard: bool = False, references: Mapping[str, Any] | None = None,
                       root: str | Path | None = None) -> LoopResult:
@@ -224,8 +227,10 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
         challenger that passes is then trained on all the logs and published. ``"held-out"``: the
         challenger is trained on the logs minus a stable random ``gate_share`` of the sessions and
         compared on those.
-    gate_folds : int, default 5
-        Folds of the cross-fitted gate (>= 2).
+    gate_folds : int, default 3
+        Folds of the cross-fitted gate (>= 2). Every fold is one more training a week (plus the one on
+        all the logs when the challenger passes); any number of folds compares on every logged
+        decision, more folds only train the fold challengers on more of them.
     gate_share : float, default 0.2
         Share of sessions held out from training by the ``"held-out"`` gate.
     min_effect : float, default 0.0
