@@ -98,7 +98,7 @@ def main() -> None:
     cols = ["week", "deployed", "value", "value_low", "value_high", "greedy_value", "explore_share", "exploration_cost", "never",
             "trigger rule", "full-information", "normalised", "greedy_normalised", "offers_per_session",
             "needless_offer_share", "needless_offers_per_session", "gate", "gate_difference", "gate_low",
-            "gate_high", "train_sessions"]
+            "gate_high", "gate_sessions", "train_sessions", "replaced_value"]
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(w[cols].round(4).to_string(index=False))
     name = args.name or args.world

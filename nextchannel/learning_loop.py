@@ -69,7 +69,7 @@ logger = logging.getLogger(__name__)
 WEEK_COLUMNS: tuple[str, ...] = (
     "week", "deployed", "model_version", "sessions", "value", "value_low", "value_high", "realised",
     "greedy_value", "explore_share", "exploration_cost", "offers_per_session", "needless_offer_share", "needless_offers_per_session",
-    "gate", "gate_difference", "gate_low", "gate_high", "train_sessions",
+    "gate", "gate_difference", "gate_low", "gate_high", "gate_sessions", "train_sessions", "replaced_value",
 )
 
 _WEEK_S = 7 * 86400.0
@@ -86,14 +86,17 @@ class LoopResult:
         ``model_version``; its ``value`` per session (mean of the sessions' ``expected_reward``,
         with a 95% interval ``value_low``/``value_high``) and the ``realised`` mean reward;
         ``greedy_value``, the same week under the greedy version of that policy, and
-        ``exploration_cost`` = ``greedy_value - value``; ``offers_per_session``, the share of offers
+        ``exploration_cost`` = ``greedy_value - value``; ``explore_share``, the week's uniform
+        exploration share (the rule's epsilon or the learned policy's floor or epsilon);
+        ``replaced_value``, in a week that published a new policy, the greedy value of the policy it
+        replaced on the same visitors (else NaN); ``offers_per_session``, the share of offers
         that went to visitors who needed none (``needless_offer_share``) and their number per
         session; the gate that chose the policy (``gate``: ``"first week"``, ``"published"``,
         ``"published (better; offer rate changed)"``, ``"kept: challenger worse"``,
         ``"kept: challenger lower (not significant)"``, ``"kept: worse by its own model"``,
         ``"kept: offer rate changed, not better"`` or ``"kept: guard fell back (always <action>)"``,
-        with the paired DR difference and its interval) and how many
-        sessions the challenger was trained on.
+        with the paired DR difference and its interval, and ``gate_sessions``, the sessions compared:
+        those the champion was not trained on) and how many sessions the challenger was trained on.
     model_sets : list of ModelSet or None
         The model set deployed each week (None: the trigger rule).
     references : DataFrame
@@ -301,8 +304,9 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
     rows, ref_rows, deployed_sets = [], [], []
     champion: ModelSet | None = None
     gate_mode = gate
+    champion_weeks = 0   # weeks of logs the champion was trained on: the gate compares on the later ones
     gate = {"gate": "first week", "gate_difference": math.nan, "gate_low": math.nan, "gate_high": math.nan,
-            "train_sessions": 0}
+            "gate_sessions": 0, "train_sessions": 0}
     for week in range(1, n_weeks + 1):
         wcfg = _week_config(cfg, week)
         wseed = seed * 1000 + week
@@ -312,10 +316,15 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
         else:
             rule_eps, floor, eps = eps1 if week == 1 else epsilon, explore_floor, epsilon
         if week > 1:
-            gate, challenger = _retrain_and_gate(_pool(parts), cfg, pol, tcfg, champion, gate_mode, gate_folds,
-                                                 gate_share, min_effect, offer_rate_ratio, compare, seed)
+            gate, challenger = _retrain_and_gate(_pool(parts), cfg, pol, tcfg, champion, champion_weeks + 1,
+                                                 gate_mode, gate_folds, gate_share, min_effect, offer_rate_ratio,
+                                                 compare, seed)
             if challenger is not None:
-                champion = challenger
+                # the policy replaced, greedy on the same visitors: did publishing make the week worse?
+                replaced = simulate(sessions_per_week, seed=wseed, config=wcfg,
+                                    policy="rule" if champion is None else Scorer(champion, n_reasons=0))
+                gate["replaced_value"] = _session_stats(replaced)["value"]
+                champion, champion_weeks = challenger, week - 1
                 if root is not None:
                     champion.save(Path(root) / f"week-{week}", overwrite=True)
         if champion is None:
@@ -335,6 +344,7 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
         stats = _session_stats(live)
         g = _session_stats(greedy)
         rows.append({"week": week, "deployed": name, "model_version": version, **stats, "greedy_value": g["value"],
+                     "replaced_value": math.nan,
                      "explore_share": rule_eps if champion is None else floor if exploration == "softmax" else eps,
                      "exploration_cost": g["value"] - stats["value"], **gate})
         parts.append(_prefixed(live, week))
@@ -386,7 +396,8 @@ def _split_scores(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: Trai
 
 
 def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: TrainConfig,
-                      champion: ModelSet | None, gate_mode: str, gate_folds: int, gate_share: float,
+                      champion: ModelSet | None, fresh_from_week: int, gate_mode: str, gate_folds: int,
+                      gate_share: float,
                       min_effect: float, offer_rate_ratio: float | None, compare: Any,
                       seed: int) -> tuple[dict[str, Any], ModelSet | None]:
     """Train a challenger and compare it with the champion; publish if not worse and not lower in its
@@ -409,6 +420,11 @@ def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: 
     parts = [_split_scores(logs, cfg, pol, tcfg, champion, fit) for fit in fit_sets]
     logged = pd.concat([p[1] for p in parts], ignore_index=True)
     p_chal, p_champ, reward_hat = (np.concatenate([p[i] for p in parts]) for i in (2, 3, 4))
+    # only decisions the champion was not trained on: on its own training sessions a learned champion's
+    # estimate is optimistic (its choices fit their noise), and the gate would keep it against better ones
+    fresh = logged["session_id"].str.extract(r"^w(\d+)-", expand=False).astype(int).to_numpy() >= fresh_from_week
+    logged = logged.loc[fresh].reset_index(drop=True)
+    p_chal, p_champ, reward_hat = p_chal[fresh], p_champ[fresh], reward_hat[fresh]
     c = compare(logged, champion=p_champ, challenger=p_chal, actions=pol.actions, reward_hat=reward_hat,
                 estimator="dr", min_effect=min_effect)
     # the challenger's own model on the same decisions (no importance weights, so no noise from them):
@@ -439,5 +455,6 @@ def _retrain_and_gate(logs: SimResult, cfg: SimConfig, pol: PolicyConfig, tcfg: 
             if challenger.constant_action is not None:
                 ok, verdict = False, f"kept: guard fell back (always {challenger.constant_action})"
     gate = {"gate": verdict, "gate_difference": float(c.difference), "gate_low": float(c.low),
-            "gate_high": float(c.high), "train_sessions": train_sessions}
+            "gate_high": float(c.high), "gate_sessions": int(logged["session_id"].nunique()),
+            "train_sessions": train_sessions}
     return gate, (challenger if ok else None)

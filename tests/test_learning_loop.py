@@ -112,7 +112,7 @@ def test_the_loop_trains_challengers_without_the_guard_unless_asked(monkeypatch)
     assert set(seen) == {True} and len(seen) in (3, 4)
 
 
-def test_the_cross_fitted_gate_compares_on_every_logged_decision(monkeypatch) -> None:
+def test_the_cross_fitted_gate_compares_on_every_decision_the_champion_was_not_trained_on(monkeypatch) -> None:
     real = nextchannel.evaluate.compare
     sizes = []
 
@@ -126,11 +126,15 @@ def test_the_cross_fitted_gate_compares_on_every_logged_decision(monkeypatch) ->
     d = loop.logs.decisions
     week_rows = [int(d["session_id"].str.startswith(f"w{w}-").sum()) for w in (1, 2)]
     week_sessions = [int(d.loc[d["session_id"].str.startswith(f"w{w}-"), "session_id"].nunique()) for w in (1, 2)]
-    assert sizes == [(week_rows[0], week_sessions[0]), (sum(week_rows), sum(week_sessions))]
+    assert sizes == [(week_rows[0], week_sessions[0]), (week_rows[1], week_sessions[1])]
     w = loop.weeks
     assert w.loc[1:, "gate"].tolist() == ["published", "published"]
     assert w["train_sessions"].tolist() == [0, week_sessions[0], sum(week_sessions)]
     assert loop.model_sets[1] is not loop.model_sets[2]
+    # a learned champion is compared only on sessions it was not trained on (week 3: week 2's)
+    assert w["gate_sessions"].tolist() == [0, week_sessions[0], week_sessions[1]]
+    # every publication measured against the policy it replaced, greedy on the same visitors
+    assert w["replaced_value"].iloc[1:].notna().all() and np.isnan(w.loc[0, "replaced_value"])
     held = run_learning_loop(n_weeks=2, sessions_per_week=400, seed=6, train_config=NO_GUARD, gate="held-out",
                              min_effect=100.0)
     assert 0 < held.weeks.loc[1, "train_sessions"] < week_sessions[0]
