@@ -2,7 +2,9 @@
 
 Run:  flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/loop_weeks.py \\
           [--weeks 8] [--sessions 5000] [--world default] [--offer-margin 0.25] \\
-          [--exploration softmax --temperature 0.1 --explore-floor 0.02 | --exploration epsilon --epsilon 0.1]
+          [--exploration softmax --temperature 0.1 --explore-floor 0.02 | --exploration epsilon --epsilon 0.1] \\
+          [--explore-schedule 0.3,0.3,0.2,0.1,0.05,0.02] [--gate cross-fitted --gate-folds 3 | --gate held-out]
+      flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/loop_weeks.py --worse-challenger-seeds 0,1,2,3,4
 
 Runs :func:`nextchannel.learning_loop.run_learning_loop` (default ``TrainConfig()``, train()'s guard
 off: the loop's gate decides; ``--offer-margin`` in the ``PolicyConfig`` the challengers are trained
@@ -12,12 +14,19 @@ logs (every action's true value, same features, deployed through the same Scorer
 week: the deployed (exploring) value and its greedy twin, normalised (V − V(never)) /
 (V(full-information) − V(never)), the exploration's cost, needless offers, the gate's verdict.
 Writes ``benchmarks/results/loop_<name>.csv`` and ``.png`` (``plot_learning_loop``).
+
+``--worse-challenger-seeds`` instead measures the gate's safety: for each seed, two weeks of
+``--sessions`` (default there 1,500) in which the challenger offers wherever it may
+(``offer_margin=-10``: every eligible visitor gets the best channel, needed or not) against the
+trigger rule, under the cross-fitted and the held-out gate; it prints each verdict and how often the
+worse challenger was refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 import warnings
 from pathlib import Path
 
@@ -32,18 +41,29 @@ from closed_loop_common import deployable, full_information_model_set, world_con
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weeks", type=int, default=8)
-    ap.add_argument("--sessions", type=int, default=5000)
+    ap.add_argument("--sessions", type=int, default=None, help="sessions a week (default 5000; 1500 with "
+                    "--worse-challenger-seeds)")
     ap.add_argument("--world", default="default")
     ap.add_argument("--offer-margin", type=float, default=0.25)
     ap.add_argument("--exploration", choices=("epsilon", "softmax"), default="softmax")
     ap.add_argument("--epsilon", type=float, default=0.1)
     ap.add_argument("--temperature", type=float, default=0.1)
     ap.add_argument("--explore-floor", type=float, default=0.02)
+    ap.add_argument("--explore-schedule", default="",
+                    help="uniform exploration share per week, comma-separated (the last repeats); empty: "
+                         "--epsilon / --explore-floor, week 1 the world's epsilon")
+    ap.add_argument("--gate", choices=("cross-fitted", "held-out"), default="cross-fitted")
+    ap.add_argument("--gate-folds", type=int, default=3)
     ap.add_argument("--full-info-weeks", default="2,4,6,8")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="", help="output name (default: the world)")
+    ap.add_argument("--worse-challenger-seeds", default="", help="measure the gate against a worse challenger instead")
     args = ap.parse_args()
     cfg = world_config(args.world)
+    if args.worse_challenger_seeds:
+        worse_challenger(cfg, [int(x) for x in args.worse_challenger_seeds.split(",")], args)
+        return
+    args.sessions = args.sessions or 5000
     base = PolicyConfig.from_sim(cfg)
     pol = dataclasses.replace(base, offer_margin=args.offer_margin)
     fi_weeks = {int(x) for x in args.full_info_weeks.split(",") if x}
@@ -63,19 +83,22 @@ def main() -> None:
                                                  guard=False))
         return deployable(full_information_model_set(donor, logs, policy=base))
 
+    t0 = time.perf_counter()
     loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, policy=pol,
                              exploration=args.exploration, epsilon=args.epsilon, temperature=args.temperature,
-                             explore_floor=args.explore_floor,
+                             explore_floor=args.explore_floor, gate=args.gate, gate_folds=args.gate_folds,
+                             explore_schedule=[float(x) for x in args.explore_schedule.split(",")]
+                             if args.explore_schedule else None,
                              references={"never": "never", "trigger rule": "rule",
                                          "full-information": full_information})
     w = loop.weeks.merge(loop.references, on="week")
     gap = w["full-information"] - w["never"]
     w["normalised"] = (w["value"] - w["never"]) / gap
     w["greedy_normalised"] = (w["greedy_value"] - w["never"]) / gap
-    cols = ["week", "deployed", "value", "value_low", "value_high", "greedy_value", "exploration_cost", "never",
+    cols = ["week", "deployed", "value", "value_low", "value_high", "greedy_value", "explore_share", "exploration_cost", "never",
             "trigger rule", "full-information", "normalised", "greedy_normalised", "offers_per_session",
             "needless_offer_share", "needless_offers_per_session", "gate", "gate_difference", "gate_low",
-            "gate_high", "train_sessions"]
+            "gate_high", "gate_sessions", "train_sessions", "replaced_value"]
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(w[cols].round(4).to_string(index=False))
     name = args.name or args.world
@@ -86,7 +109,30 @@ def main() -> None:
     refs["full-information"] = refs["full-information"].interpolate(limit_area="inside")
     plot_learning_loop(loop.weeks, refs, title=f"The learning loop, {name} world, {args.sessions:,} sessions a week"
                        ).savefig(f"{out}.png", dpi=110)
-    print(f"written {out}.csv and {out}.png")
+    print(f"written {out}.csv and {out}.png; the loop took {time.perf_counter() - t0:.0f} s")
+
+
+def worse_challenger(cfg, seeds: list[int], args: argparse.Namespace) -> None:
+    """How often the gate refuses a challenger that offers wherever it may, across seeds."""
+    pol = dataclasses.replace(PolicyConfig.from_sim(cfg), offer_margin=-10.0)
+    n = args.sessions or 1500
+    rows = []
+    for seed in seeds:
+        for gate in ("cross-fitted", "held-out"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                w = run_learning_loop(2, n, seed=seed, config=cfg, policy=pol, gate=gate, gate_folds=args.gate_folds,
+                                      train_config=TrainConfig(guard=False), references={}).weeks
+            rows.append({"seed": seed, "gate": gate, "verdict": w.loc[1, "gate"],
+                         "difference": w.loc[1, "gate_difference"], "low": w.loc[1, "gate_low"],
+                         "high": w.loc[1, "gate_high"]})
+    t = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200):
+        print(t.round(4).to_string(index=False))
+    refused = t.assign(refused=t["verdict"].str.startswith("kept")).groupby("gate")["refused"].agg(["sum", "count"])
+    print(f"worse challenger (offer_margin=-10) vs the trigger rule, 2 weeks x {n:,} sessions: refused")
+    for gate, r in refused.iterrows():
+        print(f"  {gate}: {int(r['sum'])} of {int(r['count'])} seeds")
 
 
 if __name__ == "__main__":

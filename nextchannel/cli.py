@@ -262,19 +262,28 @@ def _loop(args: argparse.Namespace) -> int:
         raise _UsageError("--target cannot be combined with --config (the config file sets the learner; edit it instead)")
     tcfg = TrainConfig.from_json(_read_text(args.config, "--config")) if args.config else TrainConfig(
         n_estimators=300 if args.n_estimators is None else args.n_estimators, target=args.target or "one_step")
+    try:
+        schedule = None if args.explore_schedule is None else [float(x) for x in args.explore_schedule.split(",")]
+    except ValueError:
+        raise _UsageError(f"--explore-schedule must be comma-separated shares such as 0.3,0.1,0.02, got "
+                          f"{args.explore_schedule!r}") from None
     print(f"learning loop: {args.weeks} weeks x {args.sessions:,} sessions of the {args.world} world (seed {args.seed}); "
           f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with "
-          + (f"softmax exploration (temperature {args.temperature:g}, floor {args.explore_floor:g})"
+          + (f"softmax exploration (temperature {args.temperature:g}, floor "
+             + (f"{args.explore_floor:g})" if schedule is None else "by week: " + args.explore_schedule + ")")
              if args.exploration == "softmax"
-             else f"epsilon {args.epsilon:g}") + f"; value target {tcfg.target}")
+             else f"epsilon {args.epsilon if schedule is None else args.explore_schedule}")
+          + f"; {args.gate} gate; value target {tcfg.target}")
     pol = dataclasses.replace(PolicyConfig.from_sim(cfg), offer_margin=args.offer_margin) \
         if args.offer_margin is not None else None
     loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, train_config=tcfg, policy=pol,
                              epsilon=args.epsilon, exploration=args.exploration, temperature=args.temperature,
-                             explore_floor=args.explore_floor, guard=args.guard, root=args.publish)
+                             explore_floor=args.explore_floor, explore_schedule=schedule, gate=args.gate,
+                             gate_folds=args.gate_folds, guard=args.guard, root=args.publish)
     w = loop.weeks.merge(loop.references, on="week")
     w["normalised"] = (w["value"] - w["never"]) / (w["oracle"] - w["never"])
-    cols = ["week", "deployed", "value", "value_low", "value_high", "normalised", "greedy_value", "exploration_cost",
+    cols = ["week", "deployed", "value", "value_low", "value_high", "normalised", "greedy_value", "explore_share",
+            "exploration_cost",
             "needless_offer_share", "needless_offers_per_session", "gate", "gate_difference", "train_sessions"]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(w[cols].round(4).to_string(index=False))
@@ -393,6 +402,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=0.1, help="temperature of softmax exploration (default 0.1)")
     p.add_argument("--explore-floor", type=float, default=0.02,
                    help="softmax exploration: share spread uniformly over the eligible actions (default 0.02)")
+    p.add_argument("--explore-schedule", default=None,
+                   help="uniform exploration share per week, comma-separated, the last repeats (e.g. 0.3,0.3,0.2,0.1,"
+                        "0.05,0.02): the rule's epsilon while it is the champion and the learned policy's floor; "
+                        "replaces --epsilon and --explore-floor")
+    p.add_argument("--gate", choices=("cross-fitted", "held-out"), default="cross-fitted",
+                   help="compare on every logged decision, cross-fitted by session (default), or on a held-out fifth")
+    p.add_argument("--gate-folds", type=int, default=3, help="folds of the cross-fitted gate (default 3)")
     p.add_argument("--guard", action="store_true",
                    help="train challengers with train()'s guard (a constant fallback is never shipped); default: "
                         "off, the loop's own gate decides")

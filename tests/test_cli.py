@@ -105,6 +105,9 @@ def test_report_from_a_decisions_file(tmp_path, capsys):
     (["loop", "--config", "c.json", "--n-estimators", "5"], "--n-estimators cannot be combined with --config"),
     (["loop", "--config", "nope.json"], "--config file 'nope.json' does not exist"),
     (["loop", "--config", "c.json", "--target", "session"], "--target cannot be combined with --config"),
+    (["loop", "--explore-schedule", "0.3,lots"], "--explore-schedule must be comma-separated shares such as "
+                                                 "0.3,0.1,0.02, got '0.3,lots'"),
+    (["loop", "--weeks", "1", "--gate-folds", "1"], "gate_folds must be an integer >= 2, got 1"),
     (["serve", "--workers", "0"], "nextchannel serve: error: --workers must be >= 1, got 0"),
     (["serve", "--workers", "2", "--store", "memory"], "--workers > 1 needs a shared session store"),
 ])

@@ -37,8 +37,10 @@ def test_weekly_table(loop) -> None:
                                            r"offer rate changed, not better|guard fell back \(always \w+\))").all()
     published = w["gate"].str.startswith("published")
     assert (w.loc[published, "deployed"] == "learned + exploration").all()
-    # the gate trained on the earlier weeks' logs minus its held-out fifth
-    assert 0 < w.loc[1, "train_sessions"] < 700 and w.loc[1, "train_sessions"] < w.loc[2, "train_sessions"] < 1400
+    # the cross-fitted gate judges training on every earlier week's sessions (those with a decision point)
+    d = loop.logs.decisions
+    n1, n2 = (int(d.loc[d["session_id"].str.startswith(f"w{k}-"), "session_id"].nunique()) for k in (1, 2))
+    assert 0 < n1 <= 700 and w["train_sessions"].tolist() == [0, n1, n1 + n2]
     assert ((w["value_low"] <= w["value"]) & (w["value"] <= w["value_high"])).all()
     assert np.allclose(w["exploration_cost"], w["greedy_value"] - w["value"])
     assert ((0 <= w["needless_offer_share"]) & (w["needless_offer_share"] <= 1)).all()
@@ -102,8 +104,55 @@ def test_the_loop_trains_challengers_without_the_guard_unless_asked(monkeypatch)
 
     monkeypatch.setattr(nextchannel.learning_loop, "train", spy)
     run_learning_loop(n_weeks=2, sessions_per_week=300, seed=2, train_config=TINY)   # TINY has guard=True
-    run_learning_loop(n_weeks=2, sessions_per_week=300, seed=2, train_config=NO_GUARD, guard=True)
-    assert seen == [False, True]
+    first = list(seen)
+    seen.clear()
+    run_learning_loop(n_weeks=2, sessions_per_week=300, seed=2, train_config=NO_GUARD, guard=True, gate_folds=3)
+    # one challenger per fold of the cross-fitted gate, and the published one (on all the logs) if it passed
+    assert set(first) == {False} and len(first) in (3, 4)
+    assert set(seen) == {True} and len(seen) in (3, 4)
+
+
+def test_the_cross_fitted_gate_compares_on_every_decision_the_champion_was_not_trained_on(monkeypatch) -> None:
+    real = nextchannel.evaluate.compare
+    sizes = []
+
+    def spy(logs, **kwargs):
+        sizes.append((len(logs), logs["session_id"].nunique()))
+        return real(logs, **kwargs)
+
+    monkeypatch.setattr(nextchannel.evaluate, "compare", spy)
+    loop = run_learning_loop(n_weeks=3, sessions_per_week=400, seed=6, train_config=NO_GUARD, gate_folds=3,
+                             min_effect=100.0)   # tolerant: the challenger is published, then challenged
+    d = loop.logs.decisions
+    week_rows = [int(d["session_id"].str.startswith(f"w{w}-").sum()) for w in (1, 2)]
+    week_sessions = [int(d.loc[d["session_id"].str.startswith(f"w{w}-"), "session_id"].nunique()) for w in (1, 2)]
+    assert sizes == [(week_rows[0], week_sessions[0]), (week_rows[1], week_sessions[1])]
+    w = loop.weeks
+    assert w.loc[1:, "gate"].tolist() == ["published", "published"]
+    assert w["train_sessions"].tolist() == [0, week_sessions[0], sum(week_sessions)]
+    assert loop.model_sets[1] is not loop.model_sets[2]
+    # a learned champion is compared only on sessions it was not trained on (week 3: week 2's)
+    assert w["gate_sessions"].tolist() == [0, week_sessions[0], week_sessions[1]]
+    # every publication measured against the policy it replaced, greedy on the same visitors
+    assert w["replaced_value"].iloc[1:].notna().all() and np.isnan(w.loc[0, "replaced_value"])
+    held = run_learning_loop(n_weeks=2, sessions_per_week=400, seed=6, train_config=NO_GUARD, gate="held-out",
+                             min_effect=100.0)
+    assert 0 < held.weeks.loc[1, "train_sessions"] < week_sessions[0]
+
+
+def test_the_exploration_schedule_sets_each_weeks_share() -> None:
+    schedule = (0.4, 0.2, 0.05)
+    loop = run_learning_loop(n_weeks=4, sessions_per_week=300, seed=4, train_config=NO_GUARD,
+                             explore_schedule=schedule, min_effect=100.0)
+    w, d = loop.weeks, loop.logs.decisions
+    assert w["explore_share"].tolist() == [0.4, 0.2, 0.05, 0.05]
+    assert w.loc[0, "deployed"] == "trigger rule + exploration"
+    # the rule explores with the week's epsilon: its off-rule actions are logged with that share's propensities
+    explored = lambda wk: d[d["session_id"].str.startswith(f"w{wk}-") & (d["propensity"] < 0.5)]  # noqa: E731
+    assert len(explored(1)) > 0 and explored(1)["propensity"].max() <= 0.4
+    assert loop.model_sets[3].policy.exploration == "none"
+    later = d[d["session_id"].str.startswith("w4-")]
+    assert later["propensity"].min() >= 0.05 / len(PolicyConfig.from_sim(SimConfig()).actions) - 1e-12
 
 
 def test_the_real_gate_does_not_ship_a_worse_challenger() -> None:
@@ -145,7 +194,7 @@ def test_a_challenger_that_changes_the_offer_rate_must_be_better(monkeypatch, ve
 
 def test_softmax_exploration_logs_its_propensities() -> None:
     loop = run_learning_loop(n_weeks=2, sessions_per_week=400, seed=4, train_config=NO_GUARD, exploration="softmax",
-                             temperature=0.3, offer_rate_ratio=100.0, min_effect=100.0)
+                             temperature=0.3, min_effect=100.0)
     w, d = loop.weeks, loop.logs.decisions
     assert w.loc[1, "gate"] == "published" and w.loc[1, "deployed"] == "learned + exploration"
     week2 = d[d["session_id"].str.startswith("w2-")]
@@ -174,6 +223,10 @@ def test_loop_command_writes_table_and_plot(tmp_path, capsys) -> None:
     ({"exploration": "ucb"}, "exploration must be 'epsilon' or 'softmax', got 'ucb'"),
     ({"offer_rate_ratio": 0.5}, "offer_rate_ratio must be >= 1, got 0.5"),
     ({"explore_floor": 1.0}, r"explore_floor must be in \[0, 1\), got 1.0"),
+    ({"gate": "split"}, "gate must be 'cross-fitted' or 'held-out', got 'split'"),
+    ({"gate_folds": 1}, "gate_folds must be an integer >= 2, got 1"),
+    ({"explore_schedule": [0.3, 1.0]}, r"explore_schedule must be a non-empty sequence of shares in \[0, 1\), got \[0.3, 1.0\]"),
+    ({"explore_schedule": []}, r"explore_schedule must be a non-empty sequence of shares in \[0, 1\), got \[\]"),
 ])
 def test_bad_arguments(kwargs, match) -> None:
     with pytest.raises(ConfigError, match=match):
