@@ -168,7 +168,7 @@ class _Compiled:
         self.user_names = list(spec.names)
         self.phrase = spec.phraser(phrase)
         self.ctx_names = list(ms.context_features)
-        self.row_names = names + self.ctx_names       # what the value models read, in order
+        self.row_names = tuple(names + self.ctx_names)   # what the value models read, in order
         self.n_row = len(self.row_names)
         self.index = {n: i for i, n in enumerate(names)}
         pol = ms.policy
