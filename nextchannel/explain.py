@@ -376,14 +376,45 @@ class PathContributions:
         """
         import numpy as np
 
+        ids = self._pair_base(first, second) + leaves.astype(np.intp)
+        return np.bincount(np.take(self._signed_feature, ids, axis=0).ravel(),
+                           weights=np.take(self._signed_delta, ids, axis=0).ravel(), minlength=self.num_features)
+
+    def _pair_base(self, first: int, second: int) -> "np.ndarray":
+        """Rows of the signed tables of the first leaf of each tree of ``first`` then of ``second``."""
+        import numpy as np
+
         base = self._pair_offsets.get((first, second))
         if base is None:
             per_model = np.arange(self._trees_per_model) * self.num_models
             base = np.concatenate([self.offsets[per_model + first], len(self.feature) + self.offsets[per_model + second]])
             self._pair_offsets[(first, second)] = base
+        return base
+
+    def difference_pairs(self, leaves: "np.ndarray", first: "np.ndarray", second: "np.ndarray") -> "np.ndarray":
+        """:meth:`difference_one` for many rows: row ``r`` bit for bit ``difference_one(leaves[r], first[r], second[r])``.
+
+        Parameters
+        ----------
+        leaves : array (n_rows, 2 * trees per model)
+            Per row the leaves of model ``first[r]``'s trees then of ``second[r]``'s (the layout of
+            :meth:`difference_one`, e.g. from :meth:`~nextchannel.fastpredict.ModelStack.pair_leaves_many`).
+        first, second : int arrays (n_rows,)
+        """
+        import numpy as np
+
+        n = len(leaves)
+        if n == 0:
+            return np.zeros((0, self.num_features))
+        base = np.empty(leaves.shape, dtype=np.intp)
+        pairs = np.asarray(first, dtype=np.intp) * self.num_models + np.asarray(second, dtype=np.intp)
+        for p in np.unique(pairs).tolist():
+            base[pairs == p] = self._pair_base(p // self.num_models, p % self.num_models)
         ids = base + leaves.astype(np.intp)
-        return np.bincount(np.take(self._signed_feature, ids, axis=0).ravel(),
-                           weights=np.take(self._signed_delta, ids, axis=0).ravel(), minlength=self.num_features)
+        # each row's terms in difference_one's order, into its own bins (bincount adds in input order)
+        bins = np.take(self._signed_feature, ids, axis=0) + (self.num_features * np.arange(n))[:, None, None]
+        return np.bincount(bins.ravel(), weights=np.take(self._signed_delta, ids, axis=0).ravel(),
+                           minlength=n * self.num_features).reshape(n, -1)
 
     def difference(self, leaves: "np.ndarray", first: "np.ndarray", second: "np.ndarray") -> "np.ndarray":
         """Per row, contributions to model ``first[r]``'s raw score minus model ``second[r]``'s.

@@ -473,29 +473,36 @@ class EligibilityRules:
                 v = session[r.field]
                 hit = free & vop(v, lim)
                 if texts and hit.any():
-                    block_text[hit] = [r.text("", x, lim, 0.0, 0.0) for x in v[hit]]
+                    found, code = _render(r, "", lim, v[hit], np.zeros(int(hit.sum())), np.zeros(int(hit.sum())))
+                    block_text[hit] = np.asarray(found, dtype=object)[code]
                 free &= ~hit
             ok = np.ones((n, len(self.channels) + 1), dtype=bool)
             ok[:, 1:] = free[:, None]
-            chan_texts = []
+            # per channel: its distinct texts, and per row the number of its text (0: none)
+            chan_texts: list[list[str]] = []
+            chan_codes = np.zeros((n, len(self.channels)), dtype=np.intp) if texts else None
             per = {"open": open_, "wait_s": wait_s, "lang_ok": lang_ok, "opted_out": opted_out}
             for j, (ch, rules) in enumerate(zip(self.channels, self.per_channel)):
                 todo = free.copy()
-                text = np.full(n, "", dtype=object) if texts else None
+                found: list[str] = []
                 for r, lim, _, vop, _ in rules:
                     v = device if r.field == "device" else np.asarray(per[r.field][:, j], dtype=float)
                     hit = todo & vop(v, lim)
                     if texts and hit.any():
-                        text[hit] = [r.text(ch, x, lim, la, de) for x, la, de in zip(v[hit], language[hit], device[hit])]
+                        rendered, code = _render(r, ch, lim, v[hit], language[hit], device[hit])
+                        chan_codes[hit, j] = 1 + len(found) + code
+                        found += rendered
                     todo &= ~hit
                 ok[:, j + 1] = todo
-                chan_texts.append(text)
+                chan_texts.append(found)
         if not texts:
             return ok, None
         why = block_text
         rows = np.flatnonzero(free & ~ok[:, 1:].all(axis=1))
-        if len(rows):
-            why[rows] = [" | ".join(p for p in parts if p) for parts in zip(*(t[rows] for t in chan_texts))]
+        if len(rows):  # each distinct combination of the channels' texts joined once
+            combos, inverse = np.unique(chan_codes[rows], axis=0, return_inverse=True)
+            joined = [" | ".join(found[c - 1] for found, c in zip(chan_texts, combo) if c) for combo in combos.tolist()]
+            why[rows] = np.asarray(joined, dtype=object)[inverse.ravel()]
         return ok, why
 
     def frame(self, X: Any, C: Any, *, texts: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -514,6 +521,21 @@ class EligibilityRules:
                          contacts_started=col(X, "contacts_started", 0), open_=chans(C, "open_{}", 1),
                          wait_s=chans(C, "wait_{}_s", 0), lang_ok=chans(C, "lang_ok_{}", 1),
                          opted_out=chans(X, "prof_optout_{}", 0), texts=texts)
+
+
+def _render(rule: _Rule, channel: str, limit: Any, value: np.ndarray, language: np.ndarray,
+            device: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """A rule's why-not text for many hits, each distinct (value, language, device) rendered once.
+
+    Returns the distinct texts and, per hit, the index of its text. Inputs are told apart by their
+    bits (so -0.0 and 0.0, which a format may show differently, are rendered apart); the text is the
+    one :meth:`EligibilityRules.one` renders for the same numbers.
+    """
+    keys = np.ascontiguousarray(np.column_stack([value, language, device]), dtype=np.float64)
+    _, first, inverse = np.unique(keys.view(np.dtype((np.void, keys.itemsize * 3))).ravel(), return_index=True,
+                                  return_inverse=True)
+    texts = [rule.text(channel, value[i], limit, language[i], device[i]) for i in first.tolist()]
+    return texts, inverse.ravel()
 
 
 def eligibility(cfg: PolicyConfig, *, device: str | None, language: str | None,

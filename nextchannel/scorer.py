@@ -216,23 +216,22 @@ class _Compiled:
         return M
 
     def reasons_many(self, M: np.ndarray, ev: np.ndarray, eligible: np.ndarray, chosen: np.ndarray, k: int,
-                     leaves: np.ndarray | None = None, num_threads: int = 1) -> list[list[str]]:
+                     num_threads: int = 1) -> list[list[str]]:
         """The reasons of decisions (rows of ``M``): the value models' path contributions to
         ``EV(chosen) − EV(runner-up)`` (:func:`~nextchannel.policy.runner_up_many`), in words.
 
-        One definition for both executors: ``decide_many`` calls it on its rows, a lazy
-        ``Decision.reasons`` on the one row its decision was made on.
+        The batch executor of :meth:`explain_one`: the same two models' leaves per row
+        (:meth:`~nextchannel.fastpredict.ModelStack.pair_leaves_many`), the same sums
+        (:meth:`~nextchannel.explain.PathContributions.difference_pairs`), equal bit for bit.
         """
         out: list[list[str]] = [[] for _ in range(len(M))]
         rival = runner_up_many(self.policy, ev, eligible, chosen)
         rows = np.flatnonzero(rival >= 0)
         if not len(rows) or not k:
             return out
-        if leaves is None:
-            leaves = self.stack.leaf_many(M[rows], num_threads)
-        else:
-            leaves = leaves[rows]
-        contrib = self.paths.difference(leaves.astype(np.int64), chosen[rows], rival[rows])
+        first, second = chosen[rows], rival[rows]
+        leaves = self.stack.pair_leaves_many(M[rows], first, second, num_threads)
+        contrib = self.paths.difference_pairs(leaves, first, second)
         texts = top_reasons_many(self.row_names, M[rows], contrib, np.ones(len(rows), dtype=bool), k=k,
                                  phrase_fn=self.phrase)
         for i, t in zip(rows, texts):

@@ -583,3 +583,32 @@ def test_a_stack_refuses_multi_output_models_and_rows_that_differ():
                       lgb.Dataset(X, X[:, 0], feature_name=["a", "b", "c"]), 2)
     with pytest.raises(BundleError, match="not a prefix of the widest"):
         stack_model_texts([reg.model_to_string(), other.model_to_string()])
+
+
+def test_pair_leaves_many_are_the_stacks_leaves_of_the_two_models():
+    """The batch reasons' leaves: per row model ``first``'s trees then ``second``'s, walked model by model
+    on the rows that compare it, equal to the stack's leaf output of those trees (padding: leaf 0)."""
+    from nextchannel.fastpredict import ModelStack
+
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(500, 4))
+    params = {"verbose": -1, "num_threads": 1, "num_leaves": 5}
+    texts = [lgb.train({**params, "objective": "regression"}, lgb.Dataset(X, X[:, k] + rng.normal(size=500)),
+                       n).model_to_string() for k, n in enumerate((6, 3, 8))]
+    Z = rng.normal(size=(400, 4))
+    Z[rng.random(Z.shape) < 0.1] = np.nan
+    first, second = rng.integers(0, 3, 400), rng.integers(0, 3, 400)
+    with ModelStack(texts) as stack:
+        got = stack.pair_leaves_many(Z, first, second)
+        ref = stack.leaf.predict_many(Z).reshape(400, stack.num_iterations, 3)
+        rows = np.arange(400)
+        assert got.shape == (400, 2 * stack.num_iterations)
+        assert np.array_equal(got[:, :stack.num_iterations], ref[rows, :, first])
+        assert np.array_equal(got[:, stack.num_iterations:], ref[rows, :, second])
+        # their path contributions: the batch = the lazy one-row gather = the stack-layout batch, bit for bit
+        from nextchannel.explain import PathContributions
+
+        paths = PathContributions(stack.text, 3, 4)
+        pairs = paths.difference_pairs(got, first, second)
+        assert np.array_equal(pairs, paths.difference(ref.reshape(400, -1).astype(np.int64), first, second))
+        assert all(np.array_equal(pairs[r], paths.difference_one(got[r], first[r], second[r])) for r in range(400))
