@@ -245,7 +245,9 @@ def batch_throughput(scorer: Scorer, n_sessions: int) -> dict[str, float]:
              ("Booster.predict (same models), 2 threads", lambda: booster_predict(2)),
              # the models alone: one C call on the whole stack against ModelStack's model-by-model batch
              ("stack, one call", lambda: scorer._c.stack.raw.predict_many(M)),
-             ("stack, model by model", lambda: scorer._c.stack.predict_many(M))]
+             ("stack, model by model", lambda: [fb.predict_many(np.ascontiguousarray(M[:, :fb.num_features]))
+                                                for fb in scorer._c.stack.parts("raw")]),
+             ("stack, groups of models", lambda: scorer._c.stack.predict_many(M))]
     ts: dict[str, list[float]] = {name: [] for name, _ in paths}
     for _ in range(5):  # interleaved rounds
         for name, fn in paths:
@@ -361,8 +363,11 @@ def main() -> None:
     print(f"with 2 threads (Scorer(n_jobs=2), Booster.predict(num_threads=2)): decide_many {bt['decide_many, 2 threads']:,.0f} "
           f"rows/s = {bt['decide_many, 2 threads'] / ref:.2f}x one-thread Booster.predict, "
           f"{bt['decide_many, 2 threads'] / ref2:.2f}x two-thread Booster.predict ({ref2:,.0f} rows/s)")
-    print(f"the models alone, {bt['rows']:,} rows: the stack in one call {bt['stack, one call']:,.0f} rows/s, "
-          f"model by model (ModelStack.predict_many) {bt['stack, model by model']:,.0f} rows/s")
+    groups = scorer._c.stack.group_bounds
+    print(f"the models alone, {bt['rows']:,} rows: the stack in one call {bt['stack, one call']:,.0f} rows/s "
+          f"({bt['stack, one call'] / ref:.2f}x), model by model {bt['stack, model by model']:,.0f} rows/s "
+          f"({bt['stack, model by model'] / ref:.2f}x), in {len(groups)} groups of models {groups} "
+          f"(ModelStack.predict_many) {bt['stack, groups of models']:,.0f} rows/s ({bt['stack, groups of models'] / ref:.2f}x)")
     mem = memory(scorer, reqs, args.memory_calls)
     mem["rss_after_import_and_load_mb"] = rss_loaded
     results["memory"] = mem
