@@ -438,6 +438,21 @@ def _eligible(c: _Compiled, row: np.ndarray, ctx: tuple[list[bool], list[float],
     return c.rules.check(-1.0, -1.0, 0.0, math.nan, 0.0, open_, wait, lang_ok, opted)
 
 
+def _eligible_many(c: _Compiled, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_eligible` for the rows of a batch matrix (features then the channel context), vectorised:
+    the inputs are the columns the per-request step reads from its row."""
+    n = len(M)
+    tail = M[:, c.n_features:]
+    opted = np.column_stack([np.zeros(n) if j is None else M[:, j] for j in c.i_optout])
+    if c.web:
+        session = dict(device=M[:, c.i_device], language=M[:, c.i_language], offers_shown=M[:, c.i_shown],
+                       time_since_dismiss_s=M[:, c.i_since_dismiss], contacts_started=M[:, c.i_contacts])
+    else:  # no session: the contact rules have nothing to block on
+        session = dict(device=np.full(n, -1.0), language=np.full(n, -1.0), offers_shown=np.zeros(n),
+                       time_since_dismiss_s=np.full(n, math.nan), contacts_started=np.zeros(n))
+    return c.rules.many(**session, open_=tail[:, 0::3], wait_s=tail[:, 1::3], lang_ok=tail[:, 2::3], opted_out=opted)
+
+
 @_step("policy")
 def _choose(scorer: "Scorer", c: _Compiled, ev: list[float], ok: list[bool], sid: Any, now_ts: float
             ) -> tuple[int, float]:
@@ -809,7 +824,7 @@ class Scorer:
         M = c.matrix(X, C)
         scores = c.stack.predict_many(M, self.n_jobs)
         ev, tau = scores[:, :c.n_actions], scores[:, c.n_actions]
-        elig, why = c.rules.frame(X, C)
+        elig, why = _eligible_many(c, M)
         rows = np.arange(n)
         if pol.exploration == "none":
             a = greedy_many(pol, ev, elig, fixed=c.constant)
