@@ -297,6 +297,7 @@ def main() -> None:
     ap.add_argument("--large", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    t_start = time.perf_counter()
     machine = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
                "python": platform.python_version(), "lightgbm": lgb.__version__, "numpy": np.__version__,
                "pandas": pd.__version__, "platform": platform.platform()}
@@ -380,7 +381,7 @@ def main() -> None:
     tmp = out / "scorer_latency.json.tmp"
     tmp.write_text(json.dumps({"machine": machine, "args": vars(args), "results": results}, indent=1, default=float))
     tmp.replace(out / "scorer_latency.json")
-    print(f"written {out / 'scorer_latency.json'}")
+    print(f"written {out / 'scorer_latency.json'}; the benchmark took {time.perf_counter() - t_start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -217,7 +217,15 @@ class ContextSpec:
             got = self._usual(context)
             if got is not None:
                 return got
-        elif not isinstance(context, Mapping):
+        return self._full_one(context, language)
+
+    def usual_one(self, context: Any) -> tuple[list[bool], list[float], list[bool]] | None:
+        """:meth:`parse_one` of the usual request (a dict of flat booleans and float waits, no language
+        lists), which needs no visitor language; None for any other context (read it with :meth:`parse_one`)."""
+        return self._usual(context) if type(context) is dict and context else None
+
+    def _full_one(self, context: Any, language: str | None) -> tuple[list[bool], list[float], list[bool]]:
+        if not isinstance(context, Mapping):
             raise ValidationError(f"context must be a dict of channel context values, got {excerpt(context)}")
         try:
             return self._one(context, language)

@@ -531,9 +531,14 @@ def _render(rule: _Rule, channel: str, limit: Any, value: np.ndarray, language: 
     bits (so -0.0 and 0.0, which a format may show differently, are rendered apart); the text is the
     one :meth:`EligibilityRules.one` renders for the same numbers.
     """
-    keys = np.ascontiguousarray(np.column_stack([value, language, device]), dtype=np.float64)
-    _, first, inverse = np.unique(keys.view(np.dtype((np.void, keys.itemsize * 3))).ravel(), return_index=True,
-                                  return_inverse=True)
+    code = np.zeros(len(value), dtype=np.int64)
+    small = len(value) < 2**20   # codes below n_hits ** 3 fit in int64; more hits: renumber after each column
+    for column in (value, language, device):  # one code per distinct triple
+        levels, level = np.unique(np.ascontiguousarray(column, dtype=np.float64).view(np.int64), return_inverse=True)
+        code = code * len(levels) + level.ravel()
+        if not small:
+            code = np.unique(code, return_inverse=True)[1].ravel()
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
     texts = [rule.text(channel, value[i], limit, language[i], device[i]) for i in first.tolist()]
     return texts, inverse.ravel()
 

@@ -413,7 +413,9 @@ def _write_context(c: _Compiled, row: np.ndarray, context: Any) -> tuple[list[bo
     if not context:
         row[base:] = c.default_context
         return c.default_lists
-    open_, wait, lang_ok = c.ctx_spec.parse_one(context, _lang_name(row[c.i_language]) if c.web else None)
+    usual = c.ctx_spec.usual_one(context)   # needs no language: no row read, no code lookup
+    open_, wait, lang_ok = usual if usual is not None else \
+        c.ctx_spec.parse_one(context, _lang_name(row[c.i_language]) if c.web else None)
     tail = row[base:]   # (open, wait_s, language served) per channel; numpy writes a bool as 1.0 / 0.0
     tail[0::3], tail[1::3], tail[2::3] = open_, wait, lang_ok
     return open_, wait, lang_ok
