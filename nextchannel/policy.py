@@ -454,7 +454,11 @@ class EligibilityRules:
                           "        ok.append(False)"]
             lines += (["    else:", "        ok.append(True)"] if rules else ["    ok.append(True)"])
         lines.append("    return ok, why")
-        exec(compile("\n".join(lines) + "\n", "<nextchannel.policy eligibility rules>", "exec"), env)  # noqa: S102
+        source = "\n".join(lines) + "\n"
+        code = _CHECK_CODE.get(source)
+        if code is None:  # the source depends on which rules are on, not on their limits: a few per process
+            code = _CHECK_CODE[source] = compile(source, "<nextchannel.policy eligibility rules>", "exec")
+        exec(code, env)  # noqa: S102 - our own rule table
         return env["check"]
 
     def many(self, *, device: np.ndarray, language: np.ndarray, offers_shown: np.ndarray,
@@ -523,6 +527,25 @@ class EligibilityRules:
                          opted_out=chans(X, "prof_optout_{}", 0), texts=texts)
 
 
+_CHECK_CODE: dict[str, Any] = {}
+_RULES_OF: dict[int, tuple[PolicyConfig, EligibilityRules]] = {}
+_RULES_LOCK = threading.Lock()
+
+
+def _rules_of(cfg: PolicyConfig) -> EligibilityRules:
+    """The compiled rules of a config, kept per config object (a frozen config's rules never change), so
+    that the functions below, called per request by code that holds a config, do not compile them again."""
+    hit = _RULES_OF.get(id(cfg))
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
+    rules = EligibilityRules(cfg)
+    with _RULES_LOCK:
+        if len(_RULES_OF) >= 64:
+            _RULES_OF.clear()
+        _RULES_OF[id(cfg)] = (cfg, rules)   # the entry holds cfg: its id is not reused while cached
+    return rules
+
+
 def _render(rule: _Rule, channel: str, limit: Any, value: np.ndarray, language: np.ndarray,
             device: np.ndarray) -> tuple[list[str], np.ndarray]:
     """A rule's why-not text for many hits, each distinct (value, language, device) rendered once.
@@ -561,7 +584,7 @@ def eligibility(cfg: PolicyConfig, *, device: str | None, language: str | None,
     >>> ok, why
     ([True, False, False, False, False, False, False], ['all: cooldown after a dismissal 20 s ago'])
     """
-    return EligibilityRules(cfg).one(
+    return _rules_of(cfg).one(
         device=_code(DEVICES, device), language=_code(LANGUAGES, language), offers_shown=offers_shown,
         time_since_dismiss_s=time_since_dismiss_s, contacts_started=contacts_started, open_=open_, wait_s=wait_s,
         lang_ok=lang_ok, opted_out=[1.0 if x else 0.0 for x in opted_out])
@@ -749,7 +772,7 @@ def eligibility_many(cfg: PolicyConfig, *, device: np.ndarray, language: np.ndar
     ``device`` and ``language`` are code arrays (index in ``schema.DEVICES`` / ``LANGUAGES``, -1 unknown);
     :meth:`EligibilityRules.many` without the texts.
     """
-    return EligibilityRules(cfg).many(device=device, language=language, offers_shown=offers_shown,
+    return _rules_of(cfg).many(device=device, language=language, offers_shown=offers_shown,
                                       time_since_dismiss_s=time_since_dismiss_s, contacts_started=contacts_started,
                                       open_=open_, wait_s=wait_s, lang_ok=lang_ok, opted_out=opted_out, texts=False)[0]
 
@@ -757,4 +780,4 @@ def eligibility_many(cfg: PolicyConfig, *, device: np.ndarray, language: np.ndar
 def eligibility_frame(cfg: PolicyConfig, X: Any, C: Any) -> np.ndarray:
     """:func:`eligibility_many` from a feature frame ``X`` (features of :mod:`nextchannel.features`,
     ``prof_optout_<ch>``) and a channel-context frame ``C`` (``open_<ch>``, ``wait_<ch>_s``, ``lang_ok_<ch>``)."""
-    return EligibilityRules(cfg).frame(X, C, texts=False)[0]
+    return _rules_of(cfg).frame(X, C, texts=False)[0]
