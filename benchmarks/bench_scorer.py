@@ -245,7 +245,9 @@ def batch_throughput(scorer: Scorer, n_sessions: int) -> dict[str, float]:
              ("Booster.predict (same models), 2 threads", lambda: booster_predict(2)),
              # the models alone: one C call on the whole stack against ModelStack's model-by-model batch
              ("stack, one call", lambda: scorer._c.stack.raw.predict_many(M)),
-             ("stack, model by model", lambda: scorer._c.stack.predict_many(M))]
+             ("stack, model by model", lambda: [fb.predict_many(np.ascontiguousarray(M[:, :fb.num_features]))
+                                                for fb in scorer._c.stack.parts("raw")]),
+             ("stack, groups of models", lambda: scorer._c.stack.predict_many(M))]
     ts: dict[str, list[float]] = {name: [] for name, _ in paths}
     for _ in range(5):  # interleaved rounds
         for name, fn in paths:
@@ -295,6 +297,7 @@ def main() -> None:
     ap.add_argument("--large", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    t_start = time.perf_counter()
     machine = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
                "python": platform.python_version(), "lightgbm": lgb.__version__, "numpy": np.__version__,
                "pandas": pd.__version__, "platform": platform.platform()}
@@ -361,8 +364,11 @@ def main() -> None:
     print(f"with 2 threads (Scorer(n_jobs=2), Booster.predict(num_threads=2)): decide_many {bt['decide_many, 2 threads']:,.0f} "
           f"rows/s = {bt['decide_many, 2 threads'] / ref:.2f}x one-thread Booster.predict, "
           f"{bt['decide_many, 2 threads'] / ref2:.2f}x two-thread Booster.predict ({ref2:,.0f} rows/s)")
-    print(f"the models alone, {bt['rows']:,} rows: the stack in one call {bt['stack, one call']:,.0f} rows/s, "
-          f"model by model (ModelStack.predict_many) {bt['stack, model by model']:,.0f} rows/s")
+    groups = scorer._c.stack.group_bounds
+    print(f"the models alone, {bt['rows']:,} rows: the stack in one call {bt['stack, one call']:,.0f} rows/s "
+          f"({bt['stack, one call'] / ref:.2f}x), model by model {bt['stack, model by model']:,.0f} rows/s "
+          f"({bt['stack, model by model'] / ref:.2f}x), in {len(groups)} groups of models {groups} "
+          f"(ModelStack.predict_many) {bt['stack, groups of models']:,.0f} rows/s ({bt['stack, groups of models'] / ref:.2f}x)")
     mem = memory(scorer, reqs, args.memory_calls)
     mem["rss_after_import_and_load_mb"] = rss_loaded
     results["memory"] = mem
@@ -375,7 +381,7 @@ def main() -> None:
     tmp = out / "scorer_latency.json.tmp"
     tmp.write_text(json.dumps({"machine": machine, "args": vars(args), "results": results}, indent=1, default=float))
     tmp.replace(out / "scorer_latency.json")
-    print(f"written {out / 'scorer_latency.json'}")
+    print(f"written {out / 'scorer_latency.json'}; the benchmark took {time.perf_counter() - t_start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -162,6 +162,30 @@ class ContextSpec:
         self._channel_set = frozenset(names)
         k = len(names)
         self._defaults = ([True] * k, [0.0] * k, [True] * k)
+        self._usual = self._compile_usual()
+
+    def _compile_usual(self) -> Any:
+        """:meth:`_one` for the usual request, written out as one plain function per catalogue.
+
+        The usual request: flat keys only, each ``open_<ch>`` / ``lang_ok_<ch>`` True, False or absent,
+        each ``wait_<ch>_s`` a finite float >= 0 or absent, no ``languages_<ch>``. The function returns
+        what :meth:`_one` returns for it, and None for any other context (which :meth:`_one` then reads
+        in full, errors included), so it adds no rule of its own.
+        """
+        lines = ["def usual(ctx):", "    get = ctx.get"]
+        conds = []
+        for j, (_, ko, kw, kl, kls) in enumerate(self._keys):
+            lines.append(f"    o{j} = get({ko!r}, True); w{j} = get({kw!r}, 0.0); l{j} = get({kl!r}, True)")
+            conds.append(f"(o{j} is True or o{j} is False) and type(w{j}) is float and w{j} - w{j} == 0.0 and "
+                         f"w{j} >= 0.0 and (l{j} is True or l{j} is False) and {kls!r} not in ctx")
+        k = len(self._keys)
+        lines += ["    if " + " and ".join(f"({c})" for c in conds) + " and CHANNELS.isdisjoint(ctx):",
+                  "        return [" + ", ".join(f"o{j}" for j in range(k)) + "], [" +
+                  ", ".join(f"w{j}" for j in range(k)) + "], [" + ", ".join(f"l{j}" for j in range(k)) + "]",
+                  "    return None"]
+        env: dict[str, Any] = {"CHANNELS": self._channel_set}
+        exec(compile("\n".join(lines) + "\n", "<nextchannel.context usual request>", "exec"), env)  # noqa: S102
+        return env["usual"]
 
     @property
     def columns(self) -> list[str]:
@@ -189,6 +213,18 @@ class ContextSpec:
         if not context:
             o, w, lk = self._defaults
             return list(o), list(w), list(lk)
+        if type(context) is dict:
+            got = self._usual(context)
+            if got is not None:
+                return got
+        return self._full_one(context, language)
+
+    def usual_one(self, context: Any) -> tuple[list[bool], list[float], list[bool]] | None:
+        """:meth:`parse_one` of the usual request (a dict of flat booleans and float waits, no language
+        lists), which needs no visitor language; None for any other context (read it with :meth:`parse_one`)."""
+        return self._usual(context) if type(context) is dict and context else None
+
+    def _full_one(self, context: Any, language: str | None) -> tuple[list[bool], list[float], list[bool]]:
         if not isinstance(context, Mapping):
             raise ValidationError(f"context must be a dict of channel context values, got {excerpt(context)}")
         try:

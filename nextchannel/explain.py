@@ -24,6 +24,8 @@ import functools
 import math
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+import numpy as _np
+
 from nextchannel.schema import DEVICES, LANGUAGES, PAGE_TYPES, REFERRERS
 
 __all__ = ["PathContributions", "phrase", "top_reasons", "top_reasons_many", "top_reasons_one"]
@@ -165,7 +167,7 @@ def top_reasons_many(names: Sequence[str], values: "np.ndarray", contrib: "np.nd
     order = np.argsort(-signed, axis=1, kind="stable")[:, :width]
     candidates = np.take_along_axis(signed, order, axis=1).tolist()  # plain ints and floats: a fast loop
     order_rows = order.tolist()
-    index = _index_of(tuple(names))
+    index = _index_of_names(names)
     return [_phrase_leading(names, index, values[r], contrib[r], order_rows[r], candidates[r], bool(sign[r, 0] > 0),
                             k, min_abs, phrase_fn) for r in range(len(values))]
 
@@ -182,13 +184,10 @@ def top_reasons_one(names: Sequence[str], values: "np.ndarray", contrib: "np.nda
     >>> top_reasons_one(names, np.array([3.0, 12.0, 1.0]), np.array([0.4, 0.9, -0.2]), k=2)
     ['12 pages viewed', '3 form errors']
     """
-    import numpy as np
-
-    sign = 1.0 if offer else -1.0
-    signed = np.asarray(contrib, dtype=float) * sign  # x * 1.0 and x * -1.0: the floats top_reasons_many ranks
-    width = min(len(names), k + 3)
-    order = np.argsort(-signed, kind="stable")[:width]
-    return _phrase_leading(names, _index_of(tuple(names)), values, contrib, order.tolist(), signed[order].tolist(),
+    contrib = _np.asarray(contrib, dtype=float)
+    signed = contrib if offer else -contrib   # x * 1.0 is x and x * -1.0 is -x: the floats top_reasons_many ranks
+    order = _np.argsort(-signed, kind="stable")[:min(len(names), k + 3)]
+    return _phrase_leading(names, _index_of_names(names), values, contrib, order.tolist(), signed[order].tolist(),
                            offer, k, min_abs, phrase_fn)
 
 
@@ -217,6 +216,25 @@ def _phrase_leading(names: Sequence[str], index: dict[str, int], values: "np.nda
 @functools.lru_cache(maxsize=16)
 def _index_of(names: tuple[str, ...]) -> dict[str, int]:
     return {n: i for i, n in enumerate(names)}  # a repeated name: the last, as dict(zip(names, values))
+
+
+_INDEX_BY_ID: dict[int, tuple[tuple[str, ...], dict[str, int]]] = {}
+
+
+def _index_of_names(names: Sequence[str]) -> dict[str, int]:
+    """:func:`_index_of` without hashing every name on each call when ``names`` is a tuple (the
+    scorer's row names, read per request): found by identity, the entry holding the tuple (so its id
+    cannot be reused while cached)."""
+    if type(names) is not tuple:
+        return _index_of(tuple(names))
+    hit = _INDEX_BY_ID.get(id(names))
+    if hit is not None and hit[0] is names:
+        return hit[1]
+    index = _index_of(names)
+    if len(_INDEX_BY_ID) >= 16:
+        _INDEX_BY_ID.clear()
+    _INDEX_BY_ID[id(names)] = (names, index)
+    return index
 
 
 class _RowFeatures(Mapping[str, float]):
@@ -331,8 +349,10 @@ class PathContributions:
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.root = np.asarray(root)
         # for difference_one: the paths of every leaf, then the same paths with the deltas negated
-        # (x * -1.0 and -x are the same float), so that one gather gives a row's signed terms
-        self._signed_feature = np.concatenate([self.feature, self.feature])
+        # (x * -1.0 and -x are the same float), so that one gather gives a row's signed terms; the
+        # feature indices as int32 (half the bytes a request pulls into cache; bincount reads any int)
+        self._signed_feature = np.concatenate([self.feature, self.feature]).astype(
+            np.int32 if self.num_features < 2**31 else np.int64)
         self._signed_delta = np.concatenate([self.delta, -self.delta])
         self._trees_per_model = len(blocks) // self.num_models
         self._pair_offsets: dict[tuple[int, int], np.ndarray] = {}
@@ -356,14 +376,45 @@ class PathContributions:
         """
         import numpy as np
 
+        ids = self._pair_base(first, second) + leaves.astype(np.intp)
+        return np.bincount(np.take(self._signed_feature, ids, axis=0).ravel(),
+                           weights=np.take(self._signed_delta, ids, axis=0).ravel(), minlength=self.num_features)
+
+    def _pair_base(self, first: int, second: int) -> "np.ndarray":
+        """Rows of the signed tables of the first leaf of each tree of ``first`` then of ``second``."""
+        import numpy as np
+
         base = self._pair_offsets.get((first, second))
         if base is None:
             per_model = np.arange(self._trees_per_model) * self.num_models
             base = np.concatenate([self.offsets[per_model + first], len(self.feature) + self.offsets[per_model + second]])
             self._pair_offsets[(first, second)] = base
-        ids = base + leaves.astype(np.int64)
-        return np.bincount(np.take(self._signed_feature, ids, axis=0).ravel(),
-                           weights=np.take(self._signed_delta, ids, axis=0).ravel(), minlength=self.num_features)
+        return base
+
+    def difference_pairs(self, leaves: "np.ndarray", first: "np.ndarray", second: "np.ndarray") -> "np.ndarray":
+        """:meth:`difference_one` for many rows: row ``r`` bit for bit ``difference_one(leaves[r], first[r], second[r])``.
+
+        Parameters
+        ----------
+        leaves : array (n_rows, 2 * trees per model)
+            Per row the leaves of model ``first[r]``'s trees then of ``second[r]``'s (the layout of
+            :meth:`difference_one`, e.g. from :meth:`~nextchannel.fastpredict.ModelStack.pair_leaves_many`).
+        first, second : int arrays (n_rows,)
+        """
+        import numpy as np
+
+        n = len(leaves)
+        if n == 0:
+            return np.zeros((0, self.num_features))
+        base = np.empty(leaves.shape, dtype=np.intp)
+        pairs = np.asarray(first, dtype=np.intp) * self.num_models + np.asarray(second, dtype=np.intp)
+        for p in np.unique(pairs).tolist():
+            base[pairs == p] = self._pair_base(p // self.num_models, p % self.num_models)
+        ids = base + leaves.astype(np.intp)
+        # each row's terms in difference_one's order, into its own bins (bincount adds in input order)
+        bins = np.take(self._signed_feature, ids, axis=0) + (self.num_features * np.arange(n))[:, None, None]
+        return np.bincount(bins.ravel(), weights=np.take(self._signed_delta, ids, axis=0).ravel(),
+                           minlength=n * self.num_features).reshape(n, -1)
 
     def difference(self, leaves: "np.ndarray", first: "np.ndarray", second: "np.ndarray") -> "np.ndarray":
         """Per row, contributions to model ``first[r]``'s raw score minus model ``second[r]``'s.

@@ -296,21 +296,43 @@ class Decision:
         return d
 
 
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _new_decision(action: str, offer: bool, channel: str | None, ev: Mapping[str, float], offer_score: float,
+                  propensity: float, model_version: str, reasons: Any, why_not: tuple[str, ...]) -> Decision:
+    """A :class:`Decision` of the scorer's fast path, its fields set in one step (no validation).
+
+    The frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (about 2.4 µs
+    for ten fields); the scorer already holds every field in its final type, so its decisions are
+    built from one dict (0.6 µs), equal to ``Decision(...)`` field for field (tested). ``reasons`` is
+    a tuple or a function computing it on first read, as :class:`_LazyReasons` stores it.
+    """
+    d = _new_object(Decision)
+    _set_attribute(d, "__dict__", {"action": action, "offer": offer, "channel": channel, "ev": ev,
+                                   "offer_score": offer_score, "propensity": propensity,
+                                   "model_version": model_version, "_reasons": reasons, "why_not": why_not,
+                                   "fallback": None})
+    return d
+
+
 # -- the policy step, written once ---------------------------------------------------------------
 # Eligibility is data: contact rules that block every offer (the first that holds names the block),
 # then per-channel rules (the first that holds says why that channel is not offered). A rule reads
 # one input, compares it with a limit taken from the config (no limit: the rule is off), and
-# renders a why-not text. ``_OPS`` holds each comparison twice, for Python floats and for numpy
-# arrays; :class:`EligibilityRules` runs the same compiled rules per request (``one``) and per
-# batch (``many``). Inputs are numbers: device and language as codes (index in ``schema.DEVICES`` /
-# ``schema.LANGUAGES``, -1 or NaN unknown), open / language served as 1 or 0, opt-outs as the
-# profile's ``prof_optout_<ch>`` value.
-_OPS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {
-    ">": (operator.gt, np.greater),
-    ">=": (operator.ge, np.greater_equal),
-    "<": (operator.lt, np.less),
-    "is not": (lambda x, _: not x > 0, lambda x, _: ~(np.asarray(x) > 0)),   # NaN counts as "not"
-    "in": (lambda x, codes: x in codes, lambda x, codes: np.isin(x, codes)),
+# renders a why-not text. ``_OPS`` holds each comparison twice: as Python source for the per-request
+# executor (compiled once per policy into one plain function, see ``EligibilityRules._compile_one``)
+# and as a numpy function for the batch executor; :class:`EligibilityRules` runs the same compiled
+# rules per request (``one``) and per batch (``many``). Inputs are numbers: device and language as
+# codes (index in ``schema.DEVICES`` / ``schema.LANGUAGES``, -1 or NaN unknown), open / language
+# served as 1 or 0, opt-outs as the profile's ``prof_optout_<ch>`` value.
+_OPS: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
+    ">": ("{v} > {lim}", np.greater),
+    ">=": ("{v} >= {lim}", np.greater_equal),
+    "<": ("{v} < {lim}", np.less),
+    "is not": ("not {v} > 0", lambda x, _: ~(np.asarray(x) > 0)),   # NaN counts as "not"
+    "in": ("{v} in {lim}", lambda x, codes: np.isin(x, codes)),
 }
 
 
@@ -349,6 +371,7 @@ _CHANNEL_RULES: tuple[_Rule, ...] = (
           lambda ch, v, lim, lang, dev: f"{ch}: wait {_fmt_s(v)} over the {_fmt_s(lim)} limit"),
 )
 _PER_CHANNEL = ("open", "wait_s", "lang_ok", "opted_out")
+_PER_CHANNEL_ARGS = ("open_", "wait_s", "lang_ok", "opted_out")   # their argument names in the per-request executor
 
 
 class EligibilityRules:
@@ -379,7 +402,7 @@ class EligibilityRules:
         self.channels = cfg.channels.names
 
         def compiled(rules: tuple[_Rule, ...], ch: str) -> tuple[tuple[_Rule, Any, Any, Any, int], ...]:
-            # (rule, limit, scalar op, vectorised op, slot of the input in one()'s per-channel inputs)
+            # (rule, limit, source of the comparison, vectorised op, slot of the input in check()'s per-channel inputs)
             out = []
             for r in rules:
                 lim = r.limit(cfg, ch)
@@ -390,30 +413,53 @@ class EligibilityRules:
 
         self.blocking = compiled(_BLOCKING_RULES, "")
         self.per_channel = tuple(compiled(_CHANNEL_RULES, ch) for ch in self.channels)
+        #: The per-request executor, arguments by position (see :meth:`one`, :meth:`_compile_one`).
+        self.check = self._compile_one()
 
     def one(self, *, device: float, language: float, offers_shown: float, time_since_dismiss_s: float,
             contacts_started: float, open_: Sequence[float], wait_s: Sequence[float], lang_ok: Sequence[float],
             opted_out: Sequence[float]) -> tuple[list[bool], list[str]]:
-        """One request: eligibility over ``cfg.actions`` (``none`` first, always True) and the why-not texts."""
-        session = {"contacts_started": contacts_started, "offers_shown": offers_shown,
-                   "time_since_dismiss_s": time_since_dismiss_s}
-        for r, lim, op, _, _ in self.blocking:
-            v = session[r.field]
-            if op(v, lim):
-                return [True] + [False] * len(self.channels), [r.text("", v, lim, language, device)]
-        ok = [True]
-        why: list[str] = []
-        inputs = (open_, wait_s, lang_ok, opted_out)
+        """One request: eligibility over ``cfg.actions`` (``none`` first, always True) and the why-not texts.
+
+        :attr:`check` with its arguments by name.
+        """
+        return self.check(device, language, offers_shown, time_since_dismiss_s, contacts_started, open_, wait_s,
+                          lang_ok, opted_out)
+
+    def _compile_one(self) -> Callable[..., tuple[list[bool], list[str]]]:
+        """The per-request executor: the compiled rules written out as one plain function.
+
+        Each rule becomes one comparison in source (its ``_OPS`` template) with its limit and text
+        bound as constants, in rule order, so a request costs a few comparisons per channel and no
+        function call unless a rule holds (what ``dataclasses`` and ``attrs`` do for ``__init__``).
+        The function takes (device, language, offers_shown, time_since_dismiss_s, contacts_started,
+        open_, wait_s, lang_ok, opted_out), the per-channel inputs as sequences in catalogue order.
+        """
+        env: dict[str, Any] = {"N_CHANNELS": len(self.channels)}
+        lines = ["def check(device, language, offers_shown, time_since_dismiss_s, contacts_started, open_, wait_s, "
+                 "lang_ok, opted_out):"]
+        for i, (r, lim, src, _, _) in enumerate(self.blocking):
+            env[f"L{i}"], env[f"T{i}"] = lim, r.text
+            lines += [f"    if {src.format(v=f'(v := {r.field})', lim=f'L{i}')}:",
+                      f"        return [True] + [False] * N_CHANNELS, [T{i}('', v, L{i}, language, device)]"]
+        lines += ["    ok = [True]", "    why = []"]
         for j, (ch, rules) in enumerate(zip(self.channels, self.per_channel)):
-            for r, lim, op, _, slot in rules:
-                v = device if slot < 0 else inputs[slot][j]
-                if op(v, lim):
-                    why.append(r.text(ch, v, lim, language, device))
-                    ok.append(False)
-                    break
-            else:
-                ok.append(True)
-        return ok, why
+            env[f"C{j}"] = ch
+            for i, (r, lim, src, _, slot) in enumerate(rules):
+                name = f"{j}_{i}"
+                env[f"L{name}"], env[f"T{name}"] = lim, r.text
+                value = "device" if slot < 0 else f"{_PER_CHANNEL_ARGS[slot]}[{j}]"
+                lines += [f"    {'if' if i == 0 else 'elif'} {src.format(v=f'(v := {value})', lim=f'L{name}')}:",
+                          f"        why.append(T{name}(C{j}, v, L{name}, language, device))",
+                          "        ok.append(False)"]
+            lines += (["    else:", "        ok.append(True)"] if rules else ["    ok.append(True)"])
+        lines.append("    return ok, why")
+        source = "\n".join(lines) + "\n"
+        code = _CHECK_CODE.get(source)
+        if code is None:  # the source depends on which rules are on, not on their limits: a few per process
+            code = _CHECK_CODE[source] = compile(source, "<nextchannel.policy eligibility rules>", "exec")
+        exec(code, env)  # noqa: S102 - our own rule table
+        return env["check"]
 
     def many(self, *, device: np.ndarray, language: np.ndarray, offers_shown: np.ndarray,
              time_since_dismiss_s: np.ndarray, contacts_started: np.ndarray, open_: np.ndarray, wait_s: np.ndarray,
@@ -431,29 +477,36 @@ class EligibilityRules:
                 v = session[r.field]
                 hit = free & vop(v, lim)
                 if texts and hit.any():
-                    block_text[hit] = [r.text("", x, lim, 0.0, 0.0) for x in v[hit]]
+                    found, code = _render(r, "", lim, v[hit], np.zeros(int(hit.sum())), np.zeros(int(hit.sum())))
+                    block_text[hit] = np.asarray(found, dtype=object)[code]
                 free &= ~hit
             ok = np.ones((n, len(self.channels) + 1), dtype=bool)
             ok[:, 1:] = free[:, None]
-            chan_texts = []
+            # per channel: its distinct texts, and per row the number of its text (0: none)
+            chan_texts: list[list[str]] = []
+            chan_codes = np.zeros((n, len(self.channels)), dtype=np.intp) if texts else None
             per = {"open": open_, "wait_s": wait_s, "lang_ok": lang_ok, "opted_out": opted_out}
             for j, (ch, rules) in enumerate(zip(self.channels, self.per_channel)):
                 todo = free.copy()
-                text = np.full(n, "", dtype=object) if texts else None
+                found: list[str] = []
                 for r, lim, _, vop, _ in rules:
                     v = device if r.field == "device" else np.asarray(per[r.field][:, j], dtype=float)
                     hit = todo & vop(v, lim)
                     if texts and hit.any():
-                        text[hit] = [r.text(ch, x, lim, la, de) for x, la, de in zip(v[hit], language[hit], device[hit])]
+                        rendered, code = _render(r, ch, lim, v[hit], language[hit], device[hit])
+                        chan_codes[hit, j] = 1 + len(found) + code
+                        found += rendered
                     todo &= ~hit
                 ok[:, j + 1] = todo
-                chan_texts.append(text)
+                chan_texts.append(found)
         if not texts:
             return ok, None
         why = block_text
         rows = np.flatnonzero(free & ~ok[:, 1:].all(axis=1))
-        if len(rows):
-            why[rows] = [" | ".join(p for p in parts if p) for parts in zip(*(t[rows] for t in chan_texts))]
+        if len(rows):  # each distinct combination of the channels' texts joined once
+            combos, inverse = np.unique(chan_codes[rows], axis=0, return_inverse=True)
+            joined = [" | ".join(found[c - 1] for found, c in zip(chan_texts, combo) if c) for combo in combos.tolist()]
+            why[rows] = np.asarray(joined, dtype=object)[inverse.ravel()]
         return ok, why
 
     def frame(self, X: Any, C: Any, *, texts: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -474,6 +527,45 @@ class EligibilityRules:
                          opted_out=chans(X, "prof_optout_{}", 0), texts=texts)
 
 
+_CHECK_CODE: dict[str, Any] = {}
+_RULES_OF: dict[int, tuple[PolicyConfig, EligibilityRules]] = {}
+_RULES_LOCK = threading.Lock()
+
+
+def _rules_of(cfg: PolicyConfig) -> EligibilityRules:
+    """The compiled rules of a config, kept per config object (a frozen config's rules never change), so
+    that the functions below, called per request by code that holds a config, do not compile them again."""
+    hit = _RULES_OF.get(id(cfg))
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
+    rules = EligibilityRules(cfg)
+    with _RULES_LOCK:
+        if len(_RULES_OF) >= 64:
+            _RULES_OF.clear()
+        _RULES_OF[id(cfg)] = (cfg, rules)   # the entry holds cfg: its id is not reused while cached
+    return rules
+
+
+def _render(rule: _Rule, channel: str, limit: Any, value: np.ndarray, language: np.ndarray,
+            device: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """A rule's why-not text for many hits, each distinct (value, language, device) rendered once.
+
+    Returns the distinct texts and, per hit, the index of its text. Inputs are told apart by their
+    bits (so -0.0 and 0.0, which a format may show differently, are rendered apart); the text is the
+    one :meth:`EligibilityRules.one` renders for the same numbers.
+    """
+    code = np.zeros(len(value), dtype=np.int64)
+    small = len(value) < 2**20   # codes below n_hits ** 3 fit in int64; more hits: renumber after each column
+    for column in (value, language, device):  # one code per distinct triple
+        levels, level = np.unique(np.ascontiguousarray(column, dtype=np.float64).view(np.int64), return_inverse=True)
+        code = code * len(levels) + level.ravel()
+        if not small:
+            code = np.unique(code, return_inverse=True)[1].ravel()
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    texts = [rule.text(channel, value[i], limit, language[i], device[i]) for i in first.tolist()]
+    return texts, inverse.ravel()
+
+
 def eligibility(cfg: PolicyConfig, *, device: str | None, language: str | None,
                 offers_shown: float, time_since_dismiss_s: float, contacts_started: float,
                 open_: Sequence[bool], wait_s: Sequence[float], lang_ok: Sequence[bool],
@@ -492,7 +584,7 @@ def eligibility(cfg: PolicyConfig, *, device: str | None, language: str | None,
     >>> ok, why
     ([True, False, False, False, False, False, False], ['all: cooldown after a dismissal 20 s ago'])
     """
-    return EligibilityRules(cfg).one(
+    return _rules_of(cfg).one(
         device=_code(DEVICES, device), language=_code(LANGUAGES, language), offers_shown=offers_shown,
         time_since_dismiss_s=time_since_dismiss_s, contacts_started=contacts_started, open_=open_, wait_s=wait_s,
         lang_ok=lang_ok, opted_out=[1.0 if x else 0.0 for x in opted_out])
@@ -680,7 +772,7 @@ def eligibility_many(cfg: PolicyConfig, *, device: np.ndarray, language: np.ndar
     ``device`` and ``language`` are code arrays (index in ``schema.DEVICES`` / ``LANGUAGES``, -1 unknown);
     :meth:`EligibilityRules.many` without the texts.
     """
-    return EligibilityRules(cfg).many(device=device, language=language, offers_shown=offers_shown,
+    return _rules_of(cfg).many(device=device, language=language, offers_shown=offers_shown,
                                       time_since_dismiss_s=time_since_dismiss_s, contacts_started=contacts_started,
                                       open_=open_, wait_s=wait_s, lang_ok=lang_ok, opted_out=opted_out, texts=False)[0]
 
@@ -688,4 +780,4 @@ def eligibility_many(cfg: PolicyConfig, *, device: np.ndarray, language: np.ndar
 def eligibility_frame(cfg: PolicyConfig, X: Any, C: Any) -> np.ndarray:
     """:func:`eligibility_many` from a feature frame ``X`` (features of :mod:`nextchannel.features`,
     ``prof_optout_<ch>``) and a channel-context frame ``C`` (``open_<ch>``, ``wait_<ch>_s``, ``lang_ok_<ch>``)."""
-    return EligibilityRules(cfg).frame(X, C, texts=False)[0]
+    return _rules_of(cfg).frame(X, C, texts=False)[0]

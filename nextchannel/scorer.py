@@ -35,6 +35,7 @@ import math
 import threading
 from collections import Counter
 from pathlib import Path
+from types import CodeType
 from collections.abc import Mapping  # not typing.Mapping: isinstance on it is slow
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -48,9 +49,10 @@ from nextchannel.explain import PathContributions, phrase, top_reasons_many, top
 from nextchannel.fastpredict import ModelStack
 from nextchannel.features import SESSION_FEATURES, SessionState, features_many
 from nextchannel.modelset import DEFAULT_BUNDLE, ModelSet, guard_phrase
-from nextchannel.policy import (Decision, EligibilityRules, choose, choose_many, code_name, greedy_many, greedy_one,
-                                runner_up_many, runner_up_one)
-from nextchannel.profile import PreparedProfile, prepare_one, profile_into, profile_one
+from nextchannel.policy import (Decision, EligibilityRules, _new_decision, choose, choose_many, code_name, greedy_many,
+                                greedy_one, runner_up_many, runner_up_one)
+from nextchannel.profile import (PreparedProfile, _max_contacts, _profile_core, _resolve_config, prepare_one, profile_into,
+                                 profile_one)
 from nextchannel.schema import DEVICES, LANGUAGES, NONE_ACTION, Limits, canonical_id
 
 if TYPE_CHECKING:
@@ -166,7 +168,7 @@ class _Compiled:
         self.user_names = list(spec.names)
         self.phrase = spec.phraser(phrase)
         self.ctx_names = list(ms.context_features)
-        self.row_names = names + self.ctx_names       # what the value models read, in order
+        self.row_names = tuple(names + self.ctx_names)   # what the value models read, in order
         self.n_row = len(self.row_names)
         self.index = {n: i for i, n in enumerate(names)}
         pol = ms.policy
@@ -191,6 +193,8 @@ class _Compiled:
         if self.web:
             profile_into(anon, 0, None, 0.0, ms.profile_config)   # an anonymous profile does not depend on time
         self.anon_profile = anon
+        self.profile_layout = _resolve_config(ms.profile_config)._layout if self.web else None
+        self.profile_values = anon.tolist()
         self.default_context = np.tile([1.0, 0.0, 1.0], len(self.channels))
         self.default_lists = ([True] * len(self.channels), [0.0] * len(self.channels), [True] * len(self.channels))
         self.local = threading.local()
@@ -212,23 +216,22 @@ class _Compiled:
         return M
 
     def reasons_many(self, M: np.ndarray, ev: np.ndarray, eligible: np.ndarray, chosen: np.ndarray, k: int,
-                     leaves: np.ndarray | None = None, num_threads: int = 1) -> list[list[str]]:
+                     num_threads: int = 1) -> list[list[str]]:
         """The reasons of decisions (rows of ``M``): the value models' path contributions to
         ``EV(chosen) − EV(runner-up)`` (:func:`~nextchannel.policy.runner_up_many`), in words.
 
-        One definition for both executors: ``decide_many`` calls it on its rows, a lazy
-        ``Decision.reasons`` on the one row its decision was made on.
+        The batch executor of :meth:`explain_one`: the same two models' leaves per row
+        (:meth:`~nextchannel.fastpredict.ModelStack.pair_leaves_many`), the same sums
+        (:meth:`~nextchannel.explain.PathContributions.difference_pairs`), equal bit for bit.
         """
         out: list[list[str]] = [[] for _ in range(len(M))]
         rival = runner_up_many(self.policy, ev, eligible, chosen)
         rows = np.flatnonzero(rival >= 0)
         if not len(rows) or not k:
             return out
-        if leaves is None:
-            leaves = self.stack.leaf_many(M[rows], num_threads)
-        else:
-            leaves = leaves[rows]
-        contrib = self.paths.difference(leaves.astype(np.int64), chosen[rows], rival[rows])
+        first, second = chosen[rows], rival[rows]
+        leaves = self.stack.pair_leaves_many(M[rows], first, second, num_threads)
+        contrib = self.paths.difference_pairs(leaves, first, second)
         texts = top_reasons_many(self.row_names, M[rows], contrib, np.ones(len(rows), dtype=bool), k=k,
                                  phrase_fn=self.phrase)
         for i, t in zip(rows, texts):
@@ -297,28 +300,32 @@ class _ThreadState:
         return self.leaf_pair
 
 
-class _Failed(Exception):
-    """A step of ``decide_one`` failed: which argument it was reading, and the error."""
-
-    def __init__(self, part: str, err: Exception) -> None:
-        super().__init__(part)
-        self.part, self.err = part, err
+_PART_OF_STEP: dict[CodeType, str] = {}
 
 
 def _step(part: str) -> Any:
-    """Name a step of ``decide_one`` by the argument it reads (named in fallbacks and strict errors)."""
-    def wrap(fn: Any) -> Any:
-        @functools.wraps(fn)
-        def step(*args: Any) -> Any:
-            try:
-                return fn(*args)
-            except Exception as err:
-                raise _Failed(part, err) from None
-        return step
-    return wrap
+    """Name a step of ``decide_one`` by the argument it reads (named in fallbacks and strict errors).
+
+    The step itself runs unwrapped (a wrapper with its own ``try`` cost ~0.3 µs per step on every
+    request); when a request fails, :func:`_failed_part` finds the step in the traceback.
+    """
+    def mark(fn: Any) -> Any:
+        _PART_OF_STEP[fn.__code__] = part
+        return fn
+    return mark
+
+
+def _failed_part(err: BaseException) -> str:
+    """The part a failure of ``decide_one`` was reading: the step called from ``decide_one`` it came out of."""
+    tb = err.__traceback__
+    called = tb.tb_next if tb is not None else None   # tb is decide_one's own frame
+    if called is None:
+        return "request"
+    return _PART_OF_STEP.get(called.tb_frame.f_code, "request")
 
 
 _NANS = (math.nan,) * len(SESSION_FEATURES)
+_isinf, _count_nonzero = np.isinf, np.count_nonzero
 
 
 def _finite_now(now_ts: float, now: Any, what: str = "") -> float:
@@ -363,7 +370,7 @@ def _write_session(c: _Compiled, st: _ThreadState, src: Any, now_ts: float) -> N
     head = st.session_view
     try:  # one conversion for the whole vector; the loop below only explains a failure
         head[:] = list(map(get, SESSION_FEATURES, _NANS))
-        clean = not np.isinf(head).any()
+        clean = not _count_nonzero(_isinf(head))
     except (TypeError, ValueError, OverflowError):
         clean = False
     if not clean:
@@ -375,9 +382,11 @@ def _write_session(c: _Compiled, st: _ThreadState, src: Any, now_ts: float) -> N
 def _write_customer(scorer: "Scorer", c: _Compiled, row: np.ndarray, customer: Any, now_ts: float) -> None:
     if customer is None:
         row[c.profile_offset:c.n_builtin] = c.anon_profile
-    else:
-        profile_into(row, c.profile_offset, customer, now_ts, c.ms.profile_config, strict=scorer.strict,
-                     limits=scorer.limits)
+    else:  # profile_into's core without its argument checks (the layout and the row are the scorer's own);
+        # into a list, then one slice write: element writes into a numpy array cost ~80 ns each
+        values = c.profile_values[:]
+        _profile_core(customer, now_ts, c.profile_layout, scorer.strict, values, 0, _max_contacts(scorer.limits))
+        row[c.profile_offset:c.n_builtin] = values
 
 
 @_step("features")
@@ -404,11 +413,11 @@ def _write_context(c: _Compiled, row: np.ndarray, context: Any) -> tuple[list[bo
     if not context:
         row[base:] = c.default_context
         return c.default_lists
-    open_, wait, lang_ok = c.ctx_spec.parse_one(context, _lang_name(row[c.i_language]) if c.web else None)
-    for j in range(len(c.channels)):
-        row[base + 3 * j] = 1.0 if open_[j] else 0.0
-        row[base + 3 * j + 1] = wait[j]
-        row[base + 3 * j + 2] = 1.0 if lang_ok[j] else 0.0
+    usual = c.ctx_spec.usual_one(context)   # needs no language: no row read, no code lookup
+    open_, wait, lang_ok = usual if usual is not None else \
+        c.ctx_spec.parse_one(context, _lang_name(row[c.i_language]) if c.web else None)
+    tail = row[base:]   # (open, wait_s, language served) per channel; numpy writes a bool as 1.0 / 0.0
+    tail[0::3], tail[1::3], tail[2::3] = open_, wait, lang_ok
     return open_, wait, lang_ok
 
 
@@ -425,12 +434,25 @@ def _eligible(c: _Compiled, row: np.ndarray, ctx: tuple[list[bool], list[float],
     f = row.tolist()  # plain floats: Python compares them faster than numpy scalars
     opted = [0.0 if j is None else f[j] for j in c.i_optout]
     if c.web:
-        return c.rules.one(device=f[c.i_device], language=f[c.i_language], offers_shown=f[c.i_shown],
-                           time_since_dismiss_s=f[c.i_since_dismiss], contacts_started=f[c.i_contacts],
-                           open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
+        return c.rules.check(f[c.i_device], f[c.i_language], f[c.i_shown], f[c.i_since_dismiss], f[c.i_contacts],
+                             open_, wait, lang_ok, opted)
     # no session: the contact rules have nothing to block on
-    return c.rules.one(device=-1.0, language=-1.0, offers_shown=0.0, time_since_dismiss_s=math.nan,
-                       contacts_started=0.0, open_=open_, wait_s=wait, lang_ok=lang_ok, opted_out=opted)
+    return c.rules.check(-1.0, -1.0, 0.0, math.nan, 0.0, open_, wait, lang_ok, opted)
+
+
+def _eligible_many(c: _Compiled, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_eligible` for the rows of a batch matrix (features then the channel context), vectorised:
+    the inputs are the columns the per-request step reads from its row."""
+    n = len(M)
+    tail = M[:, c.n_features:]
+    opted = np.column_stack([np.zeros(n) if j is None else M[:, j] for j in c.i_optout])
+    if c.web:
+        session = dict(device=M[:, c.i_device], language=M[:, c.i_language], offers_shown=M[:, c.i_shown],
+                       time_since_dismiss_s=M[:, c.i_since_dismiss], contacts_started=M[:, c.i_contacts])
+    else:  # no session: the contact rules have nothing to block on
+        session = dict(device=np.full(n, -1.0), language=np.full(n, -1.0), offers_shown=np.zeros(n),
+                       time_since_dismiss_s=np.full(n, math.nan), contacts_started=np.zeros(n))
+    return c.rules.many(**session, open_=tail[:, 0::3], wait_s=tail[:, 1::3], lang_ok=tail[:, 2::3], opted_out=opted)
 
 
 @_step("policy")
@@ -611,19 +633,17 @@ class Scorer:
             ctx = _write_context(c, row, context)
             scores = _evaluate(c, st)
             ev = scores[:c.n_actions]
-            if not all(v - v == 0.0 for v in ev):  # NaN or infinite: never decide from such values
+            total = sum(ev)   # finite unless some value is NaN or infinite (or the sum overflows: checked then)
+            if total - total != 0.0 and not all(v - v == 0.0 for v in ev):  # never decide from such values
                 return self._fallback(c.ms, "non-finite expected values: " + ", ".join(
                     f"{name}={v!r}" for name, v in zip(c.actions, ev) if v - v != 0.0))
             ok, why = _eligible(c, row, ctx)
             a, prop = _choose(self, c, ev, ok, sid, now_ts)
-        except _Failed as failed:  # the web path contains every failure (see _contain)
-            return self._contain(c.ms, failed.part, failed.err)
-        except Exception as err:  # pragma: no cover - outside every named step (the buffers)
-            return self._contain(c.ms, "request", err)
+        except Exception as err:  # the web path contains every failure, named by its step (see _contain)
+            return self._contain(c.ms, _failed_part(err), err)
         action = c.actions[a]
-        return Decision(action=action, offer=a != 0, channel=None if a == 0 else action,
-                        ev=dict(zip(c.actions, ev)), offer_score=scores[c.n_actions], propensity=prop,
-                        model_version=c.ms.version, reasons=self._reasons_of(c, row, ev, ok, a), why_not=tuple(why))
+        return _new_decision(action, a != 0, None if a == 0 else action, dict(zip(c.actions, ev)), scores[c.n_actions],
+                             prop, c.ms.version, self._reasons_of(c, row, ev, ok, a), tuple(why))
 
     def _reasons_of(self, c: _Compiled, row: np.ndarray, ev: list[float], ok: list[bool], a: int) -> Any:
         """A decision's reasons: the guard's phrase, none, or a function computing them when read."""
@@ -806,7 +826,7 @@ class Scorer:
         M = c.matrix(X, C)
         scores = c.stack.predict_many(M, self.n_jobs)
         ev, tau = scores[:, :c.n_actions], scores[:, c.n_actions]
-        elig, why = c.rules.frame(X, C)
+        elig, why = _eligible_many(c, M)
         rows = np.arange(n)
         if pol.exploration == "none":
             a = greedy_many(pol, ev, elig, fixed=c.constant)

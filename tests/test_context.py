@@ -107,3 +107,30 @@ def test_spec_is_cached_and_checks_its_channels():
     assert context_spec(CHANNELS) is context_spec(list(CHANNELS))
     with pytest.raises(ValidationError, match="channels must be a non-empty sequence"):
         ContextSpec([])
+
+
+_usual_values = {**{f"open_{c}": st.sampled_from([True, False, None, 1, "yes"]) for c in CHANNELS},
+                 **{f"lang_ok_{c}": st.sampled_from([True, False, np.False_]) for c in CHANNELS},
+                 **{f"wait_{c}_s": st.sampled_from([0.0, -0.0, 12.5, 30, -1.0, math.nan, math.inf]) for c in CHANNELS},
+                 **{f"languages_{c}": st.sampled_from([None, ["en"]]) for c in CHANNELS},
+                 **{c: st.just({"open": False}) for c in CHANNELS}}
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_the_compiled_usual_request_reads_as_the_full_reader(data):
+    """parse_one's compiled path for the usual request (flat bools and float waits) gives what the full
+    reader gives, and hands every other context (other types, languages, nested, bad values) to it."""
+    ctx = {k: data.draw(v) for k, v in _usual_values.items() if data.draw(st.booleans())}
+    lang = data.draw(st.sampled_from(["en", None]))
+    try:
+        full = SPEC._one(ctx, lang)
+    except Exception as err:
+        full = type(err)
+    usual = SPEC._usual(ctx)
+    assert usual is None or usual == full
+    plain = all((k.startswith(("open_", "lang_ok_")) and v in (True, False) and type(v) is bool)
+                or (k.startswith("wait_") and type(v) is float and math.isfinite(v) and v >= 0) for k, v in ctx.items())
+    assert (usual is not None) == plain, ctx
+    got = SPEC.parse_one(ctx, lang) if not isinstance(full, type) else full
+    assert got == full

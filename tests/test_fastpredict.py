@@ -543,6 +543,31 @@ def test_a_stack_of_models_equals_each_model_and_pads_short_ones():
             stack.predict_many(Z[:, :4])
 
 
+@pytest.mark.parametrize("trees_per_call", [1, 12, 24, 48])
+def test_a_long_batch_in_groups_of_models_equals_the_stack_bit_for_bit(trees_per_call, monkeypatch):
+    """Groups of consecutive models (one model, two, the whole stack) give the one-call stack's bits."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(600, 5))
+    y = X[:, 0] - X[:, 1] + rng.normal(size=600)
+    params = {"verbose": -1, "num_threads": 1, "num_leaves": 7}
+    texts = [lgb.train({**params, "objective": "regression"}, lgb.Dataset(X, y), 12).model_to_string(),
+             lgb.train({**params, "objective": "binary"}, lgb.Dataset(X[:, :3], (y > 0).astype(int)), 5).model_to_string(),
+             lgb.train({**params, "objective": "regression"}, lgb.Dataset(X, -y), 9).model_to_string(),
+             lgb.train({**params, "objective": "poisson"}, lgb.Dataset(X, np.exp(y / 4)), 4).model_to_string()]
+    from nextchannel.fastpredict import ModelStack
+
+    monkeypatch.setattr(ModelStack, "TREES_PER_CALL", trees_per_call)
+    Z = rng.normal(size=(3_000, 5)) * 3
+    Z[rng.random(Z.shape) < 0.1] = np.nan
+    with ModelStack(texts) as stack:
+        bounds = stack.group_bounds
+        assert [b for b, _ in bounds] == [0] + [e for _, e in bounds[:-1]] and bounds[-1][1] == 4
+        assert len(bounds) == {1: 4, 12: 4, 24: 2, 48: 1}[trees_per_call], bounds   # 12, 5, 9 and 4 trees
+        one_call = np.vstack([stack.predict_many(Z[i:i + stack.MANY_ROWS]) for i in range(0, len(Z), stack.MANY_ROWS)])
+        assert np.array_equal(stack.predict_many(Z), one_call)
+        assert np.array_equal(stack.leaf_many(Z), stack.leaf.predict_many(Z))
+
+
 def test_a_stack_refuses_multi_output_models_and_rows_that_differ():
     from nextchannel.errors import BundleError
     from nextchannel.fastpredict import stack_model_texts
@@ -558,3 +583,32 @@ def test_a_stack_refuses_multi_output_models_and_rows_that_differ():
                       lgb.Dataset(X, X[:, 0], feature_name=["a", "b", "c"]), 2)
     with pytest.raises(BundleError, match="not a prefix of the widest"):
         stack_model_texts([reg.model_to_string(), other.model_to_string()])
+
+
+def test_pair_leaves_many_are_the_stacks_leaves_of_the_two_models():
+    """The batch reasons' leaves: per row model ``first``'s trees then ``second``'s, walked model by model
+    on the rows that compare it, equal to the stack's leaf output of those trees (padding: leaf 0)."""
+    from nextchannel.fastpredict import ModelStack
+
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(500, 4))
+    params = {"verbose": -1, "num_threads": 1, "num_leaves": 5}
+    texts = [lgb.train({**params, "objective": "regression"}, lgb.Dataset(X, X[:, k] + rng.normal(size=500)),
+                       n).model_to_string() for k, n in enumerate((6, 3, 8))]
+    Z = rng.normal(size=(400, 4))
+    Z[rng.random(Z.shape) < 0.1] = np.nan
+    first, second = rng.integers(0, 3, 400), rng.integers(0, 3, 400)
+    with ModelStack(texts) as stack:
+        got = stack.pair_leaves_many(Z, first, second)
+        ref = stack.leaf.predict_many(Z).reshape(400, stack.num_iterations, 3)
+        rows = np.arange(400)
+        assert got.shape == (400, 2 * stack.num_iterations)
+        assert np.array_equal(got[:, :stack.num_iterations], ref[rows, :, first])
+        assert np.array_equal(got[:, stack.num_iterations:], ref[rows, :, second])
+        # their path contributions: the batch = the lazy one-row gather = the stack-layout batch, bit for bit
+        from nextchannel.explain import PathContributions
+
+        paths = PathContributions(stack.text, 3, 4)
+        pairs = paths.difference_pairs(got, first, second)
+        assert np.array_equal(pairs, paths.difference(ref.reshape(400, -1).astype(np.int64), first, second))
+        assert all(np.array_equal(pairs[r], paths.difference_one(got[r], first[r], second[r])) for r in range(400))

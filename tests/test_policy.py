@@ -310,3 +310,45 @@ def test_fixed_action_choice_equals_vectorised(ev, elig, fixed, u, exploration):
         assert a == greedy and p == 1.0
     else:
         assert probs[greedy] == probs.max()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_compiled_rules_equal_the_vectorised_executor_for_any_config(data):
+    """The per-request executor is the rule table compiled into source: on random configs (rules on and
+    off, device rules, wait limits) and inputs with NaN and boundary values it gives the mask and the
+    texts of the vectorised executor."""
+    from nextchannel.policy import EligibilityRules
+
+    names = PolicyConfig().channels.names
+    cfg = PolicyConfig(
+        no_offer_after_contact=data.draw(st.booleans()), max_offers_per_session=data.draw(st.integers(0, 3)),
+        cooldown_after_dismiss_s=data.draw(st.sampled_from([0.0, 120.0])),
+        wait_limit_s=data.draw(st.dictionaries(st.sampled_from(names), st.sampled_from([0.0, 60.0, 300.0]))),
+        unsuitable_devices=data.draw(st.dictionaries(st.sampled_from(names),
+                                                     st.lists(st.sampled_from(DEVICES), max_size=2))))
+    rules = EligibilityRules(cfg)
+    num = st.sampled_from([math.nan, -1.0, 0.0, 1.0, 2.0, 60.0, 120.0, 300.0])
+    chans = lambda s: data.draw(st.lists(s, min_size=K, max_size=K))  # noqa: E731
+    kw = dict(device=data.draw(st.sampled_from([math.nan, -1.0, 0.0, 1.0, 2.0])),
+              language=data.draw(st.sampled_from([math.nan, -1.0, 0.0, 1.0])),
+              offers_shown=data.draw(num), time_since_dismiss_s=data.draw(num), contacts_started=data.draw(num),
+              open_=chans(num), wait_s=chans(num), lang_ok=chans(num), opted_out=chans(num))
+    ok, why = rules.one(**kw)
+    mask, texts = rules.many(**{k: np.array([v], dtype=float) for k, v in kw.items()})   # one row
+    assert ok == mask[0].tolist()
+    assert " | ".join(why) == texts[0]
+
+
+def test_fast_decision_equals_the_dataclass():
+    from nextchannel.policy import _new_decision
+
+    fields = dict(action="chat", offer=True, channel="chat", ev={"none": 0.1, "chat": 0.4}, offer_score=0.3,
+                  propensity=0.95, model_version="m-1", reasons=("idle 45 s on checkout",), why_not=("phone: closed",))
+    d = Decision(**fields)
+    fast = _new_decision(**fields)
+    assert fast == d and fast.__dict__ == d.__dict__ and fast.to_dict() == d.to_dict()
+    lazy = _new_decision(**{**fields, "reasons": lambda: ["computed"]})
+    assert lazy.reasons == ("computed",) and lazy.fallback is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.action = "none"
