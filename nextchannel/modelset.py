@@ -112,8 +112,9 @@ def evaluation_lines(evaluation: Mapping[str, Any]) -> list[str]:
     d = g.get("learned_minus_best_constant", {})
     lines.append(f"  learned - best constant ({g.get('best_constant')!r}): {d.get('difference', float('nan')):.4g} "
                  f"[{d.get('low', float('nan')):.4g}, {d.get('high', float('nan')):.4g}] -> {g.get('verdict')}")
+    rule = f" (guard rule {g['rule']!r})" if isinstance(g.get("rule"), str) else ""  # bundles before the rules: none
     lines.append("  the bundle decides with: " + ("the learned policy" if g.get("decision") == "learned"
-                                                  else f"always {g.get('best_constant')!r}"))
+                                                  else f"always {g.get('best_constant')!r}") + rule)
     return lines
 
 

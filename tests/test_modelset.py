@@ -515,3 +515,14 @@ def test_verify_prints_the_evaluation_and_agrees_with_load(model_set, tmp_path, 
     assert out.startswith("refused: ") and "offer.txt" in out and out.endswith("1 problem(s)\n")
     with pytest.raises(BundleError, match=r"offer\.txt"):
         ModelSet.load(root)
+
+
+def test_evaluation_lines_name_the_guard_rule_when_the_bundle_records_one():
+    from nextchannel.modelset import evaluation_lines
+
+    g = {"folds": 3, "rows": 10, "values": {"learned": {"value": 0.1, "low": -0.1, "high": 0.3}},
+         "best_constant": "none", "learned_minus_best_constant": {"difference": 0.05, "low": -0.2, "high": 0.3},
+         "verdict": "not significant", "decision": "learned"}
+    assert evaluation_lines({"guard": g})[-1] == "  the bundle decides with: the learned policy"
+    last = evaluation_lines({"guard": {**g, "rule": "not_below"}})[-1]
+    assert last == "  the bundle decides with: the learned policy (guard rule 'not_below')"
