@@ -172,18 +172,21 @@ class ContextSpec:
         what :meth:`_one` returns for it, and None for any other context (which :meth:`_one` then reads
         in full, errors included), so it adds no rule of its own.
         """
-        lines = ["def usual(ctx):", "    get = ctx.get"]
-        conds = []
-        for j, (_, ko, kw, kl, kls) in enumerate(self._keys):
-            lines.append(f"    o{j} = get({ko!r}, True); w{j} = get({kw!r}, 0.0); l{j} = get({kl!r}, True)")
-            conds.append(f"(o{j} is True or o{j} is False) and type(w{j}) is float and w{j} - w{j} == 0.0 and "
-                         f"w{j} >= 0.0 and (l{j} is True or l{j} is False) and {kls!r} not in ctx")
+        # the keys are bound as default arguments (read as fast as constants): no channel name, which may
+        # come from a bundle, is ever written into the source
         k = len(self._keys)
+        keys = {f"{tag}{j}": key for j, (_, *ks) in enumerate(self._keys) for tag, key in zip(("KO", "KW", "KL", "KS"), ks)}
+        lines = ["def usual(ctx, " + ", ".join(f"{name}={name}" for name in keys) + "):", "    get = ctx.get"]
+        conds = []
+        for j in range(k):
+            lines.append(f"    o{j} = get(KO{j}, True); w{j} = get(KW{j}, 0.0); l{j} = get(KL{j}, True)")
+            conds.append(f"(o{j} is True or o{j} is False) and type(w{j}) is float and w{j} - w{j} == 0.0 and "
+                         f"w{j} >= 0.0 and (l{j} is True or l{j} is False) and KS{j} not in ctx")
         lines += ["    if " + " and ".join(f"({c})" for c in conds) + " and CHANNELS.isdisjoint(ctx):",
                   "        return [" + ", ".join(f"o{j}" for j in range(k)) + "], [" +
                   ", ".join(f"w{j}" for j in range(k)) + "], [" + ", ".join(f"l{j}" for j in range(k)) + "]",
                   "    return None"]
-        env: dict[str, Any] = {"CHANNELS": self._channel_set}
+        env: dict[str, Any] = {"CHANNELS": self._channel_set, **keys}
         exec(compile("\n".join(lines) + "\n", "<nextchannel.context usual request>", "exec"), env)  # noqa: S102
         return env["usual"]
 

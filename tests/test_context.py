@@ -134,3 +134,13 @@ def test_the_compiled_usual_request_reads_as_the_full_reader(data):
     assert (usual is not None) == plain, ctx
     got = SPEC.parse_one(ctx, lang) if not isinstance(full, type) else full
     assert got == full
+
+
+def test_channel_names_never_enter_the_compiled_source():
+    """A channel name is data (it may come from a bundle): names with quotes, backslashes or code read the same."""
+    names = ["chat", "a'b", 'c"d\\', "x'); import os; ('"]
+    spec = context_spec(names)
+    ctx = {f"open_{names[1]}": False, f"wait_{names[3]}_s": 12.0, f"lang_ok_{names[2]}": False}
+    assert spec._usual(ctx) == ([True, False, True, True], [0.0, 0.0, 0.0, 12.0], [True, True, False, True])
+    assert spec._usual(ctx) == spec.parse_one(ctx)
+    assert not any(n in spec._usual.__code__.co_consts for n in (f"open_{names[1]}", f"wait_{names[3]}_s"))
