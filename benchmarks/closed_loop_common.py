@@ -8,8 +8,10 @@ root as ``.venv/bin/python benchmarks/<script>.py``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -154,3 +156,14 @@ def closed_loop_table(policies: Mapping[str, Any], config: SimConfig, n_sessions
 def deployable(ms: ModelSet) -> Scorer:
     """The scorer a site would run (no reasons: the simulator does not read them)."""
     return Scorer(ms, n_reasons=0)
+
+
+def append_rows(path: str | Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Append result rows to a JSON-lines file (its folder made if needed); returns them as written
+    (numpy numbers as plain floats), so a script can summarise what the file now holds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(row, default=float) for row in rows]
+    with path.open("a") as f:
+        f.writelines(line + "\n" for line in lines)
+    return [json.loads(line) for line in lines]

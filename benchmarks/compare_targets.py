@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from nextchannel import ModelSet, PolicyConfig, TrainConfig, simulate, train
 
-from closed_loop_common import Z95, closed_loop_table, deployable, full_information_model_set, parse_variant, world_config
+from closed_loop_common import (Z95, append_rows, closed_loop_table, deployable, full_information_model_set, parse_variant,
+                                 world_config)
 from learning_curve import one_step_value
 
 DEFAULT_VARIANTS = ("one_step:target=one_step", "session_greedy:target=session",
@@ -77,8 +76,6 @@ def main() -> None:
     cl, per = closed_loop_table({"never offer": "never", "trigger rule": "rule", **scorers, "full-information": full},
                                 cfg, args.closed_loop_sessions, (args.closed_loop_seed,), per_session=True)
     base = next(iter(variants))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     print(f"{args.train_sessions:,} logged sessions; closed loop on {args.closed_loop_sessions:,} sessions (seed {args.closed_loop_seed}); "
           f"never {cl.loc['never offer', 'value']:.4f}, full-information {cl.loc['full-information', 'value']:.4f}, "
           f"rule {cl.loc['trigger rule', 'value']:.4f} (needless share {cl.loc['trigger rule', 'needless_offer_share']:.3f})")
@@ -104,8 +101,7 @@ def main() -> None:
               f"(vs {base}: {row['closed_minus_first']:+.4f} [{row['closed_minus_first_low']:+.4f}, "
               f"{row['closed_minus_first_high']:+.4f}])  offers/session {row['offers_per_session']:.3f}  "
               f"needless share {row['needless_share']:.3f}  trained {row['train_s']:.0f} s", flush=True)
-        with out.open("a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
+        append_rows(args.out, [row])
 
 
 if __name__ == "__main__":

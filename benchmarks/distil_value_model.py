@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,7 +39,7 @@ from nextchannel.features import features_many
 from nextchannel.models import ValueModel
 from nextchannel.training import _design, context_frame
 
-from closed_loop_common import Z95, closed_loop_table, deployable, full_information_model_set, world_config
+from closed_loop_common import Z95, append_rows, closed_loop_table, deployable, full_information_model_set, world_config
 from learning_curve import one_step_channel_model, one_step_value
 
 
@@ -113,8 +111,6 @@ def main() -> None:
     print(f"{args.train_sessions:,} logged sessions ({args.world}); one-step: channel model's own EVs "
           f"{(v_cm - v_never) / (v1['full-information'] - v_never):.3f}; closed loop on {args.closed_loop_sessions:,} "
           f"sessions: never {cl.loc['never offer', 'value']:.4f}, full-information {cl.loc['full-information', 'value']:.4f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     for name in scorers:
         dd = per[name] - per[base]
         se = float(np.std(dd, ddof=1) / math.sqrt(len(dd)))
@@ -137,8 +133,7 @@ def main() -> None:
               f"[{row['closed_minus_default_low']:+.4f}, {row['closed_minus_default_high']:+.4f}])  offers/session "
               f"{row['offers_per_session']:.3f}  needless {row['needless_share']:.3f}  closed loop "
               f"{row['closed_loop_sessions_per_s']:,.0f} sessions/s", flush=True)
-        with out.open("a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
+        append_rows(args.out, [row])
 
 
 

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from nextchannel import ModelSet, PolicyConfig, Scorer, TrainConfig, simulate, train
 
-from closed_loop_common import Z95, closed_loop_row, world_config
+from closed_loop_common import Z95, append_rows, closed_loop_row, world_config
 
 DEFAULT_EXPLORE = ("epsilon_0.1:exploration=epsilon,epsilon=0.1", "epsilon_0.05:exploration=epsilon,epsilon=0.05",
                    "softmax_0.1_floor_0.02:exploration=softmax,temperature=0.1,explore_floor=0.02",
@@ -92,11 +90,7 @@ def main() -> None:
               f"offers/session {row['offers_per_session']:.3f}  needless share {row['needless_offer_share']:.3f}  "
               f"min propensity {row['min_propensity']:.4f}  weight p99 {row['weight_p99']:.1f}  "
               f"explored share {row['explored_share']:.3f}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a") as f:
-        for row in rows:
-            f.write(json.dumps(row, default=float) + "\n")
+    append_rows(args.out, rows)
 
 
 if __name__ == "__main__":

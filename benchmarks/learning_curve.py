@@ -48,7 +48,8 @@ from nextchannel.features import features_many
 from nextchannel.policy import eligibility_frame, greedy_many
 from nextchannel.training import GUARD_RULES, context_frame
 
-from closed_loop_common import closed_loop_table, deployable, full_information_model_set, parse_variant, world_config
+from closed_loop_common import (append_rows, closed_loop_table, deployable, full_information_model_set, parse_variant,
+                                 world_config)
 
 
 def one_step_value(scorer, te) -> float:
@@ -120,6 +121,26 @@ def guard_summary(rows: list[dict]) -> list[str]:
     return lines
 
 
+def spread_summary(rows: list[dict], world: str, margin: float) -> list[str]:
+    """What the closed-loop ratio moves with across the saved runs of a world at one offer margin.
+
+    Spearman rank correlations, over the distinct runs (a re-run with the same figures counts once), of
+    the closed-loop learned / full-information ratio with the share of offers sent to visitors who
+    needed none, the offers per session and the one-step ratio: an association across runs, not a cause.
+    """
+    df = pd.DataFrame([r for r in rows if r.get("world") == world and r.get("offer_margin") == margin])
+    if df.empty or "closed_norm" not in df:
+        return [f"no closed-loop rows of world {world!r} at offer margin {margin}"]
+    df = df[df["closed_norm"].notna()].drop_duplicates(subset=["train_sessions", "one_step_norm", "closed_norm"])
+    lines = [f"{world}, offer margin {margin}: {len(df)} distinct runs "
+             f"({', '.join(f'{n // 1000}k' for n in sorted(df['train_sessions']))}); "
+             "Spearman correlation with the closed-loop ratio:"]
+    for col, what in (("needless_share_learned", "share of offers to visitors who needed none"),
+                      ("offers_per_session_learned", "offers per session"), ("one_step_norm", "one-step ratio")):
+        lines.append(f"    {what:<46} {df[col].corr(df['closed_norm'], method='spearman'):+.2f}")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,20000,60000,120000")
@@ -134,7 +155,14 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/learning_curve.jsonl")
     ap.add_argument("--summarise", action="store_true",
                     help="only print the guard summary of the rows already in --out (rows with the guard's figures)")
+    ap.add_argument("--spread", type=float, default=None, metavar="MARGIN",
+                    help="only print what the closed-loop ratio moves with across the runs in --out of --world at "
+                         "this offer margin (Spearman correlations)")
     args = ap.parse_args()
+    if args.spread is not None:
+        rows = [json.loads(x) for x in Path(args.out).read_text().splitlines() if x.strip()]
+        print("\n".join(spread_summary(rows, args.world, args.spread)))
+        return
     if args.summarise:
         rows = [json.loads(x) for x in Path(args.out).read_text().splitlines() if x.strip()]
         sizes = {int(x) for x in args.sizes.split(",")}
@@ -224,11 +252,7 @@ def main() -> None:
                       f"{row['guard_high']:+.4f}], clipped at {cg['max_weight']:g} {cg['difference']:+.4f} [{cg['low']:+.4f}, "
                       f"{cg['high']:+.4f}]; keeps learned: {keeps}; closed-loop normalised of what train() ships: "
                       + ", ".join(f"{r} {v:.3f}" for r, v in shipped.items()), flush=True)
-            out = Path(args.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with out.open("a") as f:
-                f.write(json.dumps(row, default=float) + "\n")
-            rows_run.append(json.loads(json.dumps(row, default=float)))
+            rows_run += append_rows(args.out, [row])
     if any(r.get("guard_keeps") for r in rows_run):
         print("\n".join(guard_summary(rows_run)))
 
