@@ -161,8 +161,17 @@ class _Rounds:
     w: np.ndarray
 
 
+def _check_max_weight(max_weight: float | None) -> None:
+    if max_weight is None:
+        return
+    if isinstance(max_weight, bool) or not isinstance(max_weight, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(max_weight)) or float(max_weight) <= 0:
+        raise ValidationError(f"max_weight must be a finite number > 0 or None, got {max_weight!r}")
+
+
 def _validate_rounds(reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: ArrayLike,
-                     reward_hat: ArrayLike | None = None, need_hat: bool = False) -> _Rounds:
+                     reward_hat: ArrayLike | None = None, need_hat: bool = False,
+                     max_weight: float | None = None) -> _Rounds:
     reward = _float_array(reward, "reward", 1)
     n = reward.shape[0]
     if n == 0:
@@ -233,6 +242,8 @@ def _validate_rounds(reward: ArrayLike, action: ArrayLike, propensity: ArrayLike
         _check_finite(hat, "reward_hat")
 
     w = target[np.arange(n), action_arr] / propensity
+    if max_weight is not None:
+        w = np.minimum(w, float(max_weight))
     return _Rounds(reward, action_arr, propensity, target, hat, w)
 
 
@@ -373,8 +384,10 @@ def _estimates(names: Sequence[str], rounds: _Rounds, ci: float | None, ci_metho
 
 def _one(name: str, reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: ArrayLike,
          reward_hat: ArrayLike | None, ci: float | None, ci_method: str, n_bootstrap: int,
-         random_state: int | np.random.Generator | None) -> Estimate:
-    rounds = _validate_rounds(reward, action, propensity, target, reward_hat, need_hat=ESTIMATORS[name][1])
+         random_state: int | np.random.Generator | None, max_weight: float | None = None) -> Estimate:
+    _check_max_weight(max_weight)
+    rounds = _validate_rounds(reward, action, propensity, target, reward_hat, need_hat=ESTIMATORS[name][1],
+                              max_weight=max_weight)
     return _estimates([name], rounds, ci, ci_method, n_bootstrap, random_state)[0]
 
 
@@ -393,7 +406,7 @@ _CI_DOC = """ci : float or None, default None
     n_bootstrap : int, default 1000
         Number of bootstrap resamples.
     random_state : int, numpy Generator or None
-        Seed of the bootstrap; the same seed gives the same interval.
+        Seed of the bootstrap; the same seed gives the same interval.{weights}
 
     Returns
     -------
@@ -442,7 +455,7 @@ def dm(reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: Arra
 
 def ips(reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: ArrayLike, *,
         ci: float | None = None, ci_method: str = "bootstrap", n_bootstrap: int = 1000,
-        random_state: int | np.random.Generator | None = None) -> Estimate:
+        random_state: int | np.random.Generator | None = None, max_weight: float | None = None) -> Estimate:
     """Inverse propensity scoring (importance sampling).
 
     .. math:: \\hat V_{IPS} = \\frac{1}{n}\\sum_i w_i r_i, \\qquad w_i = \\frac{\\pi(a_i|x_i)}{\\pi_0(a_i|x_i)}
@@ -466,12 +479,13 @@ def ips(reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: Arr
     >>> round(ips([1, 0, 1], [1, 1, 0], [0.5, 0.25, 0.5], target).value, 10)
     1.3333333333
     """
-    return _one("ips", reward, action, propensity, target, None, ci, ci_method, n_bootstrap, random_state)
+    return _one("ips", reward, action, propensity, target, None, ci, ci_method, n_bootstrap, random_state,
+                max_weight)
 
 
 def snips(reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: ArrayLike, *,
           ci: float | None = None, ci_method: str = "bootstrap", n_bootstrap: int = 1000,
-          random_state: int | np.random.Generator | None = None) -> Estimate:
+          random_state: int | np.random.Generator | None = None, max_weight: float | None = None) -> Estimate:
     """Self-normalised inverse propensity scoring.
 
     .. math:: \\hat V_{SNIPS} = \\frac{\\sum_i w_i r_i}{\\sum_i w_i}
@@ -499,12 +513,13 @@ def snips(reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: A
     0.5
     """
     return _one("snips", reward, action, propensity, target, None, ci, ci_method, n_bootstrap,
-                random_state)
+                random_state, max_weight)
 
 
 def dr(reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: ArrayLike,
        reward_hat: ArrayLike, *, ci: float | None = None, ci_method: str = "bootstrap",
-       n_bootstrap: int = 1000, random_state: int | np.random.Generator | None = None) -> Estimate:
+       n_bootstrap: int = 1000, random_state: int | np.random.Generator | None = None,
+       max_weight: float | None = None) -> Estimate:
     """Doubly robust: the direct method corrected by importance-weighted residuals.
 
     .. math:: \\hat V_{DR} = \\frac{1}{n}\\sum_i \\Big[\\sum_a \\pi(a|x_i)\\hat r(x_i,a)
@@ -533,13 +548,19 @@ def dr(reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: Arra
     1.1
     """
     return _one("dr", reward, action, propensity, target, reward_hat, ci, ci_method, n_bootstrap,
-                random_state)
+                random_state, max_weight)
 
 
 # The four estimators share their parameter docs; fill them in once (docstrings are None under -OO).
+_WEIGHTS_DOC = """
+    max_weight : float or None, default None
+        Clip every importance weight at this value: less variance from rarely logged actions, for a
+        bias (toward 0 for IPS, toward the reward model's own direct-method value for DR). None, the
+        default: no clipping, unbiased."""
 for _fn in (dm, ips, snips, dr):
     if _fn.__doc__:
-        _fn.__doc__ = _fn.__doc__.replace("{params}", _PARAMS_DOC).replace("{ci}", _CI_DOC)
+        _fn.__doc__ = _fn.__doc__.replace("{params}", _PARAMS_DOC).replace(
+            "{ci}", _CI_DOC.replace("{weights}", "" if _fn is dm else _WEIGHTS_DOC))
 del _fn
 
 
@@ -827,7 +848,7 @@ def _hat_matrix(x: Any, actions: list[str], logs: pd.DataFrame) -> np.ndarray:
 def compare(logs: pd.DataFrame, *, champion: Any, challenger: Any, actions: Sequence[str],
             reward_hat: Any = None, estimator: str = "dr", ci: float = 0.95, ci_method: str = "normal",
             n_bootstrap: int = 1000, random_state: int | np.random.Generator | None = 0,
-            min_effect: float = 0.0) -> Comparison:
+            min_effect: float = 0.0, max_weight: float | None = None) -> Comparison:
     """Is the challenger policy better than the champion? Both estimated on the same logs, paired.
 
     Both policies are evaluated on the same logged rounds, so their estimation errors are
@@ -863,6 +884,9 @@ def compare(logs: pd.DataFrame, *, champion: Any, challenger: Any, actions: Sequ
         Seed of the bootstrap.
     min_effect : float, default 0.0
         Margin (>= 0, in reward units) the difference must clear to be called better or worse.
+    max_weight : float or None, default None
+        Clip the importance weights at this value (see :func:`dr`); both policies on the same
+        clipped weights.
 
     Returns
     -------
@@ -904,6 +928,7 @@ def compare(logs: pd.DataFrame, *, champion: Any, challenger: Any, actions: Sequ
     if isinstance(min_effect, bool) or not isinstance(min_effect, (int, float, np.integer, np.floating)) \
             or not math.isfinite(float(min_effect)) or float(min_effect) < 0:
         raise ValidationError(f"min_effect must be a finite number >= 0, got {min_effect!r}")
+    _check_max_weight(max_weight)
     need_hat = ESTIMATORS[estimator][1]
     if need_hat and reward_hat is None:
         raise ValidationError(
@@ -922,11 +947,11 @@ def compare(logs: pd.DataFrame, *, champion: Any, challenger: Any, actions: Sequ
     reward = logs["reward"].to_numpy(dtype=np.float64, na_value=np.nan)
     prop = logs["propensity"].to_numpy(dtype=np.float64, na_value=np.nan)
     try:
-        r_cp = _validate_rounds(reward, codes, prop, tgt_cp, hat, need_hat=need_hat)
+        r_cp = _validate_rounds(reward, codes, prop, tgt_cp, hat, need_hat=need_hat, max_weight=max_weight)
     except ValidationError as err:
         raise ValidationError(str(err).replace("target", "champion", 1)) from err
     try:
-        r_ch = _validate_rounds(reward, codes, prop, tgt_ch, hat, need_hat=need_hat)
+        r_ch = _validate_rounds(reward, codes, prop, tgt_ch, hat, need_hat=need_hat, max_weight=max_weight)
     except ValidationError as err:
         raise ValidationError(str(err).replace("target", "challenger", 1)) from err
 

@@ -396,3 +396,40 @@ def test_normalised_value():
         normalised_value(0.3, 0.2, 0.2)
     with pytest.raises(ValidationError, match=r"v_policy must be a finite number, got nan"):
         normalised_value(float("nan"), 0.2, 0.4)
+
+
+def test_max_weight_clips_importance_weights_by_hand():
+    target = [[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
+    hat = [[0.2, 0.4], [0.6, 1.0], [0.1, 0.3]]
+    args = ([1.0, 0.0, 1.0], [1, 0, 0], [0.05, 0.5, 0.5], target)
+    # round 0: weight 1/0.05 = 20, clipped at 10: 0.4 + 10·0.6; round 1: 0.6 + 2·(0 − 0.6); round 2: w = 0
+    assert ev.dr(*args, hat, max_weight=10).value == pytest.approx((6.4 - 0.6 + 0.3) / 3)
+    assert ev.dr(*args, hat).value == pytest.approx((12.4 - 0.6 + 0.3) / 3)
+    assert ev.ips(*args, max_weight=10).value == pytest.approx(10.0 / 3)
+    assert ev.snips(*args, max_weight=10).value == pytest.approx(10.0 / 12.0)
+    # a bound above every weight changes nothing
+    assert ev.dr(*args, hat, max_weight=1e9).value == ev.dr(*args, hat).value
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "10"])
+def test_max_weight_must_be_a_positive_number(bad):
+    with pytest.raises(ValidationError, match="max_weight"):
+        ev.dr([1.0], [0], [0.5], [[1.0, 0.0]], [[0.0, 0.0]], max_weight=bad)
+
+
+def test_compare_with_max_weight_pairs_the_clipped_estimates():
+    rng = np.random.default_rng(3)
+    n = 400
+    logs = pd.DataFrame({"action": rng.choice(["none", "chat"], n, p=[0.95, 0.05]), "reward": rng.normal(size=n)})
+    logs["propensity"] = np.where(logs["action"] == "chat", 0.05, 0.95)
+    hat = rng.normal(size=(n, 2))
+    champion = np.tile([1.0, 0.0], (n, 1))
+    challenger = np.tile([0.0, 1.0], (n, 1))
+    c = ev.compare(logs, champion=champion, challenger=challenger, actions=["none", "chat"], reward_hat=hat,
+                   max_weight=5.0)
+    codes = (logs["action"] == "chat").to_numpy().astype(int)
+    r, p = logs["reward"].to_numpy(), logs["propensity"].to_numpy()
+    one = ev.dr(r, codes, p, challenger, hat, max_weight=5.0).value - ev.dr(r, codes, p, champion, hat, max_weight=5.0).value
+    assert c.difference == pytest.approx(one)
+    unclipped = ev.compare(logs, champion=champion, challenger=challenger, actions=["none", "chat"], reward_hat=hat)
+    assert c.high - c.low < unclipped.high - unclipped.low
