@@ -2,13 +2,15 @@
 
 Run:  flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/loop_weeks.py \\
           [--weeks 8] [--sessions 5000] [--world default] [--offer-margin 0.25] \\
-          [--exploration softmax --temperature 0.1 --explore-floor 0.02 | --exploration epsilon --epsilon 0.1] \\
-          [--explore-schedule 0.3,0.3,0.2,0.1,0.05,0.02] [--gate cross-fitted --gate-folds 3 | --gate held-out]
+          [--exploration softmax --temperature 0.1 | --exploration epsilon] \\
+          [--explore-schedule 0.3,0.3,0.2,0.1,0.05,0.02 | --explore-schedule none [--epsilon 0.1 --explore-floor 0.02]] \\
+          [--gate cross-fitted --gate-folds 3 | --gate held-out] [--guard] [--name NAME]
       flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/loop_weeks.py --worse-challenger-seeds 0,1,2,3,4
 
 Runs :func:`nextchannel.learning_loop.run_learning_loop` (default ``TrainConfig()``, train()'s guard
-off: the loop's gate decides; ``--offer-margin`` in the ``PolicyConfig`` the challengers are trained
-and deployed with). References on each week's visitors: never offer, the trigger rule (greedy), and
+off unless ``--guard``: the loop's gate decides; ``--offer-margin`` in the ``PolicyConfig`` the
+challengers are trained and deployed with; the loop's default exploration schedule unless
+``--explore-schedule`` gives another or ``none``, the fixed exploration). References on each week's visitors: never offer, the trigger rule (greedy), and
 — in the weeks of ``--full-info-weeks`` — the full-information learner fitted on every earlier week's
 logs (every action's true value, same features, deployed through the same Scorer, margin 0). Per
 week: the deployed (exploring) value and its greedy twin, normalised (V − V(never)) /
@@ -46,12 +48,14 @@ def main() -> None:
     ap.add_argument("--world", default="default")
     ap.add_argument("--offer-margin", type=float, default=0.25)
     ap.add_argument("--exploration", choices=("epsilon", "softmax"), default="softmax")
-    ap.add_argument("--epsilon", type=float, default=0.1)
+    ap.add_argument("--epsilon", type=float, default=None, help="with --explore-schedule none (default 0.1)")
     ap.add_argument("--temperature", type=float, default=0.1)
-    ap.add_argument("--explore-floor", type=float, default=0.02)
+    ap.add_argument("--explore-floor", type=float, default=None, help="with --explore-schedule none (default 0.02)")
     ap.add_argument("--explore-schedule", default="",
-                    help="uniform exploration share per week, comma-separated (the last repeats); empty: "
-                         "--epsilon / --explore-floor, week 1 the world's epsilon")
+                    help="uniform exploration share per week, comma-separated (the last repeats); default: the "
+                         "loop's DEFAULT_EXPLORE_SCHEDULE; 'none': the fixed exploration (--epsilon / "
+                         "--explore-floor, week 1 the world's epsilon)")
+    ap.add_argument("--guard", action="store_true", help="train challengers with train()'s guard (rule not_below)")
     ap.add_argument("--gate", choices=("cross-fitted", "held-out"), default="cross-fitted")
     ap.add_argument("--gate-folds", type=int, default=3)
     ap.add_argument("--full-info-weeks", default="2,4,6,8")
@@ -83,12 +87,14 @@ def main() -> None:
                                                  guard=False))
         return deployable(full_information_model_set(donor, logs, policy=base))
 
+    explore = {} if not args.explore_schedule else {"explore_schedule": None} \
+        if args.explore_schedule.lower() == "none" else \
+        {"explore_schedule": [float(x) for x in args.explore_schedule.split(",")]}
+    explore.update({k: v for k, v in (("epsilon", args.epsilon), ("explore_floor", args.explore_floor)) if v is not None})
     t0 = time.perf_counter()
     loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, policy=pol,
-                             exploration=args.exploration, epsilon=args.epsilon, temperature=args.temperature,
-                             explore_floor=args.explore_floor, gate=args.gate, gate_folds=args.gate_folds,
-                             explore_schedule=[float(x) for x in args.explore_schedule.split(",")]
-                             if args.explore_schedule else None,
+                             exploration=args.exploration, temperature=args.temperature, gate=args.gate,
+                             gate_folds=args.gate_folds, guard=args.guard, **explore,
                              references={"never": "never", "trigger rule": "rule",
                                          "full-information": full_information})
     w = loop.weeks.merge(loop.references, on="week")
@@ -98,7 +104,7 @@ def main() -> None:
     cols = ["week", "deployed", "value", "value_low", "value_high", "greedy_value", "explore_share", "exploration_cost", "never",
             "trigger rule", "full-information", "normalised", "greedy_normalised", "offers_per_session",
             "needless_offer_share", "needless_offers_per_session", "gate", "gate_difference", "gate_low",
-            "gate_high", "gate_sessions", "train_sessions", "replaced_value"]
+            "gate_high", "gate_sessions", "train_sessions", "guard_fallbacks", "replaced_value"]
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(w[cols].round(4).to_string(index=False))
     name = args.name or args.world
