@@ -6,6 +6,7 @@ Run:  flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/loop_weeks.p
           [--explore-schedule 0.3,0.3,0.2,0.1,0.05,0.02 | --explore-schedule none [--epsilon 0.1 --explore-floor 0.02]] \\
           [--gate cross-fitted --gate-folds 3 | --gate held-out] [--guard] [--name NAME]
       flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/loop_weeks.py --worse-challenger-seeds 0,1,2,3,4
+      .venv/bin/python benchmarks/loop_weeks.py --compare default,default_fixed_explore,default_guard
 
 Runs :func:`nextchannel.learning_loop.run_learning_loop` (default ``TrainConfig()``, train()'s guard
 off unless ``--guard``: the loop's gate decides; ``--offer-margin`` in the ``PolicyConfig`` the
@@ -22,6 +23,12 @@ Writes ``benchmarks/results/loop_<name>.csv`` and ``.png`` (``plot_learning_loop
 (``offer_margin=-10``: every eligible visitor gets the best channel, needed or not) against the
 trigger rule, under the cross-fitted and the held-out gate; it prints each verdict and how often the
 worse challenger was refused.
+
+``--compare NAME,...`` runs nothing: it reads the saved ``loop_<name>.csv`` tables and prints, run by
+run, the greedy value normalised week by week, its mean over the weeks with a full-information
+reference (2, 4, 6, 8 by default), the greedy gain over "never" per session averaged over weeks 2..n
+(every week has "never"), the deployed value and the exploration cost summed over those weeks, and
+each publication's greedy value against the policy it replaced on the same visitors.
 """
 
 from __future__ import annotations
@@ -62,7 +69,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="", help="output name (default: the world)")
     ap.add_argument("--worse-challenger-seeds", default="", help="measure the gate against a worse challenger instead")
+    ap.add_argument("--compare", default="", help="comma-separated saved run names: print their figures side by side")
     args = ap.parse_args()
+    if args.compare:
+        print("\n".join(compare_runs(args.compare.split(","))))
+        return
     cfg = world_config(args.world)
     if args.worse_challenger_seeds:
         worse_challenger(cfg, [int(x) for x in args.worse_challenger_seeds.split(",")], args)
@@ -116,6 +127,36 @@ def main() -> None:
     plot_learning_loop(loop.weeks, refs, title=f"The learning loop, {name} world, {args.sessions:,} sessions a week"
                        ).savefig(f"{out}.png", dpi=110)
     print(f"written {out}.csv and {out}.png; the loop took {time.perf_counter() - t0:.0f} s")
+
+
+def compare_runs(names: list[str], results: Path = Path("benchmarks/results")) -> list[str]:
+    """Figures of saved loop runs side by side (from ``loop_<name>.csv``; nothing is run)."""
+    runs = {n: pd.read_csv(results / f"loop_{n}.csv") for n in names}
+    weeks = runs[names[0]]["week"].tolist()
+    lines = ["greedy value normalised, (greedy - never) / (full-information - never), by week:",
+             "week  " + "  ".join(f"{n:>24}" for n in names)]
+    for wk in weeks:
+        vals = [r.loc[r["week"] == wk, "greedy_normalised"] for r in runs.values()]
+        lines.append(f"{wk:>4}  " + "  ".join(f"{float(v.iloc[0]):>24.2f}" if len(v) and pd.notna(v.iloc[0])
+                                               else f"{'':>24}" for v in vals))
+    lines.append("per run, over weeks 2..n:")
+    for n, r in runs.items():
+        later = r[r["week"] >= 2]
+        pubs = later[later["gate"].str.startswith("published")]
+        beat = int((pubs["greedy_value"] > pubs["replaced_value"]).sum())
+        lines.append(f"  {n}: week {int(r['week'].max())} greedy normalised {r['greedy_normalised'].iloc[-1]:.2f}; "
+                     f"mean of the normalised weeks {later['greedy_normalised'].mean():.2f} "
+                     f"(weeks {','.join(str(w) for w in later.loc[later['greedy_normalised'].notna(), 'week'])}); "
+                     f"greedy - never per session, mean {(later['greedy_value'] - later['never']).mean():+.3f}; "
+                     f"deployed value, mean {later['value'].mean():.3f}; exploration cost, sum "
+                     f"{later['exploration_cost'].sum():.2f}; needless offers per session, mean "
+                     f"{later['needless_offers_per_session'].mean():.3f}; gate's 95% half-width per decision by week "
+                     + ", ".join(f"{h:.2f}" for h in (later["gate_high"] - later["gate_low"]) / 2)
+                     + f"; {len(pubs)} publications, {beat} beat the "
+                     f"policy they replaced on the same visitors ("
+                     + ", ".join(f"week {int(p.week)} {p.greedy_value:.3f} vs {p.replaced_value:.3f}"
+                                 for p in pubs.itertuples()) + ")")
+    return lines
 
 
 def worse_challenger(cfg, seeds: list[int], args: argparse.Namespace) -> None:

@@ -234,8 +234,11 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
         deployed learned policy's ``explore_floor`` (softmax) or ``epsilon`` (epsilon-greedy). The
         default, ``(0.3, 0.3, 0.2, 0.1, 0.05, 0.02)``, explores much while little is logged and less
         as the logs grow; it replaced the fixed exploration as the default after both were measured
-        with the cross-fitted gate (default world, 8 weeks of 5,000 sessions, one run each: week-8
-        greedy value 0.70 of full-information against TODO_FIXED with the fixed exploration). ``None``:
+        with the cross-fitted gate (default world, 8 weeks of 5,000 sessions, one run each): the
+        champion it learns is better (week-8 greedy value 0.70 of full-information against 0.25;
+        the gate's 95% interval ±0.07-0.11 per decision in weeks 3-8 against up to ±0.98, and every
+        publication beat the policy it replaced, 3 of 3, against 4 of 6), at a price: the deployed,
+        exploring value over weeks 2-8 averaged 1.286 per session against 1.402. ``None``:
         the fixed exploration — week 1's rule with ``first_week_epsilon``, later weeks ``epsilon``
         and ``explore_floor``. A schedule replaces those three, so giving one of them with a
         schedule is an error.
