@@ -7,6 +7,7 @@ Run:  flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/loop_weeks.p
           [--gate cross-fitted --gate-folds 3 | --gate held-out] [--guard] [--name NAME]
       flock /tmp/nextchannel-bench.lock .venv/bin/python benchmarks/loop_weeks.py --worse-challenger-seeds 0,1,2,3,4
       .venv/bin/python benchmarks/loop_weeks.py --compare default,default_fixed_explore,default_guard
+      .venv/bin/python benchmarks/loop_weeks.py --table default_guard     # the README's markdown table
 
 Runs :func:`nextchannel.learning_loop.run_learning_loop` (default ``TrainConfig()``, train()'s guard
 off unless ``--guard``: the loop's gate decides; ``--offer-margin`` in the ``PolicyConfig`` the
@@ -28,7 +29,8 @@ worse challenger was refused.
 run, the greedy value normalised week by week, its mean over the weeks with a full-information
 reference (2, 4, 6, 8 by default), the greedy gain over "never" per session averaged over weeks 2..n
 (every week has "never"), the deployed value and the exploration cost summed over those weeks, and
-each publication's greedy value against the policy it replaced on the same visitors.
+each publication's greedy value against the policy it replaced on the same visitors. ``--table NAME``
+prints a saved run as the README's markdown table.
 """
 
 from __future__ import annotations
@@ -70,7 +72,11 @@ def main() -> None:
     ap.add_argument("--name", default="", help="output name (default: the world)")
     ap.add_argument("--worse-challenger-seeds", default="", help="measure the gate against a worse challenger instead")
     ap.add_argument("--compare", default="", help="comma-separated saved run names: print their figures side by side")
+    ap.add_argument("--table", default="", help="a saved run name: print it as a markdown table")
     args = ap.parse_args()
+    if args.table:
+        print("\n".join(markdown_table(pd.read_csv(Path("benchmarks/results") / f"loop_{args.table}.csv"))))
+        return
     if args.compare:
         print("\n".join(compare_runs(args.compare.split(","))))
         return
@@ -127,6 +133,33 @@ def main() -> None:
     plot_learning_loop(loop.weeks, refs, title=f"The learning loop, {name} world, {args.sessions:,} sessions a week"
                        ).savefig(f"{out}.png", dpi=110)
     print(f"written {out}.csv and {out}.png; the loop took {time.perf_counter() - t0:.0f} s")
+
+
+def markdown_table(w: pd.DataFrame) -> list[str]:
+    """One saved run (``loop_<name>.csv``) as the README's markdown table."""
+    def num(x: float, fmt: str = ".3f") -> str:
+        return "" if pd.isna(x) else format(x, fmt).replace("-", "−")
+
+    def share(x: float) -> str:
+        return "" if pd.isna(x) else f"{x:g}"
+
+    head = ["week", "deployed", "explore share", "value [95%]", "greedy", "exploration cost",
+            "never / rule / full-information", "greedy normalised", "needless offers", "gate",
+            "gate difference [95%]", "sessions compared / trained on", "replaced policy, greedy", "guard fallbacks"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for _, r in w.iterrows():
+        deployed = str(r["deployed"]).replace("trigger rule + exploration", "rule + ε").replace(" + exploration", " + softmax")
+        gate_diff = "" if pd.isna(r["gate_difference"]) else \
+            f"{num(r['gate_difference'], '+.3f')} [{num(r['gate_low'], '+.3f')}, {num(r['gate_high'], '+.3f')}]"
+        refs = f"{num(r['never'])} / {num(r['trigger rule'])} / {num(r['full-information'])}".rstrip()
+        fallbacks = "" if pd.isna(r.get("guard_fallbacks")) or r["week"] == 1 else str(int(r["guard_fallbacks"]))
+        lines.append("| " + " | ".join([
+            str(r["week"]), deployed, share(r["explore_share"]),
+            f"{num(r['value'])} [{num(r['value_low'])}, {num(r['value_high'])}]", num(r["greedy_value"]),
+            num(r["exploration_cost"], "+.3f"), refs, num(r["greedy_normalised"], ".2f"),
+            f"{r['needless_offer_share']:.0%} ({r['needless_offers_per_session']:.3f})", str(r["gate"]), gate_diff,
+            f"{int(r['gate_sessions']):,} / {int(r['train_sessions']):,}", num(r["replaced_value"]), fallbacks]) + " |")
+    return lines
 
 
 def compare_runs(names: list[str], results: Path = Path("benchmarks/results")) -> list[str]:
