@@ -176,6 +176,8 @@ def compare_runs(names: list[str], results: Path = Path("benchmarks/results")) -
     for n, r in runs.items():
         later = r[r["week"] >= 2]
         pubs = later[later["gate"].str.startswith("published")]
+        if "replaced_value" not in pubs.columns:  # runs saved before the replaced policy was measured
+            pubs = pubs.assign(replaced_value=float("nan"))
         beat = int((pubs["greedy_value"] > pubs["replaced_value"]).sum())
         lines.append(f"  {n}: week {int(r['week'].max())} greedy normalised {r['greedy_normalised'].iloc[-1]:.2f}; "
                      f"mean of the normalised weeks {later['greedy_normalised'].mean():.2f} "
@@ -185,8 +187,8 @@ def compare_runs(names: list[str], results: Path = Path("benchmarks/results")) -
                      f"{later['exploration_cost'].sum():.2f}; needless offers per session, mean "
                      f"{later['needless_offers_per_session'].mean():.3f}; gate's 95% half-width per decision by week "
                      + ", ".join(f"{h:.2f}" for h in (later["gate_high"] - later["gate_low"]) / 2)
-                     + f"; {len(pubs)} publications, {beat} beat the "
-                     f"policy they replaced on the same visitors ("
+                     + f"; {len(pubs)} publications, {beat} of the {int(pubs['replaced_value'].notna().sum())} measured "
+                     f"beat the policy they replaced on the same visitors ("
                      + ", ".join(f"week {int(p.week)} {p.greedy_value:.3f} vs {p.replaced_value:.3f}"
                                  for p in pubs.itertuples()) + ")")
     return lines
