@@ -6,10 +6,11 @@ and the scorer (deployment). Week 1 is logged by the trigger rule with explorati
 
 1. retrain on every week's logs so far (:func:`nextchannel.train`, on the propensities the
    deployed policies logged); :func:`~nextchannel.train`'s own guard (learned vs the best constant,
-   cross-fitted) is off by default: on weeks of a few thousand sessions it always fell back to a
-   constant, so the gate never saw a learned policy; the gate below is the loop's one decision
-   (``guard=True`` restores the guard: a challenger whose guard fell back decides with that constant
-   action and goes through the gate like any other);
+   cross-fitted) is off by default: under its old rule (``"better"``) it always fell back to a
+   constant on weeks of a few thousand sessions, and under ``"not_below"`` it fell back for 2 of 24
+   challengers in an 8-week run and changed no publication; the gate below is the loop's one
+   decision (``guard=True`` restores the guard: a challenger whose guard fell back decides with that
+   constant action and goes through the gate like any other);
 2. the gate: the challenger's greedy policy against the champion's (the current policy, the
    trigger rule at first) with :func:`nextchannel.evaluate.compare` — doubly robust, paired, on
    every logged decision, cross-fitted by session (``gate="cross-fitted"``, the default: each fold
