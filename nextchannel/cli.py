@@ -248,7 +248,7 @@ def _loop(args: argparse.Namespace) -> int:
 
     import dataclasses
 
-    from nextchannel.learning_loop import run_learning_loop
+    from nextchannel.learning_loop import DEFAULT_EXPLORE_SCHEDULE, run_learning_loop
     from nextchannel.plots import plot_learning_loop
     from nextchannel.policy import PolicyConfig
     from nextchannel.simulation import SimConfig
@@ -262,18 +262,25 @@ def _loop(args: argparse.Namespace) -> int:
         raise _UsageError("--target cannot be combined with --config (the config file sets the learner; edit it instead)")
     tcfg = TrainConfig.from_json(_read_text(args.config, "--config")) if args.config else TrainConfig(
         n_estimators=300 if args.n_estimators is None else args.n_estimators, target=args.target or "one_step")
+    fixed = args.explore_schedule is not None and args.explore_schedule.strip().lower() == "none"
     try:
-        schedule = None if args.explore_schedule is None else [float(x) for x in args.explore_schedule.split(",")]
+        schedule = None if fixed else DEFAULT_EXPLORE_SCHEDULE if args.explore_schedule is None else \
+            tuple(float(x) for x in args.explore_schedule.split(","))
     except ValueError:
-        raise _UsageError(f"--explore-schedule must be comma-separated shares such as 0.3,0.1,0.02, got "
+        raise _UsageError(f"--explore-schedule must be comma-separated shares such as 0.3,0.1,0.02 or 'none', got "
                           f"{args.explore_schedule!r}") from None
+    if schedule is not None and (args.epsilon is not None or args.explore_floor is not None):
+        raise _UsageError("--epsilon and --explore-floor set the fixed exploration: add --explore-schedule none "
+                          "(the default is a schedule of exploration shares by week)")
+    by_week = "by week: " + ",".join(f"{x:g}" for x in schedule) if schedule is not None else ""
     print(f"learning loop: {args.weeks} weeks x {args.sessions:,} sessions of the {args.world} world (seed {args.seed}); "
           f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with "
           + (f"softmax exploration (temperature {args.temperature:g}, floor "
-             + (f"{args.explore_floor:g})" if schedule is None else "by week: " + args.explore_schedule + ")")
+             + (f"{0.02 if args.explore_floor is None else args.explore_floor:g})" if schedule is None
+                else by_week + ")")
              if args.exploration == "softmax"
-             else f"epsilon {args.epsilon if schedule is None else args.explore_schedule}")
-          + f"; {args.gate} gate; value target {tcfg.target}")
+             else f"epsilon {(0.1 if args.epsilon is None else args.epsilon) if schedule is None else by_week}")
+          + f"; {args.gate} gate" + (" and train()'s guard" if args.guard else "") + f"; value target {tcfg.target}")
     pol = dataclasses.replace(PolicyConfig.from_sim(cfg), offer_margin=args.offer_margin) \
         if args.offer_margin is not None else None
     loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, train_config=tcfg, policy=pol,
@@ -395,23 +402,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weeks", type=int, default=8)
     p.add_argument("--sessions", type=int, default=10000, help="sessions per week")
     p.add_argument("--world", default="default", help="default, phone_costly, long_queues, mobile_heavy, problem_heavy")
-    p.add_argument("--epsilon", type=float, default=0.1,
-                   help="epsilon of --exploration epsilon, and of the trigger rule while it is the champion (default 0.1)")
+    p.add_argument("--epsilon", type=float, default=None,
+                   help="with --explore-schedule none: epsilon of --exploration epsilon, and of the trigger rule "
+                        "while it is the champion after week 1 (default 0.1)")
     p.add_argument("--exploration", choices=("epsilon", "softmax"), default="softmax",
                    help="how the deployed learned policy explores (default softmax)")
     p.add_argument("--temperature", type=float, default=0.1, help="temperature of softmax exploration (default 0.1)")
-    p.add_argument("--explore-floor", type=float, default=0.02,
-                   help="softmax exploration: share spread uniformly over the eligible actions (default 0.02)")
+    p.add_argument("--explore-floor", type=float, default=None,
+                   help="with --explore-schedule none: softmax exploration's share spread uniformly over the "
+                        "eligible actions (default 0.02)")
     p.add_argument("--explore-schedule", default=None,
-                   help="uniform exploration share per week, comma-separated, the last repeats (e.g. 0.3,0.3,0.2,0.1,"
-                        "0.05,0.02): the rule's epsilon while it is the champion and the learned policy's floor; "
-                        "replaces --epsilon and --explore-floor")
+                   help="uniform exploration share per week, comma-separated, the last repeats (default "
+                        "0.3,0.3,0.2,0.1,0.05,0.02): the rule's epsilon while it is the champion and the learned "
+                        "policy's floor; 'none': the fixed exploration of --epsilon and --explore-floor")
     p.add_argument("--gate", choices=("cross-fitted", "held-out"), default="cross-fitted",
                    help="compare on every logged decision, cross-fitted by session (default), or on a held-out fifth")
     p.add_argument("--gate-folds", type=int, default=3, help="folds of the cross-fitted gate (default 3)")
     p.add_argument("--guard", action="store_true",
-                   help="train challengers with train()'s guard (a constant fallback is never shipped); default: "
-                        "off, the loop's own gate decides")
+                   help="train challengers with train()'s guard (a challenger below the best constant action "
+                        "becomes that constant, then gated like any other); default: off, the loop's own gate decides")
     p.add_argument("--offer-margin", type=float, default=None,
                    help="PolicyConfig.offer_margin of the learned policies (default: the world's, 0)")
     p.add_argument("--target", choices=("one_step", "session"), default=None,

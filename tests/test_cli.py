@@ -66,7 +66,11 @@ def test_demo_runs_small(capsys):
 
 def test_loop_runs_small(capsys):
     assert main(["loop", "--weeks", "2", "--sessions", "300", "--n-estimators", "5"]) == 0
-    assert "value: expected reward per session" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "value: expected reward per session" in out and "by week: 0.3,0.3,0.2,0.1,0.05,0.02" in out
+    assert main(["loop", "--weeks", "1", "--sessions", "200", "--n-estimators", "5", "--explore-schedule", "none",
+                 "--explore-floor", "0.05"]) == 0
+    assert "softmax exploration (temperature 0.1, floor 0.05)" in capsys.readouterr().out
 
 
 def test_retrain_bad_input_exits_2_with_a_json_line(tmp_path, capsys):
@@ -106,7 +110,10 @@ def test_report_from_a_decisions_file(tmp_path, capsys):
     (["loop", "--config", "nope.json"], "--config file 'nope.json' does not exist"),
     (["loop", "--config", "c.json", "--target", "session"], "--target cannot be combined with --config"),
     (["loop", "--explore-schedule", "0.3,lots"], "--explore-schedule must be comma-separated shares such as "
-                                                 "0.3,0.1,0.02, got '0.3,lots'"),
+                                                 "0.3,0.1,0.02 or 'none', got '0.3,lots'"),
+    # the default is a schedule, which sets every week's share: --epsilon alone would be ignored
+    (["loop", "--epsilon", "0.2"], "--epsilon and --explore-floor set the fixed exploration: add --explore-schedule none"),
+    (["loop", "--explore-floor", "0.05", "--explore-schedule", "0.3,0.1"], "add --explore-schedule none"),
     (["loop", "--weeks", "1", "--gate-folds", "1"], "gate_folds must be an integer >= 2, got 1"),
     (["serve", "--workers", "0"], "nextchannel serve: error: --workers must be >= 1, got 0"),
     (["serve", "--workers", "2", "--store", "memory"], "--workers > 1 needs a shared session store"),

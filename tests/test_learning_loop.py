@@ -14,7 +14,7 @@ import nextchannel.learning_loop
 from nextchannel import PolicyConfig, SimConfig, TrainConfig, run_learning_loop
 from nextchannel.cli import main
 from nextchannel.errors import ConfigError
-from nextchannel.learning_loop import WEEK_COLUMNS
+from nextchannel.learning_loop import DEFAULT_EXPLORE_SCHEDULE, WEEK_COLUMNS
 
 TINY = TrainConfig(n_estimators=15, offer_n_estimators=5, value_n_estimators=10)
 NO_GUARD = TrainConfig(n_estimators=15, offer_n_estimators=5, value_n_estimators=10, guard=False)
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::nextchannel.errors.Personalisat
 
 @pytest.fixture(scope="module")
 def loop():
-    return run_learning_loop(n_weeks=3, sessions_per_week=700, seed=5, train_config=TINY, epsilon=0.2)
+    return run_learning_loop(n_weeks=3, sessions_per_week=700, seed=5, train_config=TINY)
 
 
 def test_weekly_table(loop) -> None:
@@ -34,7 +34,9 @@ def test_weekly_table(loop) -> None:
     assert tuple(w.columns) == WEEK_COLUMNS and w["week"].tolist() == [1, 2, 3]
     assert w.loc[0, "deployed"] == "trigger rule + exploration" and w.loc[0, "gate"] == "first week"
     assert w.loc[1:, "gate"].str.fullmatch(r"published( \(better; offer rate changed\))?|kept: (challenger worse|challenger lower \(not significant\)|worse by its own model|"
-                                           r"offer rate changed, not better|guard fell back \(always \w+\))").all()
+                                           r"offer rate changed, not better)").all()
+    # the default exploration: the schedule, week by week
+    assert w["explore_share"].tolist() == list(DEFAULT_EXPLORE_SCHEDULE[:3]) and (w["guard_fallbacks"] == 0).all()
     published = w["gate"].str.startswith("published")
     assert (w.loc[published, "deployed"] == "learned + exploration").all()
     # the cross-fitted gate judges training on every earlier week's sessions (those with a decision point)
@@ -79,8 +81,10 @@ def _with_verdict(monkeypatch, verdict: str) -> None:
     monkeypatch.setattr(nextchannel.evaluate, "compare", fixed)
 
 
-def test_the_gate_keeps_the_champion_when_the_guard_fell_back(monkeypatch) -> None:
-    # the guard's constant is chosen on noisy held-out values: never shipped, even if the gate says better
+@pytest.mark.parametrize("verdict", ["better", "worse"])
+def test_a_guards_constant_is_gated_like_any_challenger(monkeypatch, verdict) -> None:
+    # guard=True: a challenger whose guard fell back decides with its constant; the gate compares that
+    # with the champion and publishes it only when it passes
     real_train = nextchannel.learning_loop.train
 
     def constant(**kwargs):
@@ -89,9 +93,21 @@ def test_the_gate_keeps_the_champion_when_the_guard_fell_back(monkeypatch) -> No
         return ms
 
     monkeypatch.setattr(nextchannel.learning_loop, "train", constant)
-    _with_verdict(monkeypatch, "better")
-    loop = run_learning_loop(n_weeks=2, sessions_per_week=500, seed=2, train_config=TINY, guard=True)
-    assert loop.weeks.loc[1, "gate"] == "kept: guard fell back (always callback)" and loop.model_sets == [None, None]
+    _with_verdict(monkeypatch, verdict)
+    loop = run_learning_loop(n_weeks=2, sessions_per_week=500, seed=2, train_config=TINY, guard=True,
+                             min_effect=100.0)   # tolerant: only the verdict decides
+    w = loop.weeks
+    if verdict == "worse":
+        assert w.loc[1, "gate"] == "kept: challenger worse" and loop.model_sets == [None, None]
+        assert w.loc[1, "guard_fallbacks"] == 3          # the three fold challengers
+    else:
+        assert w.loc[1, "gate"] == "published" and loop.model_sets[1].constant_action == "callback"
+        assert w.loc[1, "deployed"] == "always callback + exploration" and w.loc[1, "guard_fallbacks"] == 4
+        # deployed with exploration: the constant where eligible, every eligible action still possible
+        d = loop.logs.decisions
+        week2 = d[d["session_id"].str.startswith("w2-")]
+        offers = week2.loc[week2["action"] != "none", "action"].value_counts(normalize=True)
+        assert offers.idxmax() == "callback" and (week2.loc[week2["action"] == "callback", "propensity"] < 1).all()
 
 
 def test_the_loop_trains_challengers_without_the_guard_unless_asked(monkeypatch) -> None:
@@ -155,6 +171,18 @@ def test_the_exploration_schedule_sets_each_weeks_share() -> None:
     assert later["propensity"].min() >= 0.05 / len(PolicyConfig.from_sim(SimConfig()).actions) - 1e-12
 
 
+def test_the_fixed_exploration_is_kept_as_explore_schedule_none() -> None:
+    loop = run_learning_loop(n_weeks=3, sessions_per_week=300, seed=4, train_config=NO_GUARD, explore_schedule=None,
+                             min_effect=100.0)   # tolerant: the learned challenger is published in week 2
+    w = loop.weeks
+    # week 1: the world's epsilon; then the learned policy's softmax floor 0.02
+    assert w["explore_share"].tolist() == [SimConfig().epsilon, 0.02, 0.02]
+    fixed = run_learning_loop(n_weeks=2, sessions_per_week=300, seed=4, train_config=NO_GUARD, explore_schedule=None,
+                              first_week_epsilon=0.5, epsilon=0.15)   # strict: the rule may stay champion
+    assert fixed.weeks.loc[0, "explore_share"] == 0.5
+    assert fixed.weeks.loc[1, "explore_share"] == (0.15 if fixed.model_sets[1] is None else 0.02)
+
+
 def test_the_real_gate_does_not_ship_a_worse_challenger() -> None:
     # no verdict forced: a challenger that offers wherever it may (margin -10: every eligible visitor gets
     # the best channel, needed or not) against the trigger rule, judged by the loop's own gate (guard off)
@@ -163,6 +191,18 @@ def test_the_real_gate_does_not_ship_a_worse_challenger() -> None:
     w = loop.weeks
     assert w.loc[1, "gate"].startswith("kept:")
     assert w.loc[1, "deployed"] == "trigger rule + exploration" and loop.model_sets == [None, None]
+
+
+def test_with_the_guard_a_worse_challenger_ships_only_as_the_guards_constant() -> None:
+    # guard=True: the offer-everywhere challenger falls back to the best constant ("none" here); the
+    # constant passes the gate, and on the same visitors it beats the trigger rule it replaces
+    pol = dataclasses.replace(PolicyConfig.from_sim(SimConfig()), offer_margin=-10.0)
+    loop = run_learning_loop(n_weeks=2, sessions_per_week=1500, seed=2, train_config=TINY, policy=pol, guard=True)
+    w = loop.weeks
+    assert loop.model_sets[1] is None or loop.model_sets[1].constant_action is not None
+    if loop.model_sets[1] is not None:
+        assert w.loc[1, "deployed"] == f"always {loop.model_sets[1].constant_action} + exploration"
+        assert w.loc[1, "greedy_value"] > w.loc[1, "replaced_value"]
 
 
 def test_the_gate_keeps_the_champion_when_the_point_estimate_is_lower(monkeypatch) -> None:
@@ -219,10 +259,13 @@ def test_loop_command_writes_table_and_plot(tmp_path, capsys) -> None:
 @pytest.mark.parametrize("kwargs, match", [
     ({"n_weeks": 0}, "n_weeks must be an integer >= 1, got 0"),
     ({"gate_share": 1.0}, r"gate_share must be in \(0, 1\), got 1.0"),
-    ({"epsilon": -0.1}, r"epsilon must be in \[0, 1\], got -0.1"),
+    ({"epsilon": -0.1, "explore_schedule": None}, r"epsilon must be in \[0, 1\], got -0.1"),
+    ({"epsilon": 0.2}, r"epsilon cannot be combined with explore_schedule .*pass explore_schedule=None"),
+    ({"explore_floor": 0.05, "first_week_epsilon": 0.3, "explore_schedule": [0.1]},
+     r"first_week_epsilon, explore_floor cannot be combined with explore_schedule"),
     ({"exploration": "ucb"}, "exploration must be 'epsilon' or 'softmax', got 'ucb'"),
     ({"offer_rate_ratio": 0.5}, "offer_rate_ratio must be >= 1, got 0.5"),
-    ({"explore_floor": 1.0}, r"explore_floor must be in \[0, 1\), got 1.0"),
+    ({"explore_floor": 1.0, "explore_schedule": None}, r"explore_floor must be in \[0, 1\), got 1.0"),
     ({"gate": "split"}, "gate must be 'cross-fitted' or 'held-out', got 'split'"),
     ({"gate_folds": 1}, "gate_folds must be an integer >= 2, got 1"),
     ({"explore_schedule": [0.3, 1.0]}, r"explore_schedule must be a non-empty sequence of shares in \[0, 1\), got \[0.3, 1.0\]"),
@@ -231,3 +274,4 @@ def test_loop_command_writes_table_and_plot(tmp_path, capsys) -> None:
 def test_bad_arguments(kwargs, match) -> None:
     with pytest.raises(ConfigError, match=match):
         run_learning_loop(**{"sessions_per_week": 10, **kwargs})
+
