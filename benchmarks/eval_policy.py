@@ -31,6 +31,7 @@ Prints a table per world and writes ``benchmarks/results/eval_policy.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -73,9 +74,9 @@ def _eligible(pol: PolicyConfig, X: pd.DataFrame, C: pd.DataFrame) -> np.ndarray
     return out
 
 
-def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig, n_closed: int) -> dict:
+def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig, n_closed: int, offer_margin: float = 0.0) -> dict:
     cfg = SimConfig() if name == "default" else SimConfig.shifted(name)
-    pol = PolicyConfig.from_sim(cfg)
+    pol = dataclasses.replace(PolicyConfig.from_sim(cfg), offer_margin=offer_margin)
     actions = pol.actions
     t0 = time.perf_counter()
     tr = simulate(n_train, seed=1, config=cfg)
@@ -86,7 +87,8 @@ def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig, n_closed:
 
     # the full-information learner: same features (+ channel context), same tree budget, same scorer
     fi_ms = full_information_model_set(ms, tr, n_estimators=tcfg.n_estimators, num_leaves=tcfg.num_leaves,
-                                       learning_rate=tcfg.learning_rate, min_child_samples=tcfg.min_child_samples)
+                                       learning_rate=tcfg.learning_rate, min_child_samples=tcfg.min_child_samples,
+                                       policy=PolicyConfig.from_sim(cfg))   # margin 0, whatever the learned policy's
     fi_scorer = deployable(fi_ms)
 
     rows = []
@@ -131,7 +133,11 @@ def run_world(name: str, n_train: int, n_test: int, tcfg: TrainConfig, n_closed:
         closed = closed_loop_table({"never offer": "never", "trigger rule": "rule", "logging policy": "logging",
                                     "learned": scorer, "full-information": fi_scorer, "oracle": "oracle"},
                                    cfg, n_closed, CLOSED_LOOP_SEEDS)
+    guard = ms.evaluation.get("guard")
     return {"world": name, "table": tab, "closed_loop": closed, "ece_accept": float(ece),
+            "guard": None if guard is None else {"keeps_learned": guard["keeps_learned"], "rule": tcfg.guard_rule,
+                                                 "shipped": "learned" if ms.constant_action is None else f"always {ms.constant_action}",
+                                                 **guard["learned_minus_best_constant"]},
             "train_rows": int(ms.meta["rows"]), "train_sessions": n_train,
             "test_rows": int(len(df) and len(d)) * len(TEST_SEEDS), "train_s": t_train}
 
@@ -145,14 +151,25 @@ def main() -> None:
     ap.add_argument("--num-leaves", type=int, default=TrainConfig.num_leaves)
     ap.add_argument("--closed-loop-sessions", type=int, default=20_000,
                     help="sessions per closed-loop seed (0: one-step figures only)")
+    ap.add_argument("--offer-margin", type=float, default=0.0,
+                    help="PolicyConfig.offer_margin given to train (0.25 is what the README recommends; default 0)")
+    ap.add_argument("--guard", choices=("off", "on", "warn"), default="off",
+                    help="train()'s guard: off (the default here, as before), on (what train() does by default: "
+                         "a learned policy the guard refuses ships as the best constant), warn")
     ap.add_argument("--out", default="benchmarks/results/eval_policy.json")
     args = ap.parse_args()
-    tcfg = TrainConfig(guard=False, n_estimators=args.n_estimators, num_leaves=args.num_leaves)
+    guard = {"off": False, "on": True, "warn": "warn"}[args.guard]
+    tcfg = TrainConfig(guard=guard, n_estimators=args.n_estimators, num_leaves=args.num_leaves)
+    print(f"offer margin {args.offer_margin:g}, guard {args.guard}")
     print(f"machine: {platform.machine()}, python {platform.python_version()}; train config {tcfg.to_json()}")
     results = []
     for w in args.worlds.split(","):
-        r = run_world(w, args.train_sessions, args.test_sessions, tcfg, args.closed_loop_sessions)
+        r = run_world(w, args.train_sessions, args.test_sessions, tcfg, args.closed_loop_sessions, args.offer_margin)
         results.append(r)
+        if r["guard"] is not None:
+            g = r["guard"]
+            print(f"   guard ({g['rule']}): learned - best constant {g['difference']:+.4f} [{g['low']:+.4f}, "
+                  f"{g['high']:+.4f}] per decision; ships {g['shipped']}")
         print(f"\n== world: {w} — trained on {r['train_rows']:,} logged decisions ({r['train_sessions']:,} sessions) "
               f"in {r['train_s']:.0f} s; tested on seeds {TEST_SEEDS} ({r['test_rows']:,} decision points)")
         print(r["table"].round(4).to_string())
@@ -181,7 +198,8 @@ def main() -> None:
                 "closed_loop": None if r["closed_loop"] is None else r["closed_loop"].reset_index().to_dict("records")}
                for r in results]
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"train_config": tcfg.to_dict(), "results": payload}, indent=1, default=float))
+    tmp.write_text(json.dumps({"train_config": tcfg.to_dict(), "offer_margin": args.offer_margin, "results": payload},
+                              indent=1, default=float))
     tmp.replace(out)
     print(f"\nwritten {out}")
 
