@@ -24,7 +24,8 @@ One row per decision point: the logged ``action`` (``"none"`` or a channel) and 
 The guard
 ---------
 Before the bundle is built, the learners are cross-fitted on folds of the logs (decisions of one
-session stay in one fold). On the held-out folds the library's doubly robust estimator
+session stay in one fold; the fold teachers are fitted once and also give ``TrainConfig.pessimism``
+the spread of each channel's gain over "none"). On the held-out folds the library's doubly robust estimator
 (:func:`nextchannel.evaluate.dr`, with the cross-fitted values as its reward model) estimates,
 with 95% intervals, the learned greedy policy — with the ``offer_margin`` the bundle decides with
 (the policy's, or the one ``tune_margin`` chose: the margin is chosen first) — ``none`` for
@@ -182,7 +183,14 @@ class TrainConfig:
         policy. The fold teachers are fitted once and serve both (with the guard off they are
         fitted for this alone). ``k`` and the mean standard deviations go to the model set's
         ``evaluation["pessimism"]`` (the manifest; ``nextchannel verify`` prints them). 0 (the
-        default): the value model and the guard are exactly those without the option.
+        default): the value model and the guard are exactly those without the option. Measured on
+        the simulator (``benchmarks/learning_curve.py``, README issue 9; three 20k training logs,
+        margin 0.25): where the learned policy offers, the weak logs overestimated the gain by +1.0
+        (the optimizer's curse) and log 1 underestimated it (−0.24); k = 1 removed most of the bias
+        and raised the closed-loop value on the two weak logs (+0.058, +0.043 per session, paired)
+        but lowered it on log 1 (−0.045) and lowered the one-step ratio on all three (mean 0.63 →
+        0.47): the mean closed-loop ratio rose 0.33 → 0.49, the spread narrowed, yet one-step fell by
+        more than noise, so it is not the default.
     random_state : int, default 0
     n_jobs : int, default 1
 
