@@ -29,6 +29,17 @@ Two benchmark-only variant keys make learners that are truly worse, to measure p
 ``offer_margin=-10`` (offer everywhere) and ``shuffle_outcomes=true`` (the logged funnel outcomes
 permuted within each logged action: the features say nothing); ``closed_loop=false`` skips a
 variant's closed-loop run (its one-step true value is still measured).
+
+The optimizer's-curse test (every row; ``--curse`` prints them from ``--out``): the learned policy
+offers where its *estimated* gain over "none" (value model: best channel EV − none EV) beats the
+margin; with noisy EVs and a maximum over the channels that estimate is biased upward where it
+offers. At the fresh decision points of the one-step test the row records the offer rate, the share
+of offers to visitors who needed no help (the simulator's ``needs_help``), and the mean of
+(estimated − true gain) where the policy offers (``gain_bias_offered``; true gain from the
+simulator's ``ev_<action>``) beside the same over every point and channel (``gain_bias_all``), per
+channel (``by_channel``), split by need (``gain_bias_offered_needless`` / ``_needed``) and by
+where in the session (``by_segment``: the point's trigger, first/second/later point). Variants may
+set ``pessimism=K`` (``TrainConfig.pessimism``).
 """
 
 from __future__ import annotations
@@ -48,25 +59,137 @@ from nextchannel.features import features_many
 from nextchannel.policy import eligibility_frame, greedy_many
 from nextchannel.training import GUARD_RULES, context_frame
 
-from closed_loop_common import (append_rows, closed_loop_table, deployable, full_information_model_set, parse_variant,
-                                 world_config)
+from closed_loop_common import (Z95, append_rows, closed_loop_table, deployable, full_information_model_set,
+                                 parse_variant, world_config)
 
 
-def one_step_value(scorer, te) -> float:
+def one_step_actions(scorer, te) -> np.ndarray:
+    """The scorer's action (column of ``scorer.actions``) at every logged decision point of ``te``."""
     d = te.decisions
-    acts = pd.Index(scorer.actions).get_indexer(scorer.decide_many(d, events=te.events, customers=te.customers, contacts=te.contacts)["action"])
+    return pd.Index(scorer.actions).get_indexer(scorer.decide_many(d, events=te.events, customers=te.customers,
+                                                                   contacts=te.contacts)["action"])
+
+
+def one_step_value(scorer, te, acts: np.ndarray | None = None) -> float:
+    d = te.decisions
+    acts = one_step_actions(scorer, te) if acts is None else acts
     ev = d[[f"ev_{a}" for a in scorer.actions]].to_numpy()
     return float(ev[np.arange(len(d)), acts].mean())
 
 
-def one_step_channel_model(ms, te) -> float:
-    """The greedy policy on the channel model's own EVs (before distillation into the value model)."""
+def model_inputs(ms, te) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The model set's features and channel context at the decision points of ``te``."""
     d = te.decisions
     X = features_many(d[["session_id", "ts", "customer_id"]], events=te.events, customers=te.customers, contacts=te.contacts, profile_config=ms.profile_config)[list(ms.feature_names)]
-    C = context_frame(d, ms.policy.channels)
+    return X, context_frame(d, ms.policy.channels)
+
+
+def one_step_channel_model(ms, te, X: pd.DataFrame | None = None, C: pd.DataFrame | None = None) -> float:
+    """The greedy policy on the channel model's own EVs (before distillation into the value model)."""
+    d = te.decisions
+    if X is None or C is None:
+        X, C = model_inputs(ms, te)
     a = greedy_many(ms.policy, ms.channel_expected_values(X, C), eligibility_frame(ms.policy, X, C))
     ev = d[[f"ev_{x}" for x in ms.actions]].to_numpy()
     return float(ev[np.arange(len(d)), a].mean())
+
+
+def gain_bias(ms, te, acts: np.ndarray, X: pd.DataFrame, C: pd.DataFrame) -> dict:
+    """The optimizer's-curse test at fresh decision points: estimated against true gain over "none".
+
+    ``acts`` are the scorer's actions; the estimated gain of a channel is its value-model EV (what the
+    scorer decides with) minus that of "none", the true gain the simulator's ``ev_<channel>`` −
+    ``ev_none``. Returns, over the decision points where the learned policy offers: the mean of
+    (estimated − true) gain (``gain_bias_offered``), the mean estimated and true gains, the offer
+    rate, the share of offers to visitors who needed no help (``needs_help`` false); the same bias
+    over *every* decision point and channel (``gain_bias_all``: a bias the selection did not make);
+    and per channel its offer share, bias where offered and needless share.
+    """
+    d = te.decisions
+    est = ms.expected_values(X, C)
+    true = d[[f"ev_{a}" for a in ms.actions]].to_numpy(dtype=float)
+    est_gain, true_gain = est[:, 1:] - est[:, :1], true[:, 1:] - true[:, :1]
+    offered = acts > 0
+    idx = np.flatnonzero(offered)
+    e, t = est_gain[idx, acts[idx] - 1], true_gain[idx, acts[idx] - 1]
+    needless = ~d["needs_help"].to_numpy(dtype=bool)
+    out = {"offer_rate_fresh": float(offered.mean()),
+           "needless_share_fresh": float(needless[offered].mean()) if offered.any() else float("nan"),
+           "est_gain_offered": float(e.mean()) if len(idx) else float("nan"),
+           "true_gain_offered": float(t.mean()) if len(idx) else float("nan"),
+           "gain_bias_offered": float((e - t).mean()) if len(idx) else float("nan"),
+           "gain_bias_all": float((est_gain - true_gain).mean()), "by_channel": {}, "by_segment": {}}
+    for who, m in (("needless", needless[offered]), ("needed", ~needless[offered])):
+        out[f"gain_bias_offered_{who}"] = float((e - t)[m].mean()) if m.any() else float("nan")
+    # where in the session: the decision point's trigger and its position among the session's points
+    pos = d.groupby("session_id", sort=False).cumcount().to_numpy()
+    segment = d["trigger"].astype(str).to_numpy() + np.where(pos == 0, "/first", np.where(pos == 1, "/second", "/later"))
+    for seg in sorted(set(segment)):
+        m = segment == seg
+        mo = m & offered
+        out["by_segment"][seg] = {
+            "points": float(m.mean()), "offer_rate": float(mo.sum() / m.sum()),
+            "needless_share": float(needless[mo].mean()) if mo.any() else float("nan"),
+            "gain_bias": float((e - t)[m[idx]].mean()) if mo.any() else float("nan"),
+            "true_gain": float(t[m[idx]].mean()) if mo.any() else float("nan")}
+    for j, ch in enumerate(ms.actions[1:], start=1):
+        m = acts == j
+        out["by_channel"][ch] = {
+            "offer_rate": float(m.mean()),
+            "gain_bias": float((est_gain[m, j - 1] - true_gain[m, j - 1]).mean()) if m.any() else float("nan"),
+            "true_gain": float(true_gain[m, j - 1].mean()) if m.any() else float("nan"),
+            "needless_share": float(needless[m].mean()) if m.any() else float("nan")}
+    return out
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Mean per-session difference a − b of two policies on the same visitors, with its 95% interval."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    half = Z95 * float(d.std(ddof=1)) / float(np.sqrt(len(d)))
+    return {"difference": float(d.mean()), "low": float(d.mean()) - half, "high": float(d.mean()) + half}
+
+
+def curse_summary(rows: list[dict]) -> list[str]:
+    """Per run (size, variant, training log): the optimizer's-curse figures beside the closed-loop ratio."""
+    lines = ["size  variant                    log  offer rate  needless  est gain  true gain  bias (offered)  "
+             "bias (all)  one-step  closed loop"]
+    for r in rows:
+        if "gain_bias_offered" not in r:
+            continue
+        lines.append(f"{r['train_sessions'] // 1000:>3}k  {r['label']:<26} {r.get('log_seed')!s:>3}  "
+                     f"{r['offer_rate_fresh']:10.3f}  {r['needless_share_fresh']:8.3f}  {r['est_gain_offered']:+8.3f}  "
+                     f"{r['true_gain_offered']:+9.3f}  {r['gain_bias_offered']:+14.3f}  {r['gain_bias_all']:+10.3f}  "
+                     f"{r['one_step_norm']:8.3f}  {r['closed_norm']:11.3f}")
+        per = ", ".join(f"{ch} {v['offer_rate']:.3f} ({v['gain_bias']:+.2f}, needless {v['needless_share']:.2f})"
+                        for ch, v in r["by_channel"].items() if v["offer_rate"] > 0)
+        lines.append(f"      offer rate by channel (bias, needless share): {per}")
+        if "by_segment" in r:
+            seg = ", ".join(f"{k} {v['offer_rate']:.3f} ({v['gain_bias']:+.2f}, needless {v['needless_share']:.2f})"
+                            for k, v in r["by_segment"].items())
+            lines.append(f"      offer rate by segment (bias, needless share): {seg}")
+            lines.append(f"      bias where it offers to visitors who needed no help {r['gain_bias_offered_needless']:+.3f}, "
+                         f"who needed help {r['gain_bias_offered_needed']:+.3f}")
+        d = r.get("closed_minus_first_variant")
+        if d:
+            lines.append(f"      closed-loop value per session minus {r['first_variant']}'s: {d['difference']:+.4f} "
+                         f"[{d['low']:+.4f}, {d['high']:+.4f}] (paired by visitor)")
+    return lines
+
+
+def variant_summary(rows: list[dict]) -> list[str]:
+    """Per size and variant, over its training logs: mean and range of the closed-loop ratio, mean one-step
+    ratio, offer rate, needless share and gain bias where it offers (fresh decision points)."""
+    lines = []
+    for n, label in sorted({(r["train_sessions"], r["label"]) for r in rows if "gain_bias_offered" in r}):
+        rs = [r for r in rows if r["train_sessions"] == n and r["label"] == label and "gain_bias_offered" in r]
+        cl = [r["closed_norm"] for r in rs]
+        mean = (lambda k: float(np.mean([r[k] for r in rs])))
+        lines.append(f"n={n:,} {label} (log seeds {[r.get('log_seed') for r in rs]}): closed loop mean {np.mean(cl):.2f} "
+                     f"(range {min(cl):.2f}-{max(cl):.2f}), one-step mean {mean('one_step_norm'):.2f} (range "
+                     f"{min(r['one_step_norm'] for r in rs):.2f}-{max(r['one_step_norm'] for r in rs):.2f}), offer rate "
+                     f"{mean('offer_rate_fresh'):.3f}, needless share {mean('needless_share_fresh'):.2f}, gain bias where "
+                     f"it offers {mean('gain_bias_offered'):+.3f}")
+    return lines
 
 
 #: Variant keys of this script only (not TrainConfig or PolicyConfig fields).
@@ -158,7 +281,14 @@ def main() -> None:
     ap.add_argument("--spread", type=float, default=None, metavar="MARGIN",
                     help="only print what the closed-loop ratio moves with across the runs in --out of --world at "
                          "this offer margin (Spearman correlations)")
+    ap.add_argument("--curse", action="store_true",
+                    help="only print the optimizer's-curse figures (estimated - true gain where the learned policy "
+                         "offers, at fresh decision points) of the rows in --out that have them")
     args = ap.parse_args()
+    if args.curse:
+        rows = [json.loads(x) for x in Path(args.out).read_text().splitlines() if x.strip()]
+        print("\n".join(curse_summary(rows) + variant_summary(rows)))
+        return
     if args.spread is not None:
         rows = [json.loads(x) for x in Path(args.out).read_text().splitlines() if x.strip()]
         print("\n".join(spread_summary(rows, args.world, args.spread)))
@@ -195,17 +325,25 @@ def main() -> None:
         fi = full_information_model_set(first, tr, policy=pol)   # margin 0, whatever the variants
         full = deployable(fi)
         v1_f = one_step_value(full, te)
-        cl = None
+        cl, per_session = None, {}
         if args.closed_loop_sessions:
             live = {k: v for k, v in learned.items() if own[k].get("closed_loop", True)}
-            cl = closed_loop_table({"never offer": "never", "trigger rule": "rule", **live, "full-information": full},
-                                   cfg, args.closed_loop_sessions, (2001,))
+            cl, per_session = closed_loop_table({"never offer": "never", "trigger rule": "rule", **live,
+                                                 "full-information": full}, cfg, args.closed_loop_sessions, (2001,),
+                                                per_session=True)
         for name, tcfg, vpol in variants:
             ms = sets[name]
-            v1_l = one_step_value(learned[name], te)
-            v1_cm = one_step_channel_model(ms, te)
+            acts = one_step_actions(learned[name], te)
+            v1_l = one_step_value(learned[name], te, acts)
+            X_te, C_te = model_inputs(ms, te)
+            v1_cm = one_step_channel_model(ms, te, X_te, C_te)
+            curse = gain_bias(ms, te, acts, X_te, C_te)
             g = ms.evaluation.get("guard", {})
             c = (lambda col, who=name: float(cl.loc[who, col]) if cl is not None and who in cl.index else float("nan"))
+            # value per session against the first variant, paired by visitor (same sessions, seed 2001)
+            first_name = variants[0][0]
+            vs_first = paired_difference(per_session[name], per_session[first_name]) \
+                if name in per_session and first_name in per_session and name != first_name else None
             keeps = g.get("keeps_learned", {})
             # what train() ships under each rule: the learned policy, or the constant ("none": never offer)
             shipped = {r: (c("norm_vs_full_info") if keeps.get(r)
@@ -235,6 +373,8 @@ def main() -> None:
                    "closed_rule": c("value", "trigger rule"),
                    "needless_share_rule": c("needless_offer_share", "trigger rule"),
                    "offers_per_session_learned": c("offers_per_session"),
+                   **curse, "pessimism": ms.evaluation.get("pessimism"),
+                   "closed_minus_first_variant": vs_first, "first_variant": variants[0][0],
                    "train_config": tcfg.to_dict()}
             print(f"n={n:>7,d} {name}: trained {row['train_s']:6.0f} s  one-step learned/full-info "
                   f"{row['one_step_norm']:.3f} (channel model's own EVs {row['one_step_channel_model_norm']:.3f})  "
@@ -244,6 +384,15 @@ def main() -> None:
                   f"share {row['needless_share_learned']:.3f}, the rule's {row['needless_share_rule']:.3f}; offers/session "
                   f"{row['offers_per_session_learned']:.3f}; guard {row['guard_verdict']} vs {row['guard_best_constant']} "
                   f"{row['guard_difference']} [{row['guard_low']}, {row['guard_high']}]; trees {row['trees_per_head']})",
+                  flush=True)
+            if vs_first:
+                print(f"    log seed {log_seed}, {name}: closed-loop value per session minus {first_name}'s "
+                      f"{vs_first['difference']:+.4f} [{vs_first['low']:+.4f}, {vs_first['high']:+.4f}] (paired by visitor)",
+                      flush=True)
+            print(f"    log seed {log_seed}, {name}: at fresh decision points offers {curse['offer_rate_fresh']:.3f}, "
+                  f"needless {curse['needless_share_fresh']:.3f}; where it offers, estimated gain over none "
+                  f"{curse['est_gain_offered']:+.4f}, true {curse['true_gain_offered']:+.4f}, bias "
+                  f"{curse['gain_bias_offered']:+.4f} (over every point and channel {curse['gain_bias_all']:+.4f})",
                   flush=True)
             if g:
                 cg = row["guard_clipped"]
@@ -255,6 +404,7 @@ def main() -> None:
             rows_run += append_rows(args.out, [row])
     if any(r.get("guard_keeps") for r in rows_run):
         print("\n".join(guard_summary(rows_run)))
+    print("\n".join(curse_summary(rows_run) + variant_summary(rows_run)))
 
 
 if __name__ == "__main__":

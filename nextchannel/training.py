@@ -24,8 +24,9 @@ One row per decision point: the logged ``action`` (``"none"`` or a channel) and 
 The guard
 ---------
 Before the bundle is built, the learners are cross-fitted on folds of the logs (decisions of one
-session stay in one fold). On the held-out folds the library's doubly robust estimator
-(:func:`nextchannel.evaluate.dr`, with the cross-fitted values as its reward model) estimates,
+session stay in one fold; the fold teachers are fitted once and also give ``TrainConfig.pessimism``
+the spread of each channel's gain over "none"). On the held-out folds the library's doubly robust
+estimator (:func:`nextchannel.evaluate.dr`, with the cross-fitted values as its reward model) estimates,
 with 95% intervals, the learned greedy policy — with the ``offer_margin`` the bundle decides with
 (the policy's, or the one ``tune_margin`` chose: the margin is chosen first) — ``none`` for
 everyone and every constant action; :func:`nextchannel.evaluate.compare` gives the paired
@@ -74,6 +75,7 @@ from nextchannel.policy import PolicyConfig, eligibility_frame, expected_values,
 from nextchannel.profile import ProfileConfig
 
 __all__ = ["TrainConfig", "train", "logged_reward", "context_frame", "select_margin", "next_decision", "session_reward",
+           "pessimistic_target",
            "REQUIRED_DECISION_COLUMNS", "KNOWN_DECISION_COLUMNS", "MARGIN_GRID", "GUARD_RULES", "GUARD_MAX_WEIGHT"]
 
 #: The guard's rules: when :func:`train` keeps the learned policy against the best constant action,
@@ -171,6 +173,26 @@ class TrainConfig:
         upward bias of a maximum over noisy estimates).
     discount : float, default 1.0
         Weight of the next decision point's value in the ``"session"`` target, in (0, 1].
+    pessimism : float, default 0.0
+        Offer only where a channel's gain over ``"none"`` is large relative to its uncertainty: the
+        value model is distilled from each channel's expected value minus ``pessimism`` × the
+        standard deviation, across the cross-fitted fold teachers (``guard_folds`` of them, the
+        guard's own), of that channel's gain over ``"none"`` (:func:`pessimistic_target`); ``"none"``
+        is unchanged. The scorer, the bundle format and the per-request cost stay the same (the
+        value model is what the scorer evaluates); the guard then tests the pessimistic greedy
+        policy. The fold teachers are fitted once and serve both (with the guard off they are
+        fitted for this alone). ``k`` and the mean standard deviations go to the model set's
+        ``evaluation["pessimism"]`` (the manifest; ``nextchannel verify`` prints them). 0 (the
+        default): the value model and the guard are exactly those without the option. Measured on
+        the simulator (``benchmarks/learning_curve.py``, README issue 9; three 20k training logs,
+        margin 0.25): where the learned policy offers, the weak logs overestimated the gain by +1.0
+        (the optimizer's curse) and log 1 underestimated it (−0.24); k = 1 removed most of the bias
+        and raised the closed-loop value on the two weak logs (+0.058, +0.043 per session, paired)
+        but lowered it on log 1 (−0.045) and lowered the one-step ratio on all three (mean 0.63 →
+        0.47): the mean closed-loop ratio rose 0.33 → 0.49, the spread narrowed, yet one-step fell by
+        more than noise, so it is not the default (at 10k and 60k likewise: closed loop up, not
+        significantly per log, one-step down). The penalty removes good offers to visitors in need
+        with the needless ones; the guard's DR estimate cannot choose k (it values one step).
     random_state : int, default 0
     n_jobs : int, default 1
 
@@ -202,6 +224,7 @@ class TrainConfig:
     target_iterations: int = 3
     continuation: str = "greedy"
     discount: float = 1.0
+    pessimism: float = 0.0
     random_state: int = 0
     n_jobs: int = 1
 
@@ -238,6 +261,9 @@ class TrainConfig:
             raise ConfigError(f"continuation must be 'greedy' or 'none', got {self.continuation!r}")
         if isinstance(self.discount, bool) or not (isinstance(self.discount, (int, float)) and 0 < self.discount <= 1):
             raise ConfigError(f"discount must be in (0, 1], got {self.discount!r}")
+        if isinstance(self.pessimism, bool) or not (isinstance(self.pessimism, (int, float))
+                                                    and np.isfinite(self.pessimism) and self.pessimism >= 0):
+            raise ConfigError(f"pessimism must be a finite number >= 0, got {self.pessimism!r}")
         if isinstance(self.guard_folds, bool) or not isinstance(self.guard_folds, int) or self.guard_folds < 2:
             raise ConfigError(f"guard_folds must be an integer >= 2, got {self.guard_folds!r}")
         if not isinstance(self.guard_rule, str) or self.guard_rule not in GUARD_RULES:
@@ -529,22 +555,78 @@ def _onehot(a: np.ndarray, k: int) -> np.ndarray:
     return m
 
 
+def _fit_fold_teachers(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFrame, reward: np.ndarray,
+                       teacher: _Teacher, folds: int, seed: int) -> tuple[np.ndarray, list[_Teacher]]:
+    """The cross-fitting's fold of each decision and one teacher per fold, fitted on the other folds.
+
+    Fitted once per :func:`train`: the guard values their held-out predictions, the
+    ``pessimism`` option reads their disagreement (:func:`pessimistic_target`).
+    """
+    fold = _folds(decisions, folds, seed)
+    teachers = []
+    for f in range(folds):
+        test = fold == f
+        teachers.append(_Teacher(teacher.outcome, teacher.config, teacher.policy, teacher.cats).fit(
+            X[~test], ctx[~test], decisions[~test], reward[~test]))
+    return fold, teachers
+
+
+def pessimistic_target(ev: np.ndarray, fold_ev: np.ndarray, k: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every channel's value lowered by ``k`` × the across-fold standard deviation of its gain over "none".
+
+    Parameters
+    ----------
+    ev : ndarray, shape (n_rows, n_actions)
+        The teacher's values, ``"none"`` in column 0.
+    fold_ev : ndarray, shape (n_folds, n_rows, n_actions)
+        The same rows' values by each fold teacher (n_folds >= 2).
+    k : float
+        How many standard deviations of the gain are taken off (>= 0; 0 returns ``ev`` unchanged).
+
+    Returns
+    -------
+    target : ndarray, shape (n_rows, n_actions)
+        ``ev`` with column ``j >= 1`` lowered by ``k · sd_f(fold_ev[f, :, j] − fold_ev[f, :, 0])``
+        (sample standard deviation over the folds); column 0 unchanged.
+    gain_sd : ndarray, shape (n_rows, n_actions - 1)
+        The standard deviations.
+
+    Examples
+    --------
+    >>> ev = np.array([[1.0, 1.5, 1.2]])
+    >>> folds = np.array([[[1.0, 1.5, 1.2]], [[1.0, 1.5, 1.6]]])   # the folds agree on action 1 only
+    >>> target, sd = pessimistic_target(ev, folds, 1.0)
+    >>> target.round(3).tolist(), sd.round(3).tolist()
+    ([[1.0, 1.5, 0.917]], [[0.0, 0.283]])
+    """
+    gain = fold_ev[:, :, 1:] - fold_ev[:, :, :1]
+    gain_sd = gain.std(axis=0, ddof=1)
+    if k == 0:
+        return ev, gain_sd
+    target = ev.copy()
+    target[:, 1:] -= k * gain_sd
+    return target, gain_sd
+
+
 def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFrame, reward: np.ndarray,
-                     teacher: _Teacher, policy: PolicyConfig, folds: int, seed: int) -> dict[str, Any]:
+                      teacher: _Teacher, policy: PolicyConfig, folds: int, seed: int,
+                      fold_teachers: tuple[np.ndarray, list[_Teacher]] | None = None,
+                      penalty: np.ndarray | None = None) -> dict[str, Any]:
     """Cross-fitted DR values (95% intervals) of the learned policy, ``none`` and every constant action.
 
-    Returns the figures of the manifest's ``evaluation["guard"]``: per policy ``value``, ``low``,
-    ``high``; the best constant; the paired comparison of the learned policy against it (the rule
-    of :func:`~nextchannel.evaluate.compare`) and its ``verdict``.
+    ``fold_teachers`` (from :func:`_fit_fold_teachers`; fitted here if not given) predict their
+    held-out fold; ``penalty`` (n_rows × n_actions), if given, is taken off those predictions where
+    the learned policy chooses (the pessimistic policy the bundle decides with), not from the DR
+    estimates' reward model. Returns the figures of the manifest's ``evaluation["guard"]``: per
+    policy ``value``, ``low``, ``high``; the best constant; the paired comparison of the learned
+    policy against it (the rule of :func:`~nextchannel.evaluate.compare`) and its ``verdict``.
     """
     from nextchannel.evaluate import compare, dr
 
-    fold = _folds(decisions, folds, seed)
+    fold, teachers = fold_teachers or _fit_fold_teachers(X, ctx, decisions, reward, teacher, folds, seed)
     q = np.zeros((len(X), len(policy.actions)))
-    for f in range(folds):
+    for f, t in enumerate(teachers):
         test = fold == f
-        t = _Teacher(teacher.outcome, teacher.config, policy, teacher.cats).fit(
-            X[~test], ctx[~test], decisions[~test], reward[~test])
         q[test] = t.predict(X[test], ctx[test])
     elig = eligibility_frame(policy, X, ctx)
     if teacher.config.target == "session":  # the logged action's reward plus the next point's (held-out) value
@@ -553,7 +635,7 @@ def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFram
     k = len(policy.actions)
     codes = pd.Index(policy.actions).get_indexer(decisions["action"])
     prop = decisions["propensity"].to_numpy(dtype=float)
-    learned = _onehot(greedy_many(policy, q, elig), k)
+    learned = _onehot(greedy_many(policy, q if penalty is None else q - penalty, elig), k)
     constants = {a: _onehot(greedy_many(policy, q, elig, fixed=j), k) for j, a in enumerate(policy.actions)}
     values = {}
     for name, target in (("learned", learned), *constants.items()):
@@ -747,10 +829,17 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
     teacher = _Teacher(outcome, config, policy, cats)
     teacher.fit(X, ctx, decisions, reward)
     cm = teacher.model_ if outcome == "funnel" else None
+    # the cross-fitting's fold teachers, fitted once: the guard values them, pessimism reads their spread
+    fold_teachers = None
+    if config.guard is not False or config.pessimism > 0:
+        logger.info("cross-fitting the teachers on %d folds", config.guard_folds)
+        fold_teachers = _fit_fold_teachers(X, ctx, decisions, reward, teacher, config.guard_folds, config.random_state)
     vm_params = dict(n_estimators=config.value_n_estimators, num_leaves=config.value_num_leaves,
                      learning_rate=config.value_learning_rate, min_child_samples=config.min_child_samples,
                      categorical_features=cats, random_state=config.random_state, n_jobs=config.n_jobs)
-    if isinstance(teacher.model_, ValueModel) and teacher.continuation_ is None:
+    evaluation: dict[str, Any] = {}
+    penalty = None
+    if isinstance(teacher.model_, ValueModel) and teacher.continuation_ is None and config.pessimism == 0:
         vm = teacher.model_
     else:
         # distil the teacher into one compact regressor per action (what the scorer evaluates), each
@@ -761,6 +850,16 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
         X2 = pd.concat([X, X], ignore_index=True)
         C2 = pd.concat([ctx, ctx_other], ignore_index=True)
         ev_teacher = teacher.predict(X2, C2)
+        if config.pessimism > 0:
+            ev_teacher, gain_sd = pessimistic_target(
+                ev_teacher, np.stack([t.predict(X2, C2) for t in fold_teachers[1]]), config.pessimism)
+            penalty = np.column_stack([np.zeros(len(X)), config.pessimism * gain_sd[:len(X)]])  # rows of X, own context
+            evaluation["pessimism"] = {
+                "k": float(config.pessimism), "folds": config.guard_folds,
+                "mean_gain_sd": round(float(gain_sd.mean()), 6),
+                "mean_gain_sd_by_channel": {c: round(float(v), 6) for c, v in zip(policy.actions[1:], gain_sd.mean(axis=0))}}
+            logger.info("pessimism k=%g: mean across-fold sd of the channels' gain over 'none' %.4g", config.pessimism,
+                        float(gain_sd.mean()))
         logger.info("distilling the value model (%d actions x %d trees) from %d rows", len(policy.actions),
                     config.value_n_estimators, len(X2))
         vm = ValueModel(**vm_params).fit(X2, C2, ev_teacher, actions=policy.actions)
@@ -787,13 +886,15 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
             policy = replace(policy, offer_margin=m)
     bar.update()
     bar.set_postfix_str("guard")
-    evaluation: dict[str, Any] = {}
     constant_action = None
     if config.guard is not False:
-        # after the margin is chosen: the guard tests the policy the bundle decides with
-        logger.info("guard: cross-fitting on %d folds", config.guard_folds)
+        # after the margin is chosen: the guard tests the policy the bundle decides with. The session
+        # target's fold teachers look ahead with the greedy policy, which depends on the margin: a
+        # margin changed by tune_margin needs them refitted; otherwise the ones fitted above serve.
+        refit = config.target == "session" and policy.offer_margin != teacher.policy.offer_margin
         g = _guard_evaluation(X, ctx, decisions, reward_logged, _Teacher(outcome, config, policy, cats), policy,
-                              config.guard_folds, config.random_state)
+                              config.guard_folds, config.random_state, fold_teachers=None if refit else fold_teachers,
+                              penalty=penalty)
         constant_action = _guard_decision(g, config)
         evaluation["guard"] = g
     bar.update()

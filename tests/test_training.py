@@ -626,3 +626,95 @@ def test_early_stopping_keeps_fewer_trees_and_the_bundle_holds_them(sim, tmp_pat
     assert "early_stopping_rounds" not in json.dumps(back.channel_model.get_params())
     with pytest.raises(ConfigError, match="early_stopping_rounds"):
         TrainConfig(early_stopping_rounds=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared fold teachers and pessimism under uncertainty
+# ---------------------------------------------------------------------------------------------
+#: Configs whose bundles the fixture ``train_before_shared_folds.json`` holds, as trained by the code
+#: before the fold teachers were shared (commit cdb5a07, by ``_bundle_facts`` on ``simulate(1500, seed=1)``).
+REFACTOR_CONFIGS = {"default": dict(n_estimators=20, offer_n_estimators=10, value_n_estimators=20, guard="warn"),
+                    "session": dict(n_estimators=10, offer_n_estimators=5, value_n_estimators=10, guard="warn",
+                                    target="session", target_iterations=1)}
+
+
+def _bundle_facts(sim, overrides: dict) -> tuple[dict, ModelSet]:
+    """The value model's predictions at every 25th decision point and the guard's figures."""
+    import warnings
+
+    from nextchannel.features import features_many
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ms = train(decisions=sim.decisions, events=sim.events, customers=sim.customers, contacts=sim.contacts,
+                   config=TrainConfig(**overrides))
+    d = sim.decisions.iloc[::25]
+    X = features_many(d[["session_id", "ts", "customer_id"]], events=sim.events, customers=sim.customers,
+                      contacts=sim.contacts, with_profile=True, profile_config=ms.profile_config)[list(ms.feature_names)]
+    ev = ms.value_model.predict(X, context_frame(d, ms.policy.channels))
+    return {"value_model_ev": ev.tolist(), "guard": ms.evaluation["guard"]}, ms
+
+
+@pytest.fixture(scope="module")
+def before_shared_folds() -> dict:
+    return json.loads((pathlib.Path(__file__).parent / "fixtures" / "train_before_shared_folds.json").read_text())
+
+
+@pytest.mark.parametrize("name", list(REFACTOR_CONFIGS))
+def test_shared_fold_teachers_leave_the_default_bundle_unchanged(sim, before_shared_folds, name) -> None:
+    """pessimism=0 (the default) with the fold teachers fitted once for guard and pessimism: the same value
+    model and the same guard figures as before the refactor, to the last bit (one-step and session target)."""
+    facts, ms = _bundle_facts(sim, REFACTOR_CONFIGS[name])
+    assert ms.meta["train_config"]["pessimism"] == 0.0 and "pessimism" not in ms.evaluation
+    assert np.array_equal(np.array(facts["value_model_ev"]), np.array(before_shared_folds[name]["value_model_ev"]))
+    assert facts["guard"] == before_shared_folds[name]["guard"]
+
+
+def test_pessimistic_target_lowers_channel_values_where_folds_disagree() -> None:
+    from nextchannel.training import pessimistic_target
+
+    rng = np.random.default_rng(0)
+    ev = rng.normal(size=(50, 4))
+    folds = np.repeat(ev[None], 3, axis=0)
+    folds[:, :, 2] += np.array([-0.3, 0.0, 0.3])[:, None]          # channel 2's gain: sd 0.3 over the folds
+    folds[:, :10, 0] += np.array([0.2, 0.0, -0.2])[:, None]        # "none" itself uncertain on 10 rows
+    target, sd = pessimistic_target(ev, folds, 2.0)
+    assert np.array_equal(target[:, 0], ev[:, 0])                   # "none" unchanged
+    assert np.allclose(sd[10:, 1], 0.3) and np.allclose(target[10:, 2], ev[10:, 2] - 0.6)
+    assert np.allclose(target[10:, [1, 3]], ev[10:, [1, 3]])       # folds agree: unchanged
+    assert (target[:10, [1, 3]] < ev[:10, [1, 3]] - 0.1).all()     # the gain over an uncertain "none" is uncertain
+    same, _ = pessimistic_target(ev, folds, 0.0)
+    assert same is ev
+
+
+def test_pessimism_lowers_the_distilled_channel_values_and_records_its_figures(sim, before_shared_folds, tmp_path,
+                                                                               monkeypatch, capsys) -> None:
+    """The value model learns channel EVs minus k x sd; "none" is distilled from the same target as without;
+    the guard tests the pessimistic policy on the same fold teachers, fitted once (1 + folds teacher fits)."""
+    from nextchannel import training
+    from nextchannel.cli import main as cli_main
+
+    fits = []
+    real_fit = training._Teacher.fit
+    monkeypatch.setattr(training._Teacher, "fit", lambda self, *a, **kw: fits.append(1) or real_fit(self, *a, **kw))
+    facts, ms = _bundle_facts(sim, {**REFACTOR_CONFIGS["default"], "pessimism": 2.0})
+    assert len(fits) == 1 + ms.meta["train_config"]["guard_folds"]
+    ev, ev0 = np.array(facts["value_model_ev"]), np.array(before_shared_folds["default"]["value_model_ev"])
+    assert np.array_equal(ev[:, 0], ev0[:, 0])
+    assert (ev[:, 1:] - ev0[:, 1:]).mean() < -0.05
+    p = ms.evaluation["pessimism"]
+    assert p["k"] == 2.0 and p["folds"] == 3 and p["mean_gain_sd"] > 0
+    assert set(p["mean_gain_sd_by_channel"]) == set(ms.actions[1:])
+    g, g0 = ms.evaluation["guard"], before_shared_folds["default"]["guard"]
+    assert g["learned_offer_rate"] < g0["learned_offer_rate"]          # the pessimistic policy offers less
+    assert g["values"]["none"] == g0["values"]["none"]                  # same folds, same reward model
+    ms.save(tmp_path / "b")
+    assert cli_main(["verify", str(tmp_path / "b")]) == 0
+    assert "evaluation pessimism.k: 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", [-0.5, float("nan"), float("inf"), True, "1"])
+def test_pessimism_must_be_a_finite_number_at_least_0(bad) -> None:
+    with pytest.raises(ConfigError, match=r"pessimism must be a finite number >= 0, got " + __import__("re").escape(repr(bad))):
+        TrainConfig(pessimism=bad)
+    assert TrainConfig.from_json(TrainConfig(pessimism=1.5).to_json()).pessimism == 1.5
