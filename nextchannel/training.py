@@ -644,7 +644,10 @@ def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFram
     best = max(policy.actions, key=lambda a: values[a]["value"])
     logs = pd.DataFrame({"action": decisions["action"].to_numpy(), "propensity": prop, "reward": reward})
     c = compare(logs, champion=constants[best], challenger=learned, actions=policy.actions, reward_hat=q, estimator="dr", ci=0.95)
-    clipped = _clipped_dr_difference(reward, codes, prop, learned, constants[best], q, GUARD_MAX_WEIGHT)
+    # the same paired DR with the importance weights clipped (less variance, biased toward q's own values)
+    cc = compare(logs, champion=constants[best], challenger=learned, actions=policy.actions, reward_hat=q,
+                 estimator="dr", ci=0.95, max_weight=GUARD_MAX_WEIGHT)
+    clipped = {"difference": cc.difference, "low": cc.low, "high": cc.high, "max_weight": float(GUARD_MAX_WEIGHT)}
     keeps = {"not_below": c.difference >= 0, "better": c.verdict == "better", "not_worse": c.verdict != "worse",
              "clipped_not_below": clipped["difference"] >= 0}
     return {"estimator": "dr", "folds": folds, "ci": 0.95, "rows": int(len(X)),
@@ -656,28 +659,6 @@ def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFram
             "verdict": c.verdict, "learned_offer_rate": round(float((learned[:, 0] == 0).mean()), 6),
             "offer_margin": float(policy.offer_margin),
             "keeps_learned": {r: bool(k_) for r, k_ in keeps.items()}}
-
-
-def _clipped_dr_difference(reward: np.ndarray, action: np.ndarray, propensity: np.ndarray, challenger: np.ndarray,
-                           champion: np.ndarray, q: np.ndarray, max_weight: float) -> dict[str, float]:
-    """DR estimate of challenger − champion (deterministic policies) with importance weights clipped.
-
-    Per round ``q(x, π(x)) + min(1[a = π(x)] / p, max_weight) · (r − q(x, a))`` for each policy; the
-    mean of the per-round differences and its normal 95% interval. Clipping trades the variance of
-    rarely logged actions for a bias toward the reward model's own (direct-method) estimate.
-    """
-    idx = np.arange(len(reward))
-    resid = reward - q[idx, action]
-    w = np.minimum(1.0 / propensity, max_weight)
-
-    def rounds(pi: np.ndarray) -> np.ndarray:
-        a = pi.argmax(axis=1)
-        return q[idx, a] + (a == action) * w * resid
-
-    d = rounds(challenger) - rounds(champion)
-    diff = float(d.mean())
-    half = 1.959963984540054 * float(d.std(ddof=1)) / float(np.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return {"difference": diff, "low": diff - half, "high": diff + half, "max_weight": float(max_weight)}
 
 
 def _guard_decision(g: dict[str, Any], config: TrainConfig) -> str | None:

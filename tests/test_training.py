@@ -535,28 +535,6 @@ def test_the_guard_tests_the_tuned_margin(guard_logs, monkeypatch):
     assert ms.evaluation["guard"]["offer_margin"] == 0.5
 
 
-def test_clipped_dr_difference_without_clipping_is_the_dr_difference():
-    """With no weight above the clip, the clipped estimate is compare()'s DR difference; clipping only
-    shrinks the importance-weighted correction."""
-    from nextchannel.evaluate import compare
-    from nextchannel.training import _clipped_dr_difference, _onehot
-
-    rng = np.random.default_rng(3)
-    n, k = 2000, 3
-    action = rng.integers(0, k, n)
-    prop = rng.choice([0.05, 0.3, 0.65], n)
-    q = rng.normal(size=(n, k))
-    reward = q[np.arange(n), action] + rng.normal(size=n)
-    ch, cp = _onehot(rng.integers(0, k, n), k), _onehot(np.zeros(n, dtype=int), k)
-    logs = pd.DataFrame({"action": np.array(["a", "b", "c"])[action], "propensity": prop, "reward": reward})
-    c = compare(logs, champion=cp, challenger=ch, actions=["a", "b", "c"], reward_hat=q, estimator="dr")
-    full = _clipped_dr_difference(reward, action, prop, ch, cp, q, max_weight=1e9)
-    assert full["difference"] == pytest.approx(c.difference) and full["low"] == pytest.approx(c.low)
-    clipped = _clipped_dr_difference(reward, action, prop, ch, cp, q, max_weight=5.0)
-    assert clipped["difference"] != pytest.approx(c.difference)
-    assert clipped["high"] - clipped["low"] < full["high"] - full["low"]
-
-
 @pytest.mark.parametrize("bad", ["significant", "", None, True, ["better"]])
 def test_guard_rule_must_be_known(bad):
     with pytest.raises(ConfigError, match=r"guard_rule must be one of \['not_below', 'better', 'not_worse', "
