@@ -75,7 +75,7 @@ from nextchannel.policy import PolicyConfig, eligibility_frame, expected_values,
 from nextchannel.profile import ProfileConfig
 
 __all__ = ["TrainConfig", "train", "logged_reward", "context_frame", "select_margin", "next_decision", "session_reward",
-           "pessimistic_target", "bagged_target",
+           "pessimistic_target",
            "REQUIRED_DECISION_COLUMNS", "KNOWN_DECISION_COLUMNS", "MARGIN_GRID", "GUARD_RULES", "GUARD_MAX_WEIGHT"]
 
 #: The guard's rules: when :func:`train` keeps the learned policy against the best constant action,
@@ -193,23 +193,6 @@ class TrainConfig:
         more than noise, so it is not the default (at 10k and 60k likewise: closed loop up, not
         significantly per log, one-step down). The penalty removes good offers to visitors in need
         with the needless ones; the guard's DR estimate cannot choose k (it values one step).
-    bagging : int, default 0
-        Less noise in the values the value model is distilled from, without shifting them: with
-        ``bagging = K >= 2`` the distillation target is the average of the full teacher's expected
-        values and those of ``K`` fold teachers, each fitted on the other ``K − 1`` folds of the
-        sessions (:func:`bagged_target`). ``K == guard_folds`` reuses the guard's fold teachers (no
-        extra fit when the guard or ``pessimism`` is on); another ``K`` fits its own. The averaged
-        values feed ``pessimism`` too (then its penalty is taken off them). The guard still values
-        the policy of each fold's single held-out teacher (a cross-fitted bagged teacher would
-        need nested folds). The scorer, the bundle format and the per-request cost stay the same;
-        the model set's ``evaluation["bagging"]`` records ``K``. 0 (the default): the value model is
-        exactly that without the option. Measured on the simulator (``benchmarks/learning_curve.py``,
-        README issue 9, "A bagged teacher"; three 20k training logs, margin 0.25): K = 3 and 5 lowered
-        the bias where the weak logs offer only part of the way (+0.98 / +1.08 to +0.60–0.85), left the
-        closed-loop mean unchanged within noise (0.33 → 0.30 / 0.34, no paired difference significant)
-        and lowered the one-step ratio on every log (mean 0.63 → 0.59 / 0.57): the overestimate is
-        mostly shared by all the teachers (the latent need averaged over visitors who look alike), not
-        fit-to-fit noise. Not the default; kept so the figures can be re-run.
     random_state : int, default 0
     n_jobs : int, default 1
 
@@ -242,7 +225,6 @@ class TrainConfig:
     continuation: str = "greedy"
     discount: float = 1.0
     pessimism: float = 0.0
-    bagging: int = 0
     random_state: int = 0
     n_jobs: int = 1
 
@@ -282,8 +264,6 @@ class TrainConfig:
         if isinstance(self.pessimism, bool) or not (isinstance(self.pessimism, (int, float))
                                                     and np.isfinite(self.pessimism) and self.pessimism >= 0):
             raise ConfigError(f"pessimism must be a finite number >= 0, got {self.pessimism!r}")
-        if isinstance(self.bagging, bool) or not isinstance(self.bagging, int) or self.bagging < 0 or self.bagging == 1:
-            raise ConfigError(f"bagging must be 0 (off) or an integer >= 2 (fold teachers averaged), got {self.bagging!r}")
         if isinstance(self.guard_folds, bool) or not isinstance(self.guard_folds, int) or self.guard_folds < 2:
             raise ConfigError(f"guard_folds must be an integer >= 2, got {self.guard_folds!r}")
         if not isinstance(self.guard_rule, str) or self.guard_rule not in GUARD_RULES:
@@ -628,30 +608,6 @@ def pessimistic_target(ev: np.ndarray, fold_ev: np.ndarray, k: float) -> tuple[n
     return target, gain_sd
 
 
-def bagged_target(ev: np.ndarray, fold_ev: np.ndarray) -> np.ndarray:
-    """The full teacher's values averaged with its fold teachers' (equal weights).
-
-    Parameters
-    ----------
-    ev : ndarray, shape (n_rows, n_actions)
-        The full teacher's values.
-    fold_ev : ndarray, shape (n_folds, n_rows, n_actions)
-        The same rows' values by each fold teacher.
-
-    Returns
-    -------
-    ndarray, shape (n_rows, n_actions)
-        ``(ev + Σ_f fold_ev[f]) / (1 + n_folds)``.
-
-    Examples
-    --------
-    >>> ev = np.array([[1.0, 2.0]])
-    >>> bagged_target(ev, np.array([[[1.0, 1.0]], [[1.0, 1.5]]])).tolist()
-    [[1.0, 1.5]]
-    """
-    return (ev + fold_ev.sum(axis=0)) / (1 + len(fold_ev))
-
-
 def _guard_evaluation(X: pd.DataFrame, ctx: pd.DataFrame, decisions: pd.DataFrame, reward: np.ndarray,
                       teacher: _Teacher, policy: PolicyConfig, folds: int, seed: int,
                       fold_teachers: tuple[np.ndarray, list[_Teacher]] | None = None,
@@ -864,15 +820,7 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
                      categorical_features=cats, random_state=config.random_state, n_jobs=config.n_jobs)
     evaluation: dict[str, Any] = {}
     penalty = None
-    bag_teachers = None
-    if config.bagging:
-        if fold_teachers is not None and config.bagging == config.guard_folds:
-            bag_teachers = fold_teachers[1]
-        else:
-            logger.info("fitting %d fold teachers for the bagged value target", config.bagging)
-            bag_teachers = _fit_fold_teachers(X, ctx, decisions, reward, teacher, config.bagging, config.random_state)[1]
-    if isinstance(teacher.model_, ValueModel) and teacher.continuation_ is None and config.pessimism == 0 \
-            and not config.bagging:
+    if isinstance(teacher.model_, ValueModel) and teacher.continuation_ is None and config.pessimism == 0:
         vm = teacher.model_
     else:
         # distil the teacher into one compact regressor per action (what the scorer evaluates), each
@@ -883,15 +831,9 @@ def train(decisions: pd.DataFrame, *, events: pd.DataFrame | None = None, custom
         X2 = pd.concat([X, X], ignore_index=True)
         C2 = pd.concat([ctx, ctx_other], ignore_index=True)
         ev_teacher = teacher.predict(X2, C2)
-        fold_ev = np.stack([t.predict(X2, C2) for t in fold_teachers[1]]) if config.pessimism > 0 else None
-        if bag_teachers is not None:
-            bag_ev = fold_ev if fold_ev is not None and bag_teachers is fold_teachers[1] else \
-                np.stack([t.predict(X2, C2) for t in bag_teachers])
-            ev_teacher = bagged_target(ev_teacher, bag_ev)
-            evaluation["bagging"] = {"folds": config.bagging, "teachers": 1 + config.bagging}
-            logger.info("bagged value target: the full teacher averaged with %d fold teachers", config.bagging)
         if config.pessimism > 0:
-            ev_teacher, gain_sd = pessimistic_target(ev_teacher, fold_ev, config.pessimism)
+            ev_teacher, gain_sd = pessimistic_target(
+                ev_teacher, np.stack([t.predict(X2, C2) for t in fold_teachers[1]]), config.pessimism)
             penalty = np.column_stack([np.zeros(len(X)), config.pessimism * gain_sd[:len(X)]])  # rows of X, own context
             evaluation["pessimism"] = {
                 "k": float(config.pessimism), "folds": config.guard_folds,
