@@ -169,6 +169,11 @@ def curse_summary(rows: list[dict]) -> list[str]:
             lines.append(f"      offer rate by segment (bias, needless share): {seg}")
             lines.append(f"      bias where it offers to visitors who needed no help {r['gain_bias_offered_needless']:+.3f}, "
                          f"who needed help {r['gain_bias_offered_needed']:+.3f}")
+        if "fi_gain_bias_offered" in r:
+            lines.append(f"      full-information learner (true values, same features): offers {r['fi_offer_rate_fresh']:.3f}, "
+                         f"needless {r['fi_needless_share_fresh']:.3f}; bias where it offers {r['fi_gain_bias_offered']:+.3f} "
+                         f"(needed no help {r['fi_gain_bias_offered_needless']:+.3f}, needed help "
+                         f"{r['fi_gain_bias_offered_needed']:+.3f}), over every point and channel {r['fi_gain_bias_all']:+.3f}")
         d = r.get("closed_minus_first_variant")
         if d:
             lines.append(f"      closed-loop value per session minus {r['first_variant']}'s: {d['difference']:+.4f} "
@@ -324,7 +329,12 @@ def main() -> None:
         first = sets[variants[0][0]]
         fi = full_information_model_set(first, tr, policy=pol)   # margin 0, whatever the variants
         full = deployable(fi)
-        v1_f = one_step_value(full, te)
+        fi_acts = one_step_actions(full, te)
+        v1_f = one_step_value(full, te, fi_acts)
+        # the same test for the full-information learner (true values, same features): the part of the
+        # bias that any model of these features has, e.g. the latent need averaged over look-alike visitors
+        fi_curse = gain_bias(fi, te, fi_acts, *model_inputs(fi, te))
+        fi_curse = {f"fi_{k}": v for k, v in fi_curse.items() if not isinstance(v, dict)}
         cl, per_session = None, {}
         if args.closed_loop_sessions:
             live = {k: v for k, v in learned.items() if own[k].get("closed_loop", True)}
@@ -373,7 +383,7 @@ def main() -> None:
                    "closed_rule": c("value", "trigger rule"),
                    "needless_share_rule": c("needless_offer_share", "trigger rule"),
                    "offers_per_session_learned": c("offers_per_session"),
-                   **curse, "pessimism": ms.evaluation.get("pessimism"),
+                   **curse, **fi_curse, "pessimism": ms.evaluation.get("pessimism"),
                    "closed_minus_first_variant": vs_first, "first_variant": variants[0][0],
                    "train_config": tcfg.to_dict()}
             print(f"n={n:>7,d} {name}: trained {row['train_s']:6.0f} s  one-step learned/full-info "
