@@ -248,7 +248,8 @@ def _loop(args: argparse.Namespace) -> int:
 
     import dataclasses
 
-    from nextchannel.learning_loop import DEFAULT_EXPLORE_SCHEDULE, run_learning_loop
+    from nextchannel.learning_loop import (DEFAULT_EXPLORE_SCHEDULE, FIXED_EPSILON, FIXED_EXPLORE_FLOOR,
+                                           run_learning_loop)
     from nextchannel.plots import plot_learning_loop
     from nextchannel.policy import PolicyConfig
     from nextchannel.simulation import SimConfig
@@ -272,15 +273,16 @@ def _loop(args: argparse.Namespace) -> int:
     if schedule is not None and (args.epsilon is not None or args.explore_floor is not None):
         raise _UsageError("--epsilon and --explore-floor set the fixed exploration: add --explore-schedule none "
                           "(the default is a schedule of exploration shares by week)")
-    by_week = "by week: " + ",".join(f"{x:g}" for x in schedule) if schedule is not None else ""
+    if schedule is not None:
+        floor = eps = "by week: " + ",".join(f"{x:g}" for x in schedule)
+    else:
+        floor = f"{FIXED_EXPLORE_FLOOR if args.explore_floor is None else args.explore_floor:g}"
+        eps = f"{FIXED_EPSILON if args.epsilon is None else args.epsilon:g}"
+    how = f"softmax exploration (temperature {args.temperature:g}, floor {floor})" if args.exploration == "softmax" \
+        else f"epsilon {eps}"
     print(f"learning loop: {args.weeks} weeks x {args.sessions:,} sessions of the {args.world} world (seed {args.seed}); "
-          f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with "
-          + (f"softmax exploration (temperature {args.temperature:g}, floor "
-             + (f"{0.02 if args.explore_floor is None else args.explore_floor:g})" if schedule is None
-                else by_week + ")")
-             if args.exploration == "softmax"
-             else f"epsilon {(0.1 if args.epsilon is None else args.epsilon) if schedule is None else by_week}")
-          + f"; {args.gate} gate" + (" and train()'s guard" if args.guard else "") + f"; value target {tcfg.target}")
+          f"week 1 logged by the trigger rule with exploration, then retrain -> gate -> deploy with {how}; "
+          f"{args.gate} gate" + (" and train()'s guard" if args.guard else "") + f"; value target {tcfg.target}")
     pol = dataclasses.replace(PolicyConfig.from_sim(cfg), offer_margin=args.offer_margin) \
         if args.offer_margin is not None else None
     loop = run_learning_loop(args.weeks, args.sessions, seed=args.seed, config=cfg, train_config=tcfg, policy=pol,

@@ -172,6 +172,7 @@ def _check_max_weight(max_weight: float | None) -> None:
 def _validate_rounds(reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: ArrayLike,
                      reward_hat: ArrayLike | None = None, need_hat: bool = False,
                      max_weight: float | None = None) -> _Rounds:
+    _check_max_weight(max_weight)
     reward = _float_array(reward, "reward", 1)
     n = reward.shape[0]
     if n == 0:
@@ -385,7 +386,6 @@ def _estimates(names: Sequence[str], rounds: _Rounds, ci: float | None, ci_metho
 def _one(name: str, reward: ArrayLike, action: ArrayLike, propensity: ArrayLike, target: ArrayLike,
          reward_hat: ArrayLike | None, ci: float | None, ci_method: str, n_bootstrap: int,
          random_state: int | np.random.Generator | None, max_weight: float | None = None) -> Estimate:
-    _check_max_weight(max_weight)
     rounds = _validate_rounds(reward, action, propensity, target, reward_hat, need_hat=ESTIMATORS[name][1],
                               max_weight=max_weight)
     return _estimates([name], rounds, ci, ci_method, n_bootstrap, random_state)[0]
@@ -928,7 +928,6 @@ def compare(logs: pd.DataFrame, *, champion: Any, challenger: Any, actions: Sequ
     if isinstance(min_effect, bool) or not isinstance(min_effect, (int, float, np.integer, np.floating)) \
             or not math.isfinite(float(min_effect)) or float(min_effect) < 0:
         raise ValidationError(f"min_effect must be a finite number >= 0, got {min_effect!r}")
-    _check_max_weight(max_weight)
     need_hat = ESTIMATORS[estimator][1]
     if need_hat and reward_hat is None:
         raise ValidationError(

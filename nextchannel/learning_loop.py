@@ -63,7 +63,8 @@ from nextchannel.schema import PAGE_TYPES
 from nextchannel.simulation import SimConfig, SimResult, simulate
 from nextchannel.training import TrainConfig, context_frame, session_reward, train
 
-__all__ = ["DEFAULT_EXPLORE_SCHEDULE", "LoopResult", "run_learning_loop", "WEEK_COLUMNS"]
+__all__ = ["DEFAULT_EXPLORE_SCHEDULE", "FIXED_EPSILON", "FIXED_EXPLORE_FLOOR", "LoopResult", "run_learning_loop",
+           "WEEK_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ _WEEK_S = 7 * 86400.0
 #: logs grow. Measured against the fixed exploration it replaced (README, issue 9, "The learning loop over
 #: weeks"; ``benchmarks/loop_weeks.py``).
 DEFAULT_EXPLORE_SCHEDULE: tuple[float, ...] = (0.3, 0.3, 0.2, 0.1, 0.05, 0.02)
+#: The fixed exploration (``explore_schedule=None``) when ``epsilon`` / ``explore_floor`` are not given.
+FIXED_EPSILON: float = 0.1
+FIXED_EXPLORE_FLOOR: float = 0.02
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,8 +317,8 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
         raise ConfigError(f"{', '.join(fixed_given)} cannot be combined with explore_schedule (the schedule sets "
                           f"every week's exploration share); pass explore_schedule=None for the fixed exploration, "
                           f"got explore_schedule={explore_schedule!r}")
-    epsilon = 0.1 if epsilon is None else epsilon
-    explore_floor = 0.02 if explore_floor is None else explore_floor
+    epsilon = FIXED_EPSILON if epsilon is None else epsilon
+    explore_floor = FIXED_EXPLORE_FLOOR if explore_floor is None else explore_floor
     if not 0 < gate_share < 1:
         raise ConfigError(f"gate_share must be in (0, 1), got {gate_share!r}")
     if not 0 <= epsilon <= 1:
@@ -336,9 +340,8 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
     parts: list[SimResult] = []
     rows, ref_rows, deployed_sets = [], [], []
     champion: ModelSet | None = None
-    gate_mode = gate
     champion_weeks = 0   # weeks of logs the champion was trained on: the gate compares on the later ones
-    gate = {"gate": "first week", "gate_difference": math.nan, "gate_low": math.nan, "gate_high": math.nan,
+    gate_row = {"gate": "first week", "gate_difference": math.nan, "gate_low": math.nan, "gate_high": math.nan,
             "gate_sessions": 0, "train_sessions": 0, "guard_fallbacks": 0}
     for week in range(1, n_weeks + 1):
         wcfg = _week_config(cfg, week)
@@ -349,14 +352,14 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
         else:
             rule_eps, floor, eps = eps1 if week == 1 else epsilon, explore_floor, epsilon
         if week > 1:
-            gate, challenger = _retrain_and_gate(_pool(parts), cfg, pol, tcfg, champion, champion_weeks + 1,
-                                                 gate_mode, gate_folds, gate_share, min_effect, offer_rate_ratio,
-                                                 compare, seed)
+            gate_row, challenger = _retrain_and_gate(_pool(parts), cfg, pol, tcfg, champion, champion_weeks + 1,
+                                                     gate, gate_folds, gate_share, min_effect, offer_rate_ratio,
+                                                     compare, seed)
             if challenger is not None:
                 # the policy replaced, greedy on the same visitors: did publishing make the week worse?
                 replaced = simulate(sessions_per_week, seed=wseed, config=wcfg,
                                     policy="rule" if champion is None else Scorer(champion, n_reasons=0))
-                gate["replaced_value"] = _session_stats(replaced)["value"]
+                gate_row["replaced_value"] = _session_stats(replaced)["value"]
                 champion, champion_weeks = challenger, week - 1
                 if root is not None:
                     champion.save(Path(root) / f"week-{week}", overwrite=True)
@@ -381,7 +384,7 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
         rows.append({"week": week, "deployed": name, "model_version": version, **stats, "greedy_value": g["value"],
                      "replaced_value": math.nan,
                      "explore_share": rule_eps if champion is None else floor if exploration == "softmax" else eps,
-                     "exploration_cost": g["value"] - stats["value"], **gate})
+                     "exploration_cost": g["value"] - stats["value"], **gate_row})
         parts.append(_prefixed(live, week))
         ref_row = {"week": week}
         for rname, rpol in refs.items():
@@ -389,7 +392,7 @@ def run_learning_loop(n_weeks: int = 8, sessions_per_week: int = 10_000, *, seed
             ref_row[rname] = _session_stats(simulate(sessions_per_week, seed=wseed, config=wcfg, policy=p))["value"] \
                 if p is not None else math.nan
         ref_rows.append(ref_row)
-        logger.info("week %d: %s, value %.4f, gate %s", week, name, stats["value"], gate["gate"])
+        logger.info("week %d: %s, value %.4f, gate %s", week, name, stats["value"], gate_row["gate"])
     weeks = pd.DataFrame(rows)[list(WEEK_COLUMNS)]
     return LoopResult(weeks=weeks, model_sets=deployed_sets, references=pd.DataFrame(ref_rows), logs=_pool(parts))
 
